@@ -1,0 +1,69 @@
+"""Shared fixtures: a moto server on 127.0.0.1 for the session, wiped before each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from aiobotocore.session import AioSession, get_session
+
+from versioned_async import Repository
+from versioned_async.testing import MotoServer, fake_aws_environment
+
+# Before anything creates a client: fake credentials, no ~/.aws, no instance metadata.
+os.environ.update(fake_aws_environment())
+for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+    os.environ.pop(_var, None)
+
+REGION = "us-east-1"
+BUCKET = "test-artifacts"
+TABLE = "test-versioned-artifacts"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def endpoint_url(moto_server: MotoServer) -> str:
+    """The moto endpoint, wiped clean for this test."""
+    moto_server.reset()
+    return moto_server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def aio_session() -> AioSession:
+    """One session for every client: service models load once (~75 ms saved per client)."""
+    return get_session()
+
+
+RepoFactory = Callable[..., Repository]
+
+
+@pytest.fixture
+def make_repo(endpoint_url: str, aio_session: AioSession) -> RepoFactory:
+    """Build (unopened) repositories on the test's moto server."""
+
+    def make(**kwargs: object) -> Repository:
+        settings: dict[str, object] = {
+            "aws_region": REGION,
+            "s3_bucket": BUCKET,
+            "dynamodb_table_name": TABLE,
+            "endpoint_url": endpoint_url,
+            "session": aio_session,
+        }
+        settings.update(kwargs)
+        return Repository(**settings)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def repo(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+    """An open, bootstrapped repository on an empty moto server."""
+    async with make_repo() as repository:
+        await repository.bootstrap()
+        yield repository

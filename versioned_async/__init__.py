@@ -1,0 +1,13 @@
+"""versioned_async: an asyncio SDK for versioned binary artifacts in S3 + DynamoDB.
+
+The repository layout is that of the `versioned` 1.0 library, so both can work
+on one repository at the same time.
+"""
+
+from . import exc
+from ._layout import LATEST
+from ._version import __version__
+from .models import Alias, Artifact
+from .repository import Repository
+
+__all__ = ["LATEST", "Alias", "Artifact", "Repository", "__version__", "exc"]

@@ -1,0 +1,458 @@
+"""The S3 and DynamoDB calls: a thin adapter over two aiobotocore clients.
+
+It knows the AWS APIs and nothing of artifacts beyond keys and items. All
+botocore errors become :mod:`versioned_async.exc` errors here, in
+:func:`aws_errors`, the one place that knows AWS error codes. Expected
+outcomes (a missing object, a failed condition) are return values, not
+exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+import botocore.exceptions as bce
+
+from . import _layout
+from .exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
+
+log = logging.getLogger("versioned_async")
+
+Item = dict[str, dict[str, Any]]
+
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "TransactionInProgressException",
+    }
+)
+_NETWORK_ERRORS = (
+    bce.EndpointConnectionError,
+    bce.ConnectTimeoutError,
+    bce.ReadTimeoutError,
+    bce.ConnectionClosedError,
+    bce.HTTPClientError,
+    bce.ConnectionError,
+)
+
+
+def error_code(err: bce.ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Translate botocore errors raised inside into the library's error tree."""
+    try:
+        yield
+    except bce.ClientError as err:
+        code = error_code(err)
+        op = getattr(err, "operation_name", None)
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in ("NoSuchBucket", "ResourceNotFoundException"):
+            raise RepositoryNotFoundError(
+                f"{what}: {err.response['Error'].get('Message', code)}; "
+                "create the repository with `await repo.bootstrap()`"
+            ) from err
+        if code in _UNAVAILABLE_CODES or status >= 500:
+            raise BackendUnavailableError(
+                f"{what}: AWS kept failing with {code or status} after retries; retry later",
+                code=code,
+                operation=op,
+            ) from err
+        raise BackendError(f"{what}: {err}", code=code, operation=op) from err
+    except _NETWORK_ERRORS as err:
+        raise BackendUnavailableError(
+            f"{what}: could not reach AWS ({err}); check the endpoint and network, then retry"
+        ) from err
+    except bce.NoCredentialsError as err:
+        raise BackendError(
+            f"{what}: no AWS credentials found; configure them as for the AWS CLI "
+            "(environment variables, ~/.aws, or an instance role)"
+        ) from err
+    except bce.BotoCoreError as err:
+        raise BackendError(f"{what}: {err}") from err
+
+
+@attrs.frozen
+class ObjectInfo:
+    """What HeadObject/GetObject tell about an object, with our metadata split out."""
+
+    sha256: str | None
+    metadata: dict[str, str]
+    last_modified: datetime
+    size: int
+    content_type: str | None
+    etag: str
+
+    @classmethod
+    def from_response(cls, resp: Mapping[str, Any]) -> ObjectInfo:
+        raw_meta: dict[str, str] = dict(resp.get("Metadata") or {})
+        sha = raw_meta.pop(_layout.META_SHA256, None)
+        raw_meta.pop(_layout.META_NAME, None)
+        content_type = resp.get("ContentType")
+        return cls(
+            sha256=sha,
+            metadata=raw_meta,
+            last_modified=resp["LastModified"].astimezone(timezone.utc),
+            size=int(resp.get("ContentLength", 0)),
+            content_type=None if content_type in (None, "binary/octet-stream") else content_type,
+            etag=str(resp.get("ETag", "")),
+        )
+
+
+class AwsBackend:
+    """S3 objects in one bucket and items in one DynamoDB table."""
+
+    def __init__(self, s3: Any, dynamodb: Any, bucket: str, table: str) -> None:
+        self.s3 = s3
+        self.dynamodb = dynamodb
+        self.bucket = bucket
+        self.table = table
+
+    # -- S3 ----------------------------------------------------------------------
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        """The object's info, or ``None`` when it does not exist."""
+        with aws_errors(f"HeadObject s3://{self.bucket}/{key}"):
+            try:
+                resp = await self.s3.head_object(Bucket=self.bucket, Key=key)
+            except bce.ClientError as err:
+                if error_code(err) in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+        return ObjectInfo.from_response(resp)
+
+    async def put_object(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        content_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> str:
+        """Upload ``body``; returns the ETag."""
+        kwargs: dict[str, Any] = {"Metadata": dict(metadata)}
+        if content_type is not None:
+            kwargs["ContentType"] = content_type
+        if tags:
+            kwargs["Tagging"] = "&".join(
+                f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()
+            )
+        with aws_errors(f"PutObject s3://{self.bucket}/{key}"):
+            resp = await self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)
+        return str(resp.get("ETag", ""))
+
+    async def copy_object(self, src_key: str, dst_key: str) -> bool:
+        """Server-side copy with metadata; ``False`` when the source does not exist."""
+        with aws_errors(f"CopyObject s3://{self.bucket}/{src_key} to {dst_key}"):
+            try:
+                await self.s3.copy_object(
+                    Bucket=self.bucket,
+                    Key=dst_key,
+                    CopySource={"Bucket": self.bucket, "Key": src_key},
+                    MetadataDirective="COPY",
+                    TaggingDirective="COPY",
+                )
+            except bce.ClientError as err:
+                if error_code(err) in ("NoSuchKey", "404"):
+                    return False
+                raise
+        return True
+
+    async def get_object(self, key: str) -> tuple[bytes, ObjectInfo] | None:
+        """The whole body and info, or ``None`` when the object does not exist."""
+        with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
+            try:
+                resp = await self.s3.get_object(Bucket=self.bucket, Key=key)
+            except bce.ClientError as err:
+                if error_code(err) in ("NoSuchKey", "404"):
+                    return None
+                raise
+            async with resp["Body"] as stream:
+                body: bytes = await stream.read()
+        return body, ObjectInfo.from_response(resp)
+
+    async def list_folders(self, prefix: str) -> list[str]:
+        """Names of the "folders" directly below ``prefix``."""
+        names: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        with aws_errors(f"ListObjectsV2 s3://{self.bucket}/{prefix}"):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                for common in page.get("CommonPrefixes", ()):
+                    names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+        return names
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; returns how many."""
+        deleted = 0
+        paginator = self.s3.get_paginator("list_objects_v2")
+        with aws_errors(f"delete s3://{self.bucket}/{prefix}*"):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", ())]
+                if not keys:
+                    continue
+                resp = await self.s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+                if errors := resp.get("Errors"):
+                    raise BackendError(
+                        f"could not delete {len(errors)} objects under {prefix!r}: {errors[0]}"
+                    )
+                deleted += len(keys)
+        return deleted
+
+    async def ensure_bucket(self, region: str | None) -> bool:
+        """Create the bucket unless it exists; ``True`` when it was created."""
+        with aws_errors(f"create bucket {self.bucket}"):
+            try:
+                await self.s3.head_bucket(Bucket=self.bucket)
+                return False
+            except bce.ClientError as err:
+                if error_code(err) not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+            kwargs: dict[str, Any] = {}
+            if region and region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                await self.s3.create_bucket(Bucket=self.bucket, **kwargs)
+            except bce.ClientError as err:
+                if error_code(err) in ("BucketAlreadyOwnedByYou",):
+                    return False
+                raise
+        log.info("created S3 bucket %s", self.bucket)
+        return True
+
+    # -- DynamoDB ------------------------------------------------------------------
+
+    async def get_item(self, pk: str, sk: str) -> Item | None:
+        with aws_errors(f"GetItem {self.table} {pk!r}/{sk!r}"):
+            resp = await self.dynamodb.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                ConsistentRead=True,
+            )
+        item: Item | None = resp.get("Item")
+        return item
+
+    async def put_item(
+        self,
+        item: Item,
+        condition: str | None = None,
+        values: Item | None = None,
+    ) -> bool:
+        """Write ``item``; ``False`` when ``condition`` did not hold (nothing written)."""
+        kwargs: dict[str, Any] = {}
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        return await self._conditional(
+            f"PutItem {self.table} {_key_text(item)}",
+            self.dynamodb.put_item(TableName=self.table, Item=item, **kwargs),
+        )
+
+    async def update_item(
+        self,
+        pk: str,
+        sk: str,
+        update: str,
+        condition: str | None = None,
+        values: Item | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Apply ``update``; ``False`` when ``condition`` did not hold (nothing written)."""
+        kwargs: dict[str, Any] = {"UpdateExpression": update}
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        return await self._conditional(
+            f"UpdateItem {self.table} {pk!r}/{sk!r}",
+            self.dynamodb.update_item(
+                TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, **kwargs
+            ),
+        )
+
+    async def delete_item(
+        self, pk: str, sk: str, condition: str | None = None, values: Item | None = None
+    ) -> bool:
+        kwargs: dict[str, Any] = {}
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        return await self._conditional(
+            f"DeleteItem {self.table} {pk!r}/{sk!r}",
+            self.dynamodb.delete_item(
+                TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, **kwargs
+            ),
+        )
+
+    async def transact_write(self, what: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
+        """TransactWriteItems; returns the cancellation reason code of each action
+        (``"None"`` for those that were fine) when the transaction was cancelled,
+        or ``[]`` when it was applied."""
+        for entry in items:
+            for action in entry.values():
+                action.setdefault("TableName", self.table)
+        with aws_errors(what):
+            try:
+                await self.dynamodb.transact_write_items(TransactItems=list(items))
+            except bce.ClientError as err:
+                if error_code(err) != "TransactionCanceledException":
+                    raise
+                reasons = err.response.get("CancellationReasons") or []
+                codes = [str(r.get("Code", "None")) for r in reasons]
+                if any(c not in ("None", "ConditionalCheckFailed") for c in codes):
+                    raise BackendUnavailableError(
+                        f"{what}: transaction cancelled ({', '.join(codes)}); retry",
+                        code="TransactionCanceledException",
+                    ) from err
+                return codes or ["ConditionalCheckFailed"]
+        return []
+
+    async def query(
+        self,
+        pk: str,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+        sk_between: tuple[str, str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Item]:
+        """Every item of partition ``pk`` (or the first ``limit``), following pages."""
+        condition = "pk = :pk"
+        values: Item = {":pk": {"S": pk}}
+        if sk_between is not None:
+            condition += " AND sk BETWEEN :lo AND :hi"
+            values[":lo"] = {"S": sk_between[0]}
+            values[":hi"] = {"S": sk_between[1]}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": not descending,
+            "ConsistentRead": True,
+        }
+        if page_size is not None or limit is not None:
+            kwargs["Limit"] = page_size or limit
+        returned = 0
+        with aws_errors(f"Query {self.table} pk={pk!r}"):
+            while True:
+                resp = await self.dynamodb.query(**kwargs)
+                for item in resp.get("Items", ()):
+                    yield item
+                    returned += 1
+                    if limit is not None and returned >= limit:
+                        return
+                if "LastEvaluatedKey" not in resp:
+                    return
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    async def scan_keys(self) -> AsyncIterator[Item]:
+        """The key of every item in the table."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "pk, sk",
+        }
+        with aws_errors(f"Scan {self.table}"):
+            while True:
+                resp = await self.dynamodb.scan(**kwargs)
+                for item in resp.get("Items", ()):
+                    yield item
+                if "LastEvaluatedKey" not in resp:
+                    return
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    async def batch_delete(self, keys: Sequence[Item]) -> None:
+        """Delete items by key, 25 per request, retrying what DynamoDB left unprocessed."""
+        for start in range(0, len(keys), 25):
+            pending: list[dict[str, Any]] = [
+                {"DeleteRequest": {"Key": {"pk": k["pk"], "sk": k["sk"]}}}
+                for k in keys[start : start + 25]
+            ]
+            with aws_errors(f"BatchWriteItem {self.table}"):
+                for _attempt in range(10):
+                    resp = await self.dynamodb.batch_write_item(
+                        RequestItems={self.table: pending}
+                    )
+                    pending = resp.get("UnprocessedItems", {}).get(self.table, [])
+                    if not pending:
+                        break
+                else:
+                    raise BackendUnavailableError(
+                        f"DynamoDB left {len(pending)} deletes unprocessed after 10 tries; retry"
+                    )
+
+    async def ensure_table(
+        self, read_capacity_units: int | None, write_capacity_units: int | None
+    ) -> bool:
+        """Create the table unless it exists and wait until it is active."""
+        with aws_errors(f"create table {self.table}"):
+            try:
+                await self.dynamodb.describe_table(TableName=self.table)
+                return False
+            except bce.ClientError as err:
+                if error_code(err) != "ResourceNotFoundException":
+                    raise
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+            }
+            if read_capacity_units is None:
+                kwargs["BillingMode"] = "PAY_PER_REQUEST"
+            else:
+                kwargs["BillingMode"] = "PROVISIONED"
+                kwargs["ProvisionedThroughput"] = {
+                    "ReadCapacityUnits": read_capacity_units,
+                    "WriteCapacityUnits": write_capacity_units,
+                }
+            try:
+                await self.dynamodb.create_table(**kwargs)
+            except bce.ClientError as err:
+                if error_code(err) != "ResourceInUseException":
+                    raise
+            waiter = self.dynamodb.get_waiter("table_exists")
+            await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        log.info("created DynamoDB table %s", self.table)
+        return True
+
+    async def _conditional(self, what: str, call: Any) -> bool:
+        with aws_errors(what):
+            try:
+                await call
+            except bce.ClientError as err:
+                if error_code(err) == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
+
+def _key_text(item: Item) -> str:
+    return f"{item['pk'].get('S')!r}/{item['sk'].get('S')!r}"

@@ -1,0 +1,223 @@
+"""DynamoDB items <-> records <-> models, through one cattrs converter.
+
+Records (:class:`VersionItem`, :class:`AliasItem`) mirror the table's items
+attribute for attribute, in the layout `versioned` 1.0 writes. The converter
+turns them into plain dicts (datetimes in PynamoDB's ``UTCDateTimeAttribute``
+text, ``None`` fields omitted) and :func:`to_attribute_values` /
+:func:`from_attribute_values` move plain dicts to and from DynamoDB's
+low-level ``{"S": ...}`` form. Nothing else in the package touches item dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from . import _layout
+from .exc import BackendError
+from .models import Alias, Artifact
+
+__all__ = [
+    "AliasItem",
+    "VersionItem",
+    "format_update_at",
+    "from_attribute_values",
+    "item_to_alias",
+    "item_to_artifact",
+    "parse_update_at",
+    "structure_alias_item",
+    "structure_version_item",
+    "to_attribute_values",
+    "unstructure",
+]
+
+#: PynamoDB's UTCDateTimeAttribute format; `versioned` 1.0 reads only exactly this.
+UPDATE_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
+
+
+@attrs.frozen
+class VersionItem:
+    """An artifact version item: ``pk`` = name, ``sk`` = stored version.
+
+    ``sha256``/``update_at`` are ``None`` on the stubs `versioned` 1.0 leaves
+    when deleting a missing version, and on an unfinished publish reservation.
+    ``size``, ``content_type``, ``metadata`` and ``publish_token`` are extra
+    attributes: `versioned` ignores them and may drop them.
+    """
+
+    pk: str
+    sk: str
+    is_deleted: bool = False
+    sha256: str | None = None
+    update_at: datetime | None = None
+    size: int | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] | None = None
+    publish_token: str | None = None
+
+    @property
+    def is_visible(self) -> bool:
+        """Readable: not deleted and complete (stubs and reservations are not)."""
+        return not self.is_deleted and self.sha256 is not None and self.update_at is not None
+
+
+@attrs.frozen
+class AliasItem:
+    """An alias item: ``pk`` = ``__{name}-alias``, ``sk`` = alias; versions stored-form."""
+
+    pk: str
+    sk: str
+    update_at: datetime
+    version: str
+    secondary_version: str | None = None
+    secondary_version_weight: int | None = None
+
+
+def format_update_at(value: datetime) -> str:
+    """``2026-11-24T22:20:19.929848+0000``: UTC, microseconds, always 31 characters."""
+    return value.astimezone(timezone.utc).strftime(UPDATE_AT_FORMAT)
+
+
+def parse_update_at(text: str) -> datetime:
+    """Parse PynamoDB's format (and, leniently, any ISO 8601 text) into aware UTC."""
+    try:
+        parsed = datetime.strptime(text, UPDATE_AT_FORMAT)
+    except ValueError:
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(datetime, format_update_at)
+    conv.register_structure_hook(
+        datetime, lambda v, _: v if isinstance(v, datetime) else parse_update_at(v)
+    )
+    for cls in (VersionItem, AliasItem):
+        overrides = {}
+        if cls is VersionItem:
+            # `versioned` always writes is_deleted; never omit it, even when False
+            overrides["is_deleted"] = override(omit_if_default=False)
+        conv.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **overrides)
+        )
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
+    return conv
+
+
+converter = _make_converter()
+
+_T = TypeVar("_T")
+
+
+def unstructure(record: VersionItem | AliasItem) -> dict[str, Any]:
+    """A record as a plain dict, ``None`` fields left out."""
+    out: dict[str, Any] = converter.unstructure(record)
+    return out
+
+
+def _structure(plain: Mapping[str, Any], cls: type[_T]) -> _T:
+    try:
+        return converter.structure(plain, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as err:
+        raise BackendError(
+            f"table item {dict(plain)!r} is not a valid {cls.__name__}: {err}"
+        ) from err
+
+
+def structure_version_item(item: Item) -> VersionItem:
+    return _structure(from_attribute_values(item), VersionItem)
+
+
+def structure_alias_item(item: Item) -> AliasItem:
+    return _structure(from_attribute_values(item), AliasItem)
+
+
+# -- the low-level AttributeValue form -------------------------------------------
+
+
+def _to_av(value: Any) -> AttributeValue:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    if isinstance(value, Mapping):
+        return {"M": {k: _to_av(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_av(v) for v in value]}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def _from_av(av: AttributeValue) -> Any:
+    ((kind, value),) = av.items()
+    if kind in ("S", "BOOL"):
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    if kind == "M":
+        return {k: _from_av(v) for k, v in value.items()}
+    if kind == "L":
+        return [_from_av(v) for v in value]
+    if kind == "NULL":
+        return None
+    return value  # binary and set types: not used by the layout, passed through
+
+
+def to_attribute_values(plain: Mapping[str, Any]) -> Item:
+    return {k: _to_av(v) for k, v in plain.items()}
+
+
+def from_attribute_values(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
+    return {k: _from_av(v) for k, v in item.items()}
+
+
+def to_item(record: VersionItem | AliasItem) -> Item:
+    """A record as a DynamoDB item in AttributeValue form."""
+    return to_attribute_values(unstructure(record))
+
+
+# -- records -> models -----------------------------------------------------------
+
+
+def item_to_artifact(item: VersionItem, layout: _layout.Layout) -> Artifact:
+    """The public model of a visible version item."""
+    assert item.sha256 is not None and item.update_at is not None, "only visible items"
+    return Artifact(
+        name=item.pk,
+        version=_layout.decode_version(item.sk),
+        update_at=item.update_at,
+        sha256=item.sha256,
+        s3uri=layout.s3uri(item.pk, item.sk),
+        size=item.size,
+        content_type=item.content_type,
+        metadata=item.metadata or {},
+    )
+
+
+def item_to_alias(item: AliasItem, layout: _layout.Layout) -> Alias:
+    name = _layout.name_from_alias_pk(item.pk)
+    secondary = item.secondary_version
+    return Alias(
+        name=name,
+        alias=item.sk,
+        update_at=item.update_at,
+        version=_layout.decode_version(item.version),
+        secondary_version=None if secondary is None else _layout.decode_version(secondary),
+        secondary_version_weight=None if secondary is None else item.secondary_version_weight,
+        version_s3uri=layout.s3uri(name, item.version),
+        secondary_version_s3uri=None if secondary is None else layout.s3uri(name, secondary),
+    )

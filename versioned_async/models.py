@@ -1,0 +1,137 @@
+"""The public models: :class:`Artifact` (one version) and :class:`Alias`.
+
+Models only describe; they are frozen attrs classes with `versioned`'s field
+names, and versions in their public form (``"LATEST"``, ``"1"``). A model read
+from a :class:`~versioned_async.Repository` remembers it, so that
+``await artifact.get_content()`` works; that link is not a field, so it takes no
+part in equality, ``repr``, ``attrs.asdict`` or cattrs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import _layout, _routing
+from .exc import InvalidArgumentError, RepositoryClosedError
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+__all__ = ["Alias", "Artifact"]
+
+_REPO_ATTR = "_versioned_async_repository"
+
+
+def _bound_repository(model: object) -> Repository:
+    repo: Repository | None = getattr(model, _REPO_ATTR, None)
+    if repo is None:
+        raise RepositoryClosedError(
+            f"this {type(model).__name__} was not read from a Repository; "
+            "use the repository's get_content() instead"
+        )
+    return repo
+
+
+def bind(model: Any, repo: Repository) -> None:
+    """Attach the repository a model was read from (not a field: invisible to eq/repr)."""
+    object.__setattr__(model, _REPO_ATTR, repo)
+
+
+def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+@attrs.frozen(slots=False)
+class Artifact:
+    """One version of an artifact: LATEST or an immutable numbered version.
+
+    ``size``, ``content_type`` and ``metadata`` are ``None``/empty when the
+    item was written by a library that does not record them (`versioned` 1.0).
+    """
+
+    name: str
+    version: str
+    update_at: datetime
+    sha256: str
+    s3uri: str
+    size: int | None = None
+    content_type: str | None = None
+    metadata: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, hash=False
+    )
+
+    @property
+    def is_latest(self) -> bool:
+        return self.version == _layout.LATEST
+
+    @property
+    def console_url(self) -> str:
+        """Link to the object in the AWS S3 console."""
+        return _layout.console_url(self.s3uri)
+
+    async def get_content(self) -> bytes:
+        """This version's content, checked against :attr:`sha256`."""
+        return await _bound_repository(self)._read_verified(self)
+
+
+@attrs.frozen(slots=False)
+class Alias:
+    """A named pointer to a version, optionally splitting traffic with a second one.
+
+    With a ``secondary_version``, ``secondary_version_weight`` percent of
+    traffic goes to it and the rest to ``version``.
+    """
+
+    name: str
+    alias: str
+    update_at: datetime
+    version: str
+    secondary_version: str | None
+    secondary_version_weight: int | None
+    version_s3uri: str
+    secondary_version_s3uri: str | None
+
+    @property
+    def is_split(self) -> bool:
+        return self.secondary_version is not None
+
+    def choose_version(self, routing_key: str | bytes | None = None) -> str:
+        """The version that serves a request: ``"2"`` or ``"3"`` by weight.
+
+        With a ``routing_key`` the choice is deterministic for that key (sticky
+        canary); without one it is a weighted random choice.
+        """
+        if self.secondary_version is None:
+            return self.version
+        bucket = (
+            _routing.random_bucket()
+            if routing_key is None
+            else _routing.bucket_for_key(self.name, self.alias, routing_key)
+        )
+        if _routing.goes_to_secondary(bucket, self.secondary_version_weight):
+            return self.secondary_version
+        return self.version
+
+    def random_artifact(self, rng: random.Random | None = None) -> str:
+        """The s3uri of a version picked at random by weight, as `versioned` does."""
+        if self.secondary_version_s3uri is None:
+            return self.version_s3uri
+        bucket = _routing.random_bucket(rng)
+        if _routing.goes_to_secondary(bucket, self.secondary_version_weight):
+            return self.secondary_version_s3uri
+        return self.version_s3uri
+
+    async def get_version_content(self) -> bytes:
+        """Content of the primary version."""
+        return await _bound_repository(self).get_content(self.name, self.version)
+
+    async def get_secondary_version_content(self) -> bytes:
+        """Content of the secondary version; ``ValueError`` when the alias does not split."""
+        if self.secondary_version is None:
+            raise InvalidArgumentError(f"alias {self.alias!r} of {self.name!r} has no secondary version")
+        return await _bound_repository(self).get_content(self.name, self.secondary_version)

@@ -1,0 +1,633 @@
+"""Repository: the async public API over S3 (content) and DynamoDB (metadata).
+
+It orchestrates: arguments are validated by :mod:`._layout`, items converted
+by :mod:`._codec`, purges planned by :mod:`._retention`, and every AWS call
+made through :mod:`._aws`. The layout is `versioned` 1.0's, so both libraries
+can work on one repository at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Iterable
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+
+from . import _codec, _layout, _retention
+from ._aws import AwsBackend, ObjectInfo
+from ._codec import AliasItem, VersionItem
+from ._layout import LATEST, VersionLike
+from .exc import (
+    AliasNotFoundError,
+    ArtifactNotFoundError,
+    ConflictError,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    RepositoryClosedError,
+)
+from .models import Alias, Artifact, bind
+
+__all__ = ["Repository"]
+
+log = logging.getLogger("versioned_async")
+
+_T = TypeVar("_T")
+
+#: hashing a large body blocks the event loop; above this, hash in a thread
+_HASH_IN_THREAD_BYTES = 1 << 20
+#: how many numbers a publisher tries past the top one before giving up
+_PUBLISH_ATTEMPTS = 1000
+#: concurrent requests one bulk operation (purge) keeps in flight
+_BULK_CONCURRENCY = 16
+
+_VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _sha256(content: bytes) -> str:
+    if len(content) >= _HASH_IN_THREAD_BYTES:
+        return await asyncio.to_thread(lambda: hashlib.sha256(content).hexdigest())
+    return hashlib.sha256(content).hexdigest()
+
+
+class Repository:
+    """A versioned artifact repository: content in S3, metadata in one DynamoDB table.
+
+    Open it with ``async with``: that creates one pooled S3 client and one
+    DynamoDB client, shared by every call and closed on exit::
+
+        async with Repository(aws_region="us-east-1", s3_bucket="my-bucket") as repo:
+            await repo.bootstrap()
+            await repo.put_artifact("model", b"...")
+
+    ``endpoint_url`` sends both clients to one endpoint (moto, LocalStack). Left
+    ``None``, botocore's own configuration applies untouched:
+    ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_DYNAMODB``
+    and profiles. ``client_config`` is merged over the defaults (standard
+    retries, 5 attempts, a pool of ``max_pool_connections``).
+    """
+
+    def __init__(
+        self,
+        aws_region: str | None = None,
+        s3_bucket: str = "",
+        s3_prefix: str = _layout.DEFAULT_S3_PREFIX,
+        dynamodb_table_name: str = _layout.DEFAULT_TABLE_NAME,
+        suffix: str = "",
+        endpoint_url: str | None = None,
+        session: AioSession | None = None,
+        *,
+        max_pool_connections: int = 64,
+        client_config: AioConfig | None = None,
+    ) -> None:
+        for what, value in (
+            ("s3_bucket", s3_bucket),
+            ("s3_prefix", s3_prefix),
+            ("dynamodb_table_name", dynamodb_table_name),
+            ("suffix", suffix),
+        ):
+            if not isinstance(value, str):
+                raise InvalidArgumentTypeError(f"{what} must be a str, not {type(value).__name__}")
+        if not s3_bucket:
+            raise InvalidArgumentError("s3_bucket is required: the bucket that holds the content")
+        if not dynamodb_table_name:
+            raise InvalidArgumentError("dynamodb_table_name must not be empty")
+        self.aws_region = aws_region
+        self.s3_bucket = s3_bucket
+        self.s3_prefix = s3_prefix.strip("/")
+        self.dynamodb_table_name = dynamodb_table_name
+        self.suffix = suffix
+        self.endpoint_url = endpoint_url
+        self.layout = _layout.Layout(bucket=s3_bucket, prefix=s3_prefix, suffix=suffix)
+        self._session = session
+        config = AioConfig(
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=10,
+            read_timeout=60,
+            s3={"addressing_style": "path"} if endpoint_url else None,
+        )
+        self._client_config = config.merge(client_config) if client_config else config
+        self._stack: AsyncExitStack | None = None
+        self._aws: AwsBackend | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Repository(aws_region={self.aws_region!r}, s3_bucket={self.s3_bucket!r}, "
+            f"s3_prefix={self.s3_prefix!r}, dynamodb_table_name={self.dynamodb_table_name!r}, "
+            f"suffix={self.suffix!r}, endpoint_url={self.endpoint_url!r})"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Repository:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Create the clients; ``async with repo`` calls this for you."""
+        if self._aws is not None:
+            raise RepositoryClosedError("this Repository is already open")
+        session = self._session or get_session()
+        stack = AsyncExitStack()
+        try:
+            clients = [
+                await stack.enter_async_context(
+                    session.create_client(
+                        service,
+                        region_name=self.aws_region,
+                        endpoint_url=self.endpoint_url,
+                        config=self._client_config,
+                    )
+                )
+                for service in ("s3", "dynamodb")
+            ]
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._aws = AwsBackend(clients[0], clients[1], self.s3_bucket, self.dynamodb_table_name)
+
+    async def close(self) -> None:
+        """Close the clients and their connection pools. Safe to call twice."""
+        stack, self._stack, self._aws = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def is_open(self) -> bool:
+        return self._aws is not None
+
+    @property
+    def _backend(self) -> AwsBackend:
+        if self._aws is None:
+            raise RepositoryClosedError(
+                "the Repository is not open: use `async with repo:` (or `await repo.open()`)"
+            )
+        return self._aws
+
+    # -- set-up ----------------------------------------------------------------------
+
+    async def bootstrap(
+        self,
+        dynamodb_write_capacity_units: int | None = None,
+        dynamodb_read_capacity_units: int | None = None,
+    ) -> None:
+        """Create the bucket and the table when missing. Idempotent.
+
+        The table is on-demand unless both capacities are given.
+        """
+        if (dynamodb_write_capacity_units is None) != (dynamodb_read_capacity_units is None):
+            raise InvalidArgumentError(
+                "give both dynamodb_write_capacity_units and dynamodb_read_capacity_units, "
+                "or neither for an on-demand table"
+            )
+        await asyncio.gather(
+            self._backend.ensure_bucket(self.aws_region),
+            self._backend.ensure_table(
+                dynamodb_read_capacity_units, dynamodb_write_capacity_units
+            ),
+        )
+
+    # -- artifacts -------------------------------------------------------------------
+
+    async def put_artifact(
+        self,
+        name: str,
+        content: bytes,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Artifact:
+        """Store ``content`` as the LATEST version of ``name``.
+
+        When LATEST already holds the same content (and the same content type
+        and metadata, where given) nothing is uploaded. The S3 object is
+        written before the table item, so a failed upload leaves the item as
+        it was; calling again after a failure repairs a half-done put.
+        """
+        _layout.validate_name(name)
+        body = _layout.validate_content(content)
+        content_type = _layout.validate_content_type(content_type)
+        user_meta = _layout.validate_metadata(metadata)
+        tag_map = _layout.validate_str_mapping(tags, "tags")
+        aws = self._backend
+        key = self.layout.key(name, LATEST)
+        sha, (head, raw_item) = await asyncio.gather(
+            _sha256(body),
+            asyncio.gather(aws.head_object(key), aws.get_item(name, LATEST)),
+        )
+        item = None if raw_item is None else _codec.structure_version_item(raw_item)
+        unchanged = (
+            head is not None
+            and head.sha256 == sha
+            and not tag_map
+            and (content_type is None or content_type == head.content_type)
+            and (metadata is None or user_meta == head.metadata)
+        )
+        if unchanged and head is not None:
+            if item is not None and item.is_visible and item.sha256 == sha:
+                return self._artifact(item)
+            info = head  # the object is right, the item is not: repair it
+        else:
+            meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
+            await aws.put_object(key, body, meta, content_type, tag_map)
+            written = await aws.head_object(key)
+            if written is None:
+                raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
+            info = written
+        return await self._record_latest(name, info)
+
+    async def _record_latest(self, name: str, info: ObjectInfo) -> Artifact:
+        """Point the LATEST item at the object ``info`` describes.
+
+        The write only moves ``update_at`` forward, so a slow writer cannot
+        replace a newer put's item with its older one.
+        """
+        if info.sha256 is None:
+            raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
+        record = VersionItem(
+            pk=name,
+            sk=LATEST,
+            is_deleted=False,
+            sha256=info.sha256,
+            update_at=info.last_modified,
+            size=info.size,
+            content_type=info.content_type,
+            metadata=info.metadata or None,
+        )
+        stamp = _codec.format_update_at(info.last_modified)
+        written = await self._backend.put_item(
+            _codec.to_item(record),
+            condition="attribute_not_exists(update_at) OR update_at <= :u",
+            values={":u": {"S": stamp}},
+        )
+        if not written:
+            log.info("LATEST of %r was put again concurrently; the newer put wins", name)
+            return await self.get_artifact_version(name)
+        return self._artifact(record)
+
+    async def get_artifact_version(self, name: str, version: VersionLike = None) -> Artifact:
+        """One version (LATEST by default); ``ArtifactNotFoundError`` when missing or deleted."""
+        _layout.validate_name(name)
+        stored = _layout.encode_version(version)
+        return self._artifact(await self._visible_item(name, stored))
+
+    async def list_artifact_versions(self, name: str) -> list[Artifact]:
+        """Every visible version: LATEST first, then newest to oldest. ``[]`` for none."""
+        _layout.validate_name(name)
+        out: list[Artifact] = []
+        async for raw in self._backend.query(name, descending=True):
+            item = _codec.structure_version_item(raw)
+            if item.is_visible:
+                out.append(self._artifact(item))
+        return out
+
+    async def list_artifact_names(self) -> list[str]:
+        """Names of every artifact with content in the repository, sorted."""
+        return sorted(await self._backend.list_folders(self.layout.root))
+
+    async def publish_artifact_version(self, name: str) -> Artifact:
+        """Snapshot LATEST as the next immutable version and return it.
+
+        Safe under concurrency: each publisher first claims its number with a
+        conditional write (a hidden reservation item), so concurrent
+        publishers, in one process or many, get distinct numbers. The recorded
+        sha256 is read from the copied object itself, so it matches the
+        content even when a put races the publish.
+        """
+        _layout.validate_name(name)
+        aws = self._backend
+        latest, top = None, 0
+        async for raw in aws.query(name, descending=True, limit=2):
+            item = _codec.structure_version_item(raw)
+            if item.sk == LATEST:
+                latest = item
+            elif top == 0:
+                top = int(item.sk)
+        if latest is None or not latest.is_visible:
+            raise ArtifactNotFoundError(name, LATEST)
+        number, token = await self._reserve_version(name, top + 1)
+        stored = _layout.encode_version(number)
+        try:
+            if not await aws.copy_object(self.layout.key(name, LATEST), self.layout.key(name, stored)):
+                raise ArtifactNotFoundError(name, LATEST)
+            info = await aws.head_object(self.layout.key(name, stored))
+            if info is None:
+                raise ConflictError(f"version {number} of {name!r} vanished while publishing; retry")
+            sha = info.sha256 or await self._hash_object(name, stored)
+            record = VersionItem(
+                pk=name,
+                sk=stored,
+                is_deleted=False,
+                sha256=sha,
+                update_at=info.last_modified,
+                size=info.size,
+                content_type=info.content_type,
+                metadata=info.metadata or None,
+            )
+            plain = _codec.unstructure(record)
+            plain.pop("pk")
+            plain.pop("sk")
+            names = {f"#{k}": k for k in plain}
+            values = _codec.to_attribute_values({f":{k}": v for k, v in plain.items()})
+            values[":token"] = {"S": token}
+            assignments = ", ".join(f"#{k} = :{k}" for k in plain)
+            done = await aws.update_item(
+                name,
+                stored,
+                update=f"SET {assignments} REMOVE publish_token",
+                condition="publish_token = :token",
+                values=values,
+                names=names,
+            )
+            if not done:
+                raise ConflictError(
+                    f"version {number} of {name!r} was overwritten by a writer that does not "
+                    "reserve numbers (an older `versioned` client?); publish again"
+                )
+        except BaseException:
+            await self._release_reservation(name, stored, token)
+            raise
+        return self._artifact(record)
+
+    async def _reserve_version(self, name: str, first: int) -> tuple[int, str]:
+        """Claim the lowest free number from ``first`` on with a conditional put."""
+        token = secrets.token_hex(16)
+        for number in range(first, first + _PUBLISH_ATTEMPTS):
+            if number > _layout.MAX_VERSION:
+                break
+            reservation = VersionItem(
+                pk=name,
+                sk=_layout.encode_version(number),
+                is_deleted=True,  # invisible to both libraries until complete
+                update_at=_utcnow(),
+                publish_token=token,
+            )
+            if await self._backend.put_item(
+                _codec.to_item(reservation), condition="attribute_not_exists(pk)"
+            ):
+                return number, token
+        if first + _PUBLISH_ATTEMPTS <= _layout.MAX_VERSION:
+            raise ConflictError(f"could not claim a version number for {name!r}; retry")
+        raise InvalidArgumentError(
+            f"{name!r} has used every version number up to {_layout.MAX_VERSION}"
+        )
+
+    async def _release_reservation(self, name: str, stored: str, token: str) -> None:
+        try:
+            await asyncio.shield(
+                self._backend.delete_item(
+                    name, stored, condition="publish_token = :t", values={":t": {"S": token}}
+                )
+            )
+        except Exception:  # the publish already failed; report that, not this
+            log.warning("could not release the reservation of %r version %s", name, stored)
+
+    async def _hash_object(self, name: str, stored: str) -> str:
+        """sha256 of an object written without our metadata (by some other tool)."""
+        got = await self._backend.get_object(self.layout.key(name, stored))
+        if got is None:
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return await _sha256(got[0])
+
+    async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
+        """Soft-delete a version: hidden from get and list, its number never reused.
+
+        Deleting a version that does not exist changes nothing.
+        """
+        _layout.validate_name(name)
+        stored = _layout.encode_version(version)
+        await self._backend.update_item(
+            name,
+            stored,
+            update="SET is_deleted = :true",
+            condition="attribute_exists(pk)",
+            values={":true": {"BOOL": True}},
+        )
+
+    async def get_content(self, name: str, version: VersionLike = None) -> bytes:
+        """The content of a version (LATEST by default), checked against its sha256.
+
+        The item lookup and the download run concurrently: one round trip.
+        """
+        _layout.validate_name(name)
+        stored = _layout.encode_version(version)
+        for attempt in range(2):
+            body, item = await self._fetch_with_item(name, stored)
+            assert item.sha256 is not None
+            actual = await _sha256(body)
+            if actual == item.sha256:
+                return body
+            if stored != LATEST or attempt:
+                raise IntegrityError(name, _layout.decode_version(stored), item.sha256, actual)
+            # LATEST may have been put between the two reads: read both again
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetch_with_item(self, name: str, stored: str) -> tuple[bytes, VersionItem]:
+        aws = self._backend
+        download = asyncio.ensure_future(aws.get_object(self.layout.key(name, stored)))
+        try:
+            item = await self._visible_item(name, stored)
+            got = await download
+        except BaseException:
+            download.cancel()
+            raise
+        if got is None:
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return got[0], item
+
+    async def _read_verified(self, artifact: Artifact) -> bytes:
+        """Content of a model read earlier, checked against its own sha256."""
+        stored = _layout.encode_version(artifact.version)
+        got = await self._backend.get_object(self.layout.key(artifact.name, stored))
+        if got is None:
+            raise ArtifactNotFoundError(artifact.name, artifact.version)
+        actual = await _sha256(got[0])
+        if actual != artifact.sha256:
+            if artifact.is_latest:
+                raise ConflictError(
+                    f"LATEST of {artifact.name!r} changed since this Artifact was read; "
+                    "read it again with get_artifact_version()"
+                )
+            raise IntegrityError(artifact.name, artifact.version, artifact.sha256, actual)
+        return got[0]
+
+    async def _visible_item(self, name: str, stored: str) -> VersionItem:
+        raw = await self._backend.get_item(name, stored)
+        item = None if raw is None else _codec.structure_version_item(raw)
+        if item is None or not item.is_visible:
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return item
+
+    # -- aliases ---------------------------------------------------------------------
+
+    async def put_alias(
+        self,
+        name: str,
+        alias: str,
+        version: VersionLike = None,
+        secondary_version: VersionLike = None,
+        secondary_version_weight: int | None = None,
+    ) -> Alias:
+        """Point ``alias`` at ``version`` (LATEST by default), optionally splitting traffic.
+
+        With ``secondary_version``, ``secondary_version_weight`` (an int, 0 <= w
+        < 100) percent of traffic goes to it. The versions must exist and
+        differ; the check and the write are one DynamoDB transaction, so an
+        alias never points at a version deleted meanwhile.
+        """
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        primary = _layout.encode_version(version)
+        secondary: str | None = None
+        weight: int | None = None
+        if secondary_version is not None:
+            secondary = _layout.encode_version(secondary_version)
+            weight = _layout.validate_weight(secondary_version_weight)
+            if secondary == primary:
+                raise InvalidArgumentError(
+                    f"version {_layout.decode_version(primary)!r} and secondary_version "
+                    f"{_layout.decode_version(secondary)!r} must differ"
+                )
+        elif secondary_version_weight is not None:
+            raise InvalidArgumentError(
+                "secondary_version_weight is only allowed with a secondary_version"
+            )
+        record = AliasItem(
+            pk=_layout.alias_pk(name),
+            sk=alias,
+            update_at=_utcnow(),
+            version=primary,
+            secondary_version=secondary,
+            secondary_version_weight=weight,
+        )
+        targets = [primary] if secondary is None else [primary, secondary]
+        checks: list[dict[str, Any]] = [
+            {
+                "ConditionCheck": {
+                    "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+                    "ConditionExpression": _VISIBLE,
+                    "ExpressionAttributeValues": {":false": {"BOOL": False}},
+                }
+            }
+            for stored in targets
+        ]
+        reasons = await self._backend.transact_write(
+            f"put alias {alias!r} of {name!r}",
+            [*checks, {"Put": {"Item": _codec.to_item(record)}}],
+        )
+        for stored, reason in zip(targets, reasons, strict=False):
+            if reason == "ConditionalCheckFailed":
+                raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return self._alias(record)
+
+    async def get_alias(self, name: str, alias: str) -> Alias:
+        """The alias; ``AliasNotFoundError`` when it does not exist."""
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        if raw is None:
+            raise AliasNotFoundError(name, alias)
+        return self._alias(_codec.structure_alias_item(raw))
+
+    async def list_aliases(self, name: str) -> list[Alias]:
+        """Every alias of ``name``, sorted by alias name."""
+        _layout.validate_name(name)
+        return [
+            self._alias(_codec.structure_alias_item(raw))
+            async for raw in self._backend.query(_layout.alias_pk(name))
+        ]
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        """Delete the alias; deleting a missing alias changes nothing."""
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        await self._backend.delete_item(_layout.alias_pk(name), alias)
+
+    # -- retention -------------------------------------------------------------------
+
+    async def purge_artifact_versions(
+        self,
+        name: str,
+        keep_last_n: int = 10,
+        purge_older_than_secs: float = 90 * 24 * 60 * 60,
+    ) -> tuple[datetime, list[Artifact]]:
+        """Soft-delete old numbered versions; returns the purge time and what was deleted.
+
+        Kept: LATEST, the newest ``keep_last_n`` numbered versions, versions
+        younger than ``purge_older_than_secs``, and every version an alias
+        points at (primary or canary).
+        """
+        _layout.validate_name(name)
+        keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
+        versions, aliases = await asyncio.gather(
+            self.list_artifact_versions(name), self.list_aliases(name)
+        )
+        purge_time = _utcnow()
+        doomed = _retention.plan_purge(
+            versions, aliases, keep_last_n=keep, purge_older_than_secs=older_than, now=purge_time
+        )
+        await _bounded_gather(
+            (self.delete_artifact_version(name, v.version) for v in doomed), _BULK_CONCURRENCY
+        )
+        return purge_time, doomed
+
+    async def purge_artifact(self, name: str) -> None:
+        """Delete an artifact for good: every object, version item and alias."""
+        _layout.validate_name(name)
+        aws = self._backend
+        # items first: a failure half-way leaves orphan objects, never items without content
+        keys = [raw async for raw in aws.query(_layout.alias_pk(name))]
+        keys += [raw async for raw in aws.query(name)]
+        await aws.batch_delete(keys)
+        await aws.delete_prefix(self.layout.artifact_dir(name))
+
+    async def purge_all(self) -> None:
+        """Delete every artifact under the prefix and every item in the table."""
+        aws = self._backend
+        await aws.batch_delete([raw async for raw in aws.scan_keys()])
+        await aws.delete_prefix(self.layout.root)
+
+    # -- models ----------------------------------------------------------------------
+
+    def _artifact(self, item: VersionItem) -> Artifact:
+        model = _codec.item_to_artifact(item, self.layout)
+        bind(model, self)
+        return model
+
+    def _alias(self, item: AliasItem) -> Alias:
+        model = _codec.item_to_alias(item, self.layout)
+        bind(model, self)
+        return model
+
+
+async def _bounded_gather(coros: Iterable[Awaitable[_T]], limit: int) -> list[_T]:
+    """``gather`` with at most ``limit`` awaitables in flight."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(aw: Awaitable[_T]) -> _T:
+        async with semaphore:
+            return await aw
+
+    return list(await asyncio.gather(*(run(c) for c in coros)))
