@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiobotocore.session import AioSession, get_session
@@ -67,3 +68,19 @@ async def repo(make_repo: RepoFactory) -> AsyncIterator[Repository]:
     async with make_repo() as repository:
         await repository.bootstrap()
         yield repository
+
+
+@pytest.fixture
+async def s3(endpoint_url: str, aio_session: AioSession) -> AsyncIterator[Any]:
+    """A raw aiobotocore S3 client on the moto server, to look behind the library's back."""
+    async with aio_session.create_client("s3", region_name=REGION, endpoint_url=endpoint_url) as c:
+        yield c
+
+
+@pytest.fixture
+async def dynamodb(endpoint_url: str, aio_session: AioSession) -> AsyncIterator[Any]:
+    """A raw aiobotocore DynamoDB client on the moto server."""
+    async with aio_session.create_client(
+        "dynamodb", region_name=REGION, endpoint_url=endpoint_url
+    ) as c:
+        yield c

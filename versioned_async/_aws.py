@@ -392,9 +392,7 @@ class AwsBackend:
             ]
             with aws_errors(f"BatchWriteItem {self.table}"):
                 for _attempt in range(10):
-                    resp = await self.dynamodb.batch_write_item(
-                        RequestItems={self.table: pending}
-                    )
+                    resp = await self.dynamodb.batch_write_item(RequestItems={self.table: pending})
                     pending = resp.get("UnprocessedItems", {}).get(self.table, [])
                     if not pending:
                         break

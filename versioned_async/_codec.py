@@ -103,14 +103,20 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(
         datetime, lambda v, _: v if isinstance(v, datetime) else parse_update_at(v)
     )
+    # `versioned` always writes is_deleted: never omit it, even when False
+    conv.register_unstructure_hook(
+        VersionItem,
+        make_dict_unstructure_fn(
+            VersionItem,
+            conv,
+            _cattrs_omit_if_default=True,
+            is_deleted=override(omit_if_default=False),
+        ),
+    )
+    conv.register_unstructure_hook(
+        AliasItem, make_dict_unstructure_fn(AliasItem, conv, _cattrs_omit_if_default=True)
+    )
     for cls in (VersionItem, AliasItem):
-        overrides = {}
-        if cls is VersionItem:
-            # `versioned` always writes is_deleted; never omit it, even when False
-            overrides["is_deleted"] = override(omit_if_default=False)
-        conv.register_unstructure_hook(
-            cls, make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **overrides)
-        )
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
     return conv
 
@@ -195,7 +201,8 @@ def to_item(record: VersionItem | AliasItem) -> Item:
 
 def item_to_artifact(item: VersionItem, layout: _layout.Layout) -> Artifact:
     """The public model of a visible version item."""
-    assert item.sha256 is not None and item.update_at is not None, "only visible items"
+    assert item.sha256 is not None, "only visible items"
+    assert item.update_at is not None, "only visible items"
     return Artifact(
         name=item.pk,
         version=_layout.decode_version(item.sk),

@@ -67,9 +67,7 @@ def validate_name(name: object) -> str:
             f"artifact name {name!r} must not start with '__' (reserved for alias items)"
         )
     if name != name.strip():
-        raise InvalidArgumentError(
-            f"artifact name {name!r} must not start or end with white space"
-        )
+        raise InvalidArgumentError(f"artifact name {name!r} must not start or end with white space")
     return name
 
 
@@ -88,7 +86,8 @@ def validate_alias(alias: object) -> str:
         )
     if "-" in alias:
         raise InvalidArgumentError(
-            f"alias {alias!r} must not contain '-' (use '_' instead, e.g. {alias.replace('-', '_')!r})"
+            f"alias {alias!r} must not contain '-' "
+            f"(use '_' instead, e.g. {alias.replace('-', '_')!r})"
         )
     if not _PRINTABLE_ASCII.fullmatch(alias) or alias != alias.strip():
         raise InvalidArgumentError(
@@ -175,7 +174,9 @@ def validate_str_mapping(value: object, what: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidArgumentTypeError(f"{what} must be a dict of str to str, not {type(value).__name__}")
+        raise InvalidArgumentTypeError(
+            f"{what} must be a dict of str to str, not {type(value).__name__}"
+        )
     out: dict[str, str] = {}
     for key, val in value.items():
         if not isinstance(key, str) or not isinstance(val, str):
@@ -194,7 +195,8 @@ def validate_metadata(metadata: object) -> dict[str, str]:
             raise InvalidArgumentError(f"metadata key {key!r} is reserved by the repository layout")
         if not key or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
             raise InvalidArgumentError(
-                f"metadata key {key!r} must be non-empty and use only letters, digits, '_', '-' and '.'"
+                f"metadata key {key!r} must be non-empty and use only "
+                "letters, digits, '_', '-' and '.'"
             )
         if key != key.lower():
             raise InvalidArgumentError(
@@ -212,6 +214,28 @@ def validate_metadata(metadata: object) -> dict[str, str]:
             f"metadata is {size} bytes; at most {budget} bytes of keys and values fit in "
             "S3 user metadata beside the repository's own"
         )
+    return out
+
+
+_TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*")
+
+
+def validate_tags(tags: object) -> dict[str, str]:
+    """S3 object tags: at most 10; keys 1-128 and values 0-256 characters of
+    letters, digits, white space and ``_ . : / = + - @``."""
+    out = validate_str_mapping(tags, "tags")
+    if len(out) > 10:
+        raise InvalidArgumentError(f"S3 allows at most 10 tags on an object, got {len(out)}")
+    for key, val in out.items():
+        if not 1 <= len(key) <= 128 or len(val) > 256:
+            raise InvalidArgumentError(
+                f"tag {key!r}: keys must be 1-128 characters and values at most 256"
+            )
+        if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(val):
+            raise InvalidArgumentError(
+                f"tag {key!r}: {val!r} may only use letters, digits, white space "
+                "and _ . : / = + - @"
+            )
     return out
 
 
@@ -250,12 +274,16 @@ def is_sha256_hex(value: object) -> bool:
 # -- the repository's place in S3 ------------------------------------------------
 
 
+def _strip_slashes(prefix: str) -> str:
+    return prefix.strip("/")
+
+
 @attrs.frozen
 class Layout:
     """Where a repository's objects live: bucket, prefix and file suffix."""
 
     bucket: str
-    prefix: str = attrs.field(converter=lambda p: p.strip("/"))
+    prefix: str = attrs.field(converter=_strip_slashes)
     suffix: str = ""
 
     def __attrs_post_init__(self) -> None:

@@ -11,13 +11,18 @@ from .models import Alias, Artifact
 
 
 def validate_retention(keep_last_n: object, purge_older_than_secs: object) -> tuple[int, float]:
-    for what, value in (("keep_last_n", keep_last_n), ("purge_older_than_secs", purge_older_than_secs)):
+    for what, value in (
+        ("keep_last_n", keep_last_n),
+        ("purge_older_than_secs", purge_older_than_secs),
+    ):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidArgumentTypeError(f"{what} must be a number, not {type(value).__name__}")
         if value < 0:
             raise InvalidArgumentError(f"{what} must be >= 0, got {value}")
     if not isinstance(keep_last_n, int):
-        raise InvalidArgumentTypeError(f"keep_last_n must be an int, not {type(keep_last_n).__name__}")
+        raise InvalidArgumentTypeError(
+            f"keep_last_n must be an int, not {type(keep_last_n).__name__}"
+        )
     assert isinstance(purge_older_than_secs, int | float)
     return keep_last_n, float(purge_older_than_secs)
 
@@ -53,6 +58,4 @@ def plan_purge(
     numbered = sorted(
         (v for v in versions if v.version != LATEST), key=lambda v: int(v.version), reverse=True
     )
-    return [
-        v for v in numbered[keep_last_n:] if v.update_at < expire and v.version not in pinned
-    ]
+    return [v for v in numbered[keep_last_n:] if v.update_at < expire and v.version not in pinned]

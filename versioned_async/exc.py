@@ -115,7 +115,7 @@ class IntegrityError(VersionedError):
 
 
 class ConflictError(VersionedError):
-    """A concurrent writer changed the same thing first; the call changed nothing and may be retried."""
+    """A concurrent writer changed the same thing first; nothing was changed, retry."""
 
 
 # -- lifecycle and transport ---------------------------------------------------

@@ -61,9 +61,7 @@ class Artifact:
     s3uri: str
     size: int | None = None
     content_type: str | None = None
-    metadata: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_frozen_mapping, hash=False
-    )
+    metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
 
     @property
     def is_latest(self) -> bool:
@@ -133,5 +131,7 @@ class Alias:
     async def get_secondary_version_content(self) -> bytes:
         """Content of the secondary version; ``ValueError`` when the alias does not split."""
         if self.secondary_version is None:
-            raise InvalidArgumentError(f"alias {self.alias!r} of {self.name!r} has no secondary version")
+            raise InvalidArgumentError(
+                f"alias {self.alias!r} of {self.name!r} has no secondary version"
+            )
         return await _bound_repository(self).get_content(self.name, self.secondary_version)

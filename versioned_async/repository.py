@@ -46,6 +46,8 @@ _T = TypeVar("_T")
 _HASH_IN_THREAD_BYTES = 1 << 20
 #: how many numbers a publisher tries past the top one before giving up
 _PUBLISH_ATTEMPTS = 1000
+#: how often a put re-reads LATEST to converge with concurrent puts before giving up
+_CONVERGE_ATTEMPTS = 8
 #: concurrent requests one bulk operation (purge) keeps in flight
 _BULK_CONCURRENCY = 16
 
@@ -204,9 +206,7 @@ class Repository:
             )
         await asyncio.gather(
             self._backend.ensure_bucket(self.aws_region),
-            self._backend.ensure_table(
-                dynamodb_read_capacity_units, dynamodb_write_capacity_units
-            ),
+            self._backend.ensure_table(dynamodb_read_capacity_units, dynamodb_write_capacity_units),
         )
 
     # -- artifacts -------------------------------------------------------------------
@@ -230,7 +230,7 @@ class Repository:
         body = _layout.validate_content(content)
         content_type = _layout.validate_content_type(content_type)
         user_meta = _layout.validate_metadata(metadata)
-        tag_map = _layout.validate_str_mapping(tags, "tags")
+        tag_map = _layout.validate_tags(tags)
         aws = self._backend
         key = self.layout.key(name, LATEST)
         sha, (head, raw_item) = await asyncio.gather(
@@ -259,33 +259,45 @@ class Repository:
         return await self._record_latest(name, info)
 
     async def _record_latest(self, name: str, info: ObjectInfo) -> Artifact:
-        """Point the LATEST item at the object ``info`` describes.
+        """Point the LATEST item at the object ``info`` describes, until they agree.
 
-        The write only moves ``update_at`` forward, so a slow writer cannot
-        replace a newer put's item with its older one.
+        Writes only move ``update_at`` forward, and after each write the object
+        is read again: when a concurrent put replaced it meanwhile, the item is
+        rewritten to match. So racing puts converge on an item that describes
+        the object S3 kept.
         """
-        if info.sha256 is None:
-            raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
-        record = VersionItem(
-            pk=name,
-            sk=LATEST,
-            is_deleted=False,
-            sha256=info.sha256,
-            update_at=info.last_modified,
-            size=info.size,
-            content_type=info.content_type,
-            metadata=info.metadata or None,
-        )
-        stamp = _codec.format_update_at(info.last_modified)
-        written = await self._backend.put_item(
-            _codec.to_item(record),
-            condition="attribute_not_exists(update_at) OR update_at <= :u",
-            values={":u": {"S": stamp}},
-        )
-        if not written:
-            log.info("LATEST of %r was put again concurrently; the newer put wins", name)
-            return await self.get_artifact_version(name)
-        return self._artifact(record)
+        aws = self._backend
+        key = self.layout.key(name, LATEST)
+        for _attempt in range(_CONVERGE_ATTEMPTS):
+            if info.sha256 is None:
+                raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
+            record = VersionItem(
+                pk=name,
+                sk=LATEST,
+                is_deleted=False,
+                sha256=info.sha256,
+                update_at=info.last_modified,
+                size=info.size,
+                content_type=info.content_type,
+                metadata=info.metadata or None,
+            )
+            written = await aws.put_item(
+                _codec.to_item(record),
+                condition="attribute_not_exists(update_at) OR update_at <= :u",
+                values={":u": {"S": _codec.format_update_at(info.last_modified)}},
+            )
+            fresh = await aws.head_object(key)
+            if fresh is None:
+                raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
+            if written and fresh.sha256 == record.sha256:
+                return self._artifact(record)
+            if not written:  # a newer put recorded its own object: fine if they agree
+                raw = await aws.get_item(name, LATEST)
+                current = None if raw is None else _codec.structure_version_item(raw)
+                if current is not None and current.is_visible and current.sha256 == fresh.sha256:
+                    return self._artifact(current)
+            info = fresh
+        raise ConflictError(f"LATEST of {name!r} kept changing while it was being put; retry")
 
     async def get_artifact_version(self, name: str, version: VersionLike = None) -> Artifact:
         """One version (LATEST by default); ``ArtifactNotFoundError`` when missing or deleted."""
@@ -330,11 +342,15 @@ class Repository:
         number, token = await self._reserve_version(name, top + 1)
         stored = _layout.encode_version(number)
         try:
-            if not await aws.copy_object(self.layout.key(name, LATEST), self.layout.key(name, stored)):
+            if not await aws.copy_object(
+                self.layout.key(name, LATEST), self.layout.key(name, stored)
+            ):
                 raise ArtifactNotFoundError(name, LATEST)
             info = await aws.head_object(self.layout.key(name, stored))
             if info is None:
-                raise ConflictError(f"version {number} of {name!r} vanished while publishing; retry")
+                raise ConflictError(
+                    f"version {number} of {name!r} vanished while publishing; retry"
+                )
             sha = info.sha256 or await self._hash_object(name, stored)
             record = VersionItem(
                 pk=name,

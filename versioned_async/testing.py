@@ -42,7 +42,7 @@ class MotoServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         try:
-            from moto.server import ThreadedMotoServer
+            from moto.server import ThreadedMotoServer  # noqa: PLC0415 - optional dependency
         except ImportError as err:  # pragma: no cover - depends on the install
             raise ImportError(
                 "the embedded moto server needs moto: pip install 'versioned_async[local]'"
