@@ -97,8 +97,20 @@ def parse_update_at(text: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
+def _strict(kind: type[Any]) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return value
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
+    # strict scalars: a foreign item with {"S": "false"} for a BOOL must not pass as True
+    for scalar in (str, bool, int):
+        conv.register_structure_hook(scalar, _strict(scalar))
     conv.register_unstructure_hook(datetime, format_update_at)
     conv.register_structure_hook(
         datetime, lambda v, _: v if isinstance(v, datetime) else parse_update_at(v)
@@ -132,21 +144,24 @@ def unstructure(record: VersionItem | AliasItem) -> dict[str, Any]:
     return out
 
 
-def _structure(plain: Mapping[str, Any], cls: type[_T]) -> _T:
+def _structure(item: Item, cls: type[_T]) -> _T:
     try:
-        return converter.structure(plain, cls)
+        return converter.structure(from_attribute_values(item), cls)
     except (cattrs.BaseValidationError, ValueError, TypeError) as err:
-        raise BackendError(
-            f"table item {dict(plain)!r} is not a valid {cls.__name__}: {err}"
-        ) from err
+        detail = "; ".join(
+            cattrs.transform_error(err)
+            if isinstance(err, cattrs.BaseValidationError)
+            else [str(err)]
+        )
+        raise BackendError(f"table item {item!r} is not a valid {cls.__name__}: {detail}") from err
 
 
 def structure_version_item(item: Item) -> VersionItem:
-    return _structure(from_attribute_values(item), VersionItem)
+    return _structure(item, VersionItem)
 
 
 def structure_alias_item(item: Item) -> AliasItem:
-    return _structure(from_attribute_values(item), AliasItem)
+    return _structure(item, AliasItem)
 
 
 # -- the low-level AttributeValue form -------------------------------------------

@@ -61,7 +61,9 @@ def validate_name(name: object) -> str:
     if "/" in name:
         raise InvalidArgumentError(f"artifact name {name!r} must not contain '/'")
     if name in (".", ".."):
-        raise InvalidArgumentError(f"artifact name {name!r} is not allowed")
+        raise InvalidArgumentError(
+            f"artifact name {name!r} is not allowed: it would be a relative path in S3"
+        )
     if name.startswith("__"):
         raise InvalidArgumentError(
             f"artifact name {name!r} must not start with '__' (reserved for alias items)"
@@ -105,11 +107,12 @@ def _version_number(version: int | str) -> int:
             f"version must be None, 'LATEST', an int or a numeric str, not {type(version).__name__}"
         )
     if isinstance(version, str):
-        if not version.isascii() or not version.isdigit():
+        digits = version.lstrip("0")
+        if not version.isascii() or not version.isdigit() or len(digits) > VERSION_WIDTH:
             raise InvalidArgumentError(
-                f"version {version!r} must be 'LATEST' or a number from 1 to {MAX_VERSION}"
+                f"version {version[:20]!r} must be 'LATEST' or a number from 1 to {MAX_VERSION}"
             )
-        number = int(version)
+        number = int(digits or "0")
     else:
         number = version
     if not 1 <= number <= MAX_VERSION:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ._layout import LATEST
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
@@ -17,7 +17,7 @@ def validate_retention(keep_last_n: object, purge_older_than_secs: object) -> tu
     ):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidArgumentTypeError(f"{what} must be a number, not {type(value).__name__}")
-        if value < 0:
+        if not value >= 0:  # also refuses NaN
             raise InvalidArgumentError(f"{what} must be >= 0, got {value}")
     if not isinstance(keep_last_n, int):
         raise InvalidArgumentTypeError(
@@ -53,9 +53,12 @@ def plan_purge(
     versions does not depend on whether LATEST exists, and aliased versions
     are never purged.
     """
-    expire = now - timedelta(seconds=purge_older_than_secs)
     pinned = pinned_versions(aliases)
     numbered = sorted(
         (v for v in versions if v.version != LATEST), key=lambda v: int(v.version), reverse=True
     )
-    return [v for v in numbered[keep_last_n:] if v.update_at < expire and v.version not in pinned]
+    return [
+        v
+        for v in numbered[keep_last_n:]
+        if (now - v.update_at).total_seconds() > purge_older_than_secs and v.version not in pinned
+    ]
