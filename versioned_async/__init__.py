@@ -7,7 +7,17 @@ on one repository at the same time.
 from . import exc
 from ._layout import LATEST
 from ._version import __version__
+from .cache import CacheStats, LocalCache
 from .models import Alias, Artifact
 from .repository import Repository
 
-__all__ = ["LATEST", "Alias", "Artifact", "Repository", "__version__", "exc"]
+__all__ = [
+    "LATEST",
+    "Alias",
+    "Artifact",
+    "CacheStats",
+    "LocalCache",
+    "Repository",
+    "__version__",
+    "exc",
+]

@@ -9,10 +9,15 @@ exceptions.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +30,13 @@ from .exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
 log = logging.getLogger("versioned_async")
 
 Item = dict[str, dict[str, Any]]
+
+#: read size of a streamed download
+CHUNK_SIZE = 1 << 20
+#: uploads above this use multipart, in parts of PART_SIZE, a few at a time
+MULTIPART_THRESHOLD = 16 << 20
+PART_SIZE = 8 << 20
+MULTIPART_CONCURRENCY = 4
 
 _UNAVAILABLE_CODES = frozenset(
     {
@@ -148,13 +160,7 @@ class AwsBackend:
         tags: Mapping[str, str] | None,
     ) -> str:
         """Upload ``body``; returns the ETag."""
-        kwargs: dict[str, Any] = {"Metadata": dict(metadata)}
-        if content_type is not None:
-            kwargs["ContentType"] = content_type
-        if tags:
-            kwargs["Tagging"] = "&".join(
-                f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()
-            )
+        kwargs = _object_kwargs(metadata, content_type, tags)
         with aws_errors(f"PutObject s3://{self.bucket}/{key}"):
             resp = await self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)
         return str(resp.get("ETag", ""))
@@ -188,6 +194,106 @@ class AwsBackend:
             async with resp["Body"] as stream:
                 body: bytes = await stream.read()
         return body, ObjectInfo.from_response(resp)
+
+    async def download_to(self, key: str, path: Path) -> tuple[str, int] | None:
+        """Stream an object into a new file at ``path`` (mode 0600), hashing as it goes.
+
+        Returns ``(sha256, size)``, or ``None`` when the object does not exist.
+        Memory stays at one chunk whatever the object's size.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
+            try:
+                resp = await self.s3.get_object(Bucket=self.bucket, Key=key)
+            except bce.ClientError as err:
+                if error_code(err) in ("NoSuchKey", "404"):
+                    return None
+                raise
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as out:  # noqa: ASYNC230 - a local file, written chunk by chunk
+                async with resp["Body"] as stream:
+                    while chunk := await stream.read(CHUNK_SIZE):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+        return digest.hexdigest(), size
+
+    async def upload(
+        self,
+        key: str,
+        source: bytes | Path,
+        size: int,
+        metadata: Mapping[str, str],
+        content_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        """Upload bytes or a file; multipart above :data:`MULTIPART_THRESHOLD`.
+
+        A file is read one part at a time, so memory stays bounded by
+        ``MULTIPART_CONCURRENCY`` parts whatever its size.
+        """
+        if size <= MULTIPART_THRESHOLD:
+            body = (
+                source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
+            )
+            await self.put_object(key, body, metadata, content_type, tags)
+            return
+        kwargs = _object_kwargs(metadata, content_type, tags)
+        what = f"multipart upload s3://{self.bucket}/{key}"
+        with aws_errors(what):
+            created = await self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, **kwargs)
+        upload_id = created["UploadId"]
+        try:
+            parts = await self._upload_parts(key, upload_id, source, size)
+            with aws_errors(what):
+                await self.s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                )
+            raise
+
+    async def _upload_parts(
+        self, key: str, upload_id: str, source: bytes | Path, size: int
+    ) -> list[dict[str, Any]]:
+        view = memoryview(source) if isinstance(source, bytes) else None
+        handle = None if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115, ASYNC230
+        read_lock = asyncio.Lock()
+        slots = asyncio.Semaphore(MULTIPART_CONCURRENCY)
+
+        async def part(number: int) -> dict[str, Any]:
+            start = (number - 1) * PART_SIZE
+            async with slots:
+                if view is not None:
+                    body: bytes | memoryview = view[start : start + PART_SIZE]
+                else:
+                    assert handle is not None
+                    async with read_lock:
+                        handle.seek(start)
+                        body = await asyncio.to_thread(handle.read, PART_SIZE)
+                with aws_errors(f"UploadPart {number} s3://{self.bucket}/{key}"):
+                    resp = await self.s3.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=bytes(body) if isinstance(body, memoryview) else body,
+                    )
+                return {"PartNumber": number, "ETag": resp["ETag"]}
+
+        try:
+            count = max(1, -(-size // PART_SIZE))
+            return list(await asyncio.gather(*(part(n) for n in range(1, count + 1))))
+        finally:
+            if handle is not None:
+                handle.close()
 
     async def list_folders(self, prefix: str) -> list[str]:
         """Names of the "folders" directly below ``prefix``."""
@@ -450,6 +556,19 @@ class AwsBackend:
                     return False
                 raise
         return True
+
+
+def _object_kwargs(
+    metadata: Mapping[str, str], content_type: str | None, tags: Mapping[str, str] | None
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"Metadata": dict(metadata)}
+    if content_type is not None:
+        kwargs["ContentType"] = content_type
+    if tags:
+        kwargs["Tagging"] = "&".join(
+            f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()
+        )
+    return kwargs
 
 
 def _key_text(item: Item) -> str:

@@ -7,7 +7,9 @@ valid input.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Final
 
 import attrs
@@ -160,15 +162,29 @@ def name_from_alias_pk(pk: str) -> str:
 # -- other arguments -------------------------------------------------------------
 
 
-def validate_content(content: object) -> bytes:
-    """Return content as bytes; bytes-like objects are accepted, str is refused."""
+def validate_content(content: object) -> bytes | Path:
+    """Return content as bytes, or as the Path of a regular file to stream.
+
+    Bytes-like objects and ``os.PathLike`` paths are accepted; ``str`` is
+    refused, since it could be text or a path.
+    """
     if isinstance(content, bytes):
         return content
     if isinstance(content, bytearray | memoryview):
         return bytes(content)
+    if isinstance(content, os.PathLike):
+        path = Path(content)
+        if not path.is_file():
+            raise InvalidArgumentError(f"content path {str(path)!r} is not a readable file")
+        return path
     raise InvalidArgumentTypeError(
-        f"content must be bytes-like (bytes, bytearray, memoryview), not {type(content).__name__}"
-        + ("; encode text first, e.g. text.encode('utf-8')" if isinstance(content, str) else "")
+        "content must be bytes-like (bytes, bytearray, memoryview) or a pathlib.Path, "
+        f"not {type(content).__name__}"
+        + (
+            "; encode text first (text.encode()), or wrap a path in pathlib.Path"
+            if isinstance(content, str)
+            else ""
+        )
     )
 
 

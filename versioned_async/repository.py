@@ -11,23 +11,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import secrets
+import shutil
 from collections.abc import Awaitable, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
 from . import _codec, _layout, _retention
 from ._aws import AwsBackend, ObjectInfo
 from ._codec import AliasItem, VersionItem
+from ._freshness import Freshness, freshness, may_serve_stale
 from ._layout import LATEST, VersionLike
+from .cache import LocalCache, Staged
 from .exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
+    BackendUnavailableError,
     ConflictError,
     IntegrityError,
     InvalidArgumentError,
@@ -54,8 +61,44 @@ _BULK_CONCURRENCY = 16
 _VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
 
 
+@attrs.frozen
+class ContentRef:
+    """Where verified content sits in the cache."""
+
+    sha256: str
+    path: str
+
+
+#: below this, reading a file inline is cheaper than a thread hop (~140 us)
+_READ_INLINE_BYTES = 1 << 20
+
+
+async def _read_file(ref: ContentRef) -> bytes:
+    with open(ref.path, "rb") as handle:  # noqa: ASYNC230 - small reads inline, see below
+        if os.fstat(handle.fileno()).st_size <= _READ_INLINE_BYTES:
+            return handle.read()
+        return await asyncio.to_thread(handle.read)
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def _hash_source(source: bytes | Path) -> tuple[str, int]:
+    """sha256 and size of bytes or of a file (read in chunks, in a thread)."""
+    if isinstance(source, bytes):
+        return await _sha256(source), len(source)
+
+    def hash_file() -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        with open(source, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+    return await asyncio.to_thread(hash_file)
 
 
 async def _sha256(content: bytes) -> str:
@@ -91,6 +134,7 @@ class Repository:
         endpoint_url: str | None = None,
         session: AioSession | None = None,
         *,
+        cache: LocalCache | None = None,
         max_pool_connections: int = 64,
         client_config: AioConfig | None = None,
     ) -> None:
@@ -114,6 +158,19 @@ class Repository:
         self.endpoint_url = endpoint_url
         self.layout = _layout.Layout(bucket=s3_bucket, prefix=s3_prefix, suffix=suffix)
         self._session = session
+        if cache is not None and not isinstance(cache, LocalCache):
+            raise InvalidArgumentTypeError(
+                f"cache must be a LocalCache, not {type(cache).__name__}"
+            )
+        self.cache = cache
+        # cache keys name the repository, so one cache directory can serve several
+        self._identity = (
+            endpoint_url or "aws",
+            s3_bucket,
+            self.layout.prefix,
+            suffix,
+            dynamodb_table_name,
+        )
         config = AioConfig(
             retries={"mode": "standard", "max_attempts": 5},
             max_pool_connections=max_pool_connections,
@@ -214,17 +271,19 @@ class Repository:
     async def put_artifact(
         self,
         name: str,
-        content: bytes,
+        content: bytes | os.PathLike[str],
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
     ) -> Artifact:
-        """Store ``content`` as the LATEST version of ``name``.
+        """Store ``content`` (bytes, or the path of a file) as the LATEST version of ``name``.
 
-        When LATEST already holds the same content (and the same content type
-        and metadata, where given) nothing is uploaded. The S3 object is
-        written before the table item, so a failed upload leaves the item as
-        it was; calling again after a failure repairs a half-done put.
+        A file is streamed: hashed and uploaded in parts (multipart above 16
+        MiB), so memory stays bounded whatever its size. When LATEST already
+        holds the same content (and the same content type and metadata,
+        where given) nothing is uploaded. The S3 object is written before the
+        table item, so a failed upload leaves the item as it was; calling
+        again after a failure repairs a half-done put.
         """
         _layout.validate_name(name)
         body = _layout.validate_content(content)
@@ -233,8 +292,8 @@ class Repository:
         tag_map = _layout.validate_tags(tags)
         aws = self._backend
         key = self.layout.key(name, LATEST)
-        sha, (head, raw_item) = await asyncio.gather(
-            _sha256(body),
+        (sha, size), (head, raw_item) = await asyncio.gather(
+            _hash_source(body),
             asyncio.gather(aws.head_object(key), aws.get_item(name, LATEST)),
         )
         item = None if raw_item is None else _codec.structure_version_item(raw_item)
@@ -251,7 +310,7 @@ class Repository:
             info = head  # the object is right, the item is not: repair it
         else:
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
-            await aws.put_object(key, body, meta, content_type, tag_map)
+            await aws.upload(key, body, size, meta, content_type, tag_map)
             written = await aws.head_object(key)
             if written is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
@@ -290,6 +349,7 @@ class Repository:
             if fresh is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
             if written and fresh.sha256 == record.sha256:
+                await self._remember_version(record)
                 return self._artifact(record)
             if not written:  # a newer put recorded its own object: fine if they agree
                 raw = await aws.get_item(name, LATEST)
@@ -385,6 +445,7 @@ class Repository:
         except BaseException:
             await self._release_reservation(name, stored, token)
             raise
+        await self._remember_version(record)
         return self._artifact(record)
 
     async def _reserve_version(self, name: str, first: int) -> tuple[int, str]:
@@ -441,14 +502,84 @@ class Repository:
             condition="attribute_exists(pk)",
             values={":true": {"BOOL": True}},
         )
+        if self.cache is not None:
+            await self.cache.forget(self._lookup_key("v", name, stored))
+
+    # -- reading content -------------------------------------------------------------
 
     async def get_content(self, name: str, version: VersionLike = None) -> bytes:
         """The content of a version (LATEST by default), checked against its sha256.
 
-        The item lookup and the download run concurrently: one round trip.
+        Without a cache, the item lookup and the download run concurrently:
+        one round trip. With a :class:`LocalCache`, a version seen within the
+        TTL is read from local disk without any request.
         """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
+        if self.cache is None:
+            return await self._get_content_direct(name, stored)
+        for _attempt in range(2):
+            ref = await self._cached_content(name, stored)
+            if ref is None:  # larger than the cache may hold
+                return await self._get_content_direct(name, stored)
+            try:
+                return await _read_file(ref)
+            except FileNotFoundError:  # evicted by another process just now
+                self.cache.forget_content_path(ref.sha256)
+        return await self._get_content_direct(name, stored)
+
+    async def get_alias_content(
+        self, name: str, alias: str, routing_key: str | bytes | None = None
+    ) -> bytes:
+        """Resolve ``alias``, pick a version (sticky for ``routing_key``), return its content.
+
+        Cold, this costs two round trips: the alias, then the version lookup
+        and the download together. With a cache, none inside the TTL.
+        """
+        resolved = await self._resolve_alias(name, alias)
+        return await self.get_content(name, resolved.choose_version(routing_key))
+
+    async def download(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        version: VersionLike = None,
+        alias: str | None = None,
+        routing_key: str | bytes | None = None,
+    ) -> Path:
+        """Write a version's content to the file ``path``, streaming; returns the Path.
+
+        Give ``version`` or ``alias`` (with an optional ``routing_key``), not
+        both. Memory stays bounded whatever the size. The file appears
+        complete and verified, or not at all (it is written beside ``path``
+        and renamed into place).
+        """
+        _layout.validate_name(name)
+        if alias is not None and version is not None:
+            raise InvalidArgumentError("give version or alias, not both")
+        target = Path(path)
+        if target.is_dir():
+            raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
+        if alias is not None:
+            version = (await self._resolve_alias(name, alias)).choose_version(routing_key)
+        stored = _layout.encode_version(version)
+        part = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+        try:
+            ref = None if self.cache is None else await self._cached_content(name, stored)
+            if ref is not None:
+                try:
+                    await asyncio.to_thread(shutil.copyfile, ref.path, part)
+                except FileNotFoundError:  # evicted just now: go to S3
+                    ref = None
+            if ref is None:
+                await self._download_direct(name, stored, part)
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return target
+
+    async def _get_content_direct(self, name: str, stored: str) -> bytes:
         for attempt in range(2):
             body, item = await self._fetch_with_item(name, stored)
             assert item.sha256 is not None
@@ -472,6 +603,190 @@ class Repository:
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return got[0], item
+
+    async def _download_direct(self, name: str, stored: str, part: Path) -> None:
+        """Stream a version into ``part``, overlapping the lookup; verify the sha256."""
+        for attempt in range(2):
+            sha, item = await self._stream_with_item(name, stored, part)
+            if sha == item.sha256:
+                return
+            part.unlink(missing_ok=True)
+            if stored != LATEST or attempt:
+                raise IntegrityError(name, _layout.decode_version(stored), str(item.sha256), sha)
+
+    async def _stream_with_item(
+        self, name: str, stored: str, part: Path
+    ) -> tuple[str, VersionItem]:
+        aws = self._backend
+        download = asyncio.ensure_future(aws.download_to(self.layout.key(name, stored), part))
+        try:
+            item = await self._visible_item(name, stored)
+            got = await download
+        except BaseException:
+            download.cancel()
+            part.unlink(missing_ok=True)
+            raise
+        if got is None:
+            part.unlink(missing_ok=True)
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        if self.cache is not None:
+            self.cache.count("downloads")
+            self.cache.count("bytes_downloaded", got[1])
+        return got[0], item
+
+    # -- the cached read path ----------------------------------------------------------
+
+    def _lookup_key(self, kind: str, name: str, which: str) -> tuple[str, ...]:
+        return (kind, *self._identity, name, which)
+
+    async def _cached_content(self, name: str, stored: str) -> ContentRef | None:
+        """The cached file for a version, downloading it when needed.
+
+        Fresh lookup + known file: no request. Stale lookup: revalidate (one
+        GetItem), serving the old answer when AWS is down and stale-if-error
+        is on. Never seen: lookup and download together, verified.
+        """
+        cache = self._require_cache()
+        key = self._lookup_key("v", name, stored)
+        entry = cache.lookup(key) or await cache.load_lookup(key)
+        state = freshness(None if entry is None else entry[0], cache.clock(), cache.ttl)
+        if state is Freshness.FRESH and entry is not None:
+            cache.count("lookup_hits")
+            sha = entry[1][0]
+            path = cache.content_path_now(sha) or await cache.content_path(sha)
+            if path is not None:
+                cache.count("hits")
+                return ContentRef(sha, path)
+            return await cache.single_flight(
+                ("sha", sha), lambda: self._fetch_into_cache(name, stored, expected=sha)
+            )
+        return await cache.single_flight(
+            ("version", key), lambda: self._revalidate_and_fetch(name, stored, key, entry)
+        )
+
+    async def _revalidate_and_fetch(
+        self, name: str, stored: str, key: tuple[str, ...], entry: tuple[float, Any] | None
+    ) -> ContentRef | None:
+        cache = self._require_cache()
+        known_sha: str | None = None if entry is None else entry[1][0]
+        known_path = None if known_sha is None else await cache.content_path(known_sha)
+        if known_sha is None or known_path is None:
+            # nothing usable locally: look up and download in one round trip
+            try:
+                return await self._fetch_into_cache(name, stored, expected=None)
+            except ArtifactNotFoundError:
+                await cache.forget(key)
+                raise
+        try:
+            item = await self._visible_item(name, stored)
+        except BackendUnavailableError as err:
+            assert entry is not None
+            if not may_serve_stale(Freshness.STALE, stale_if_error=cache.stale_if_error):
+                raise
+            self._serve_stale(f"{name!r} version {_layout.decode_version(stored)}", entry, err)
+            cache.count("hits")
+            return ContentRef(known_sha, known_path)
+        except ArtifactNotFoundError:
+            await cache.forget(key)
+            raise
+        assert item.sha256 is not None
+        cache.count("lookup_refreshes")
+        await cache.remember(key, (item.sha256, item.size))
+        if item.sha256 == known_sha:
+            cache.count("hits")
+            return ContentRef(known_sha, known_path)
+        path = await cache.content_path(item.sha256)
+        if path is not None:
+            cache.count("hits")
+            return ContentRef(item.sha256, path)
+        return await self._fetch_into_cache(name, stored, expected=item.sha256)
+
+    async def _fetch_into_cache(
+        self, name: str, stored: str, expected: str | None
+    ) -> ContentRef | None:
+        """Download a version into staging, verify it, publish it into the cache.
+
+        With ``expected`` (the sha256 a fresh lookup gave) only the object is
+        fetched; without, the item is looked up at the same time.
+        """
+        cache = self._require_cache()
+        key = self._lookup_key("v", name, stored)
+        for attempt in range(2):
+            part = cache.new_staging_path()
+            if expected is None:
+                sha, item = await self._stream_with_item(name, stored, part)
+                recorded = str(item.sha256)
+            else:
+                got = await self._backend.download_to(self.layout.key(name, stored), part)
+                if got is None:
+                    await cache.forget(key)
+                    raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+                cache.count("downloads")
+                cache.count("bytes_downloaded", got[1])
+                sha, recorded = got[0], expected
+            try:
+                cache.count("misses")
+                if sha != recorded:
+                    cache.count("integrity_failures")
+                    if stored == LATEST and not attempt:  # LATEST moved meanwhile: re-read
+                        expected = None
+                        continue
+                    raise IntegrityError(name, _layout.decode_version(stored), recorded, sha)
+                size = part.stat().st_size
+                await cache.remember(key, (sha, size))
+                path = await cache.publish(Staged(part, sha, size))
+                return None if path is None else ContentRef(sha, path)
+            finally:
+                part.unlink(missing_ok=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _resolve_alias(self, name: str, alias: str) -> Alias:
+        """The alias, from the cache within the TTL (stale when AWS is down)."""
+        if self.cache is None:
+            return await self.get_alias(name, alias)
+        cache = self.cache
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        key = self._lookup_key("a", name, alias)
+        entry = cache.lookup(key) or await cache.load_lookup(key)
+        state = freshness(None if entry is None else entry[0], cache.clock(), cache.ttl)
+        if state is Freshness.FRESH and entry is not None:
+            cache.count("lookup_hits")
+            return self._alias(_codec.converter.structure(entry[1], AliasItem))
+        try:  # one request for many concurrent callers; get_alias refreshes the lookup
+            return await cache.single_flight(("alias", key), lambda: self.get_alias(name, alias))
+        except BackendUnavailableError as err:
+            if entry is None or not may_serve_stale(state, stale_if_error=cache.stale_if_error):
+                raise
+            self._serve_stale(f"alias {alias!r} of {name!r}", entry, err)
+            return self._alias(_codec.converter.structure(entry[1], AliasItem))
+        except AliasNotFoundError:
+            await cache.forget(key)
+            raise
+
+    async def _remember_alias(self, record: AliasItem) -> None:
+        if self.cache is not None:
+            self.cache.count("lookup_refreshes")
+            name = _layout.name_from_alias_pk(record.pk)
+            await self.cache.remember(
+                self._lookup_key("a", name, record.sk), _codec.unstructure(record)
+            )
+
+    async def _remember_version(self, record: VersionItem) -> None:
+        if self.cache is not None and record.sha256 is not None:
+            await self.cache.remember(
+                self._lookup_key("v", record.pk, record.sk), (record.sha256, record.size)
+            )
+
+    def _serve_stale(self, what: str, entry: tuple[float, Any], err: Exception) -> None:
+        cache = self._require_cache()
+        cache.count("stale_serves")
+        age = cache.clock() - entry[0]
+        log.warning("serving %s from the local cache, %.0f s old: %s", what, age, err)
+
+    def _require_cache(self) -> LocalCache:
+        assert self.cache is not None, "only called with a cache"
+        return self.cache
 
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""
@@ -556,6 +871,7 @@ class Repository:
         for stored, reason in zip(targets, reasons, strict=False):
             if reason == "ConditionalCheckFailed":
                 raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        await self._remember_alias(record)
         return self._alias(record)
 
     async def get_alias(self, name: str, alias: str) -> Alias:
@@ -565,7 +881,9 @@ class Repository:
         raw = await self._backend.get_item(_layout.alias_pk(name), alias)
         if raw is None:
             raise AliasNotFoundError(name, alias)
-        return self._alias(_codec.structure_alias_item(raw))
+        record = _codec.structure_alias_item(raw)
+        await self._remember_alias(record)
+        return self._alias(record)
 
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name."""
@@ -580,6 +898,8 @@ class Repository:
         _layout.validate_name(name)
         _layout.validate_alias(alias)
         await self._backend.delete_item(_layout.alias_pk(name), alias)
+        if self.cache is not None:
+            await self.cache.forget(self._lookup_key("a", name, alias))
 
     # -- retention -------------------------------------------------------------------
 

@@ -1,0 +1,290 @@
+"""LocalCache: content by sha256 and lookups with a TTL, on local disk.
+
+Content is keyed by its sha256, so an immutable version is downloaded once per
+cache directory, across processes and restarts, and identical content under
+two names is stored once. Lookups (alias -> versions, version -> sha256) are
+kept for ``ttl`` seconds; after that they are revalidated, and served stale
+only when AWS cannot be reached (``stale_if_error``).
+
+Storage is diskcache (process-safe SQLite + files), behind an in-memory layer
+so a warm hit is a dict lookup and a file read: no SQLite, no thread hop.
+Downloads are staged in ``directory/staging`` and verified before they are
+hard-linked into the store, so a reader never sees a partial or unverified
+file, and eviction never pulls a file from under a reader (POSIX keeps an
+open file readable after it is unlinked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import diskcache
+
+from .exc import InvalidArgumentError, InvalidArgumentTypeError
+
+__all__ = ["CacheStats", "LocalCache"]
+
+log = logging.getLogger("versioned_async")
+
+_T = TypeVar("_T")
+
+#: staged files older than this are left over from a crashed process
+_STALE_STAGING_SECONDS = 3600.0
+
+
+@attrs.frozen
+class CacheStats:
+    """Counters since the LocalCache was created, for a service to log."""
+
+    hits: int
+    misses: int
+    downloads: int
+    bytes_downloaded: int
+    lookup_hits: int
+    lookup_refreshes: int
+    stale_serves: int
+    integrity_failures: int
+
+
+@attrs.frozen
+class Staged:
+    """A verified download waiting in the staging directory, owned by its creator."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class _ContentDisk(diskcache.Disk):  # type: ignore[misc]
+    """A diskcache Disk that stores a :class:`Staged` file by hard-linking it: no copy."""
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if not isinstance(value, Staged):
+            return super().store(value, read, key=key)
+        filename, full_path = self.filename(key, value)
+        os.makedirs(os.path.dirname(full_path), mode=0o700, exist_ok=True)
+        os.link(value.path, full_path)
+        return value.size, diskcache.core.MODE_BINARY, filename, None
+
+
+class LocalCache:
+    """A local, process-safe cache of artifact content and lookups.
+
+    :param directory: where to keep it; created with mode 0700. Processes may
+        share one directory.
+    :param ttl: seconds a lookup (alias -> versions, version -> sha256) is
+        served without asking AWS.
+    :param size_limit: bytes of content to keep; least recently used content
+        is evicted beyond it.
+    :param stale_if_error: serve a lookup older than ``ttl`` (with a warning)
+        when AWS cannot be reached, so a service still starts.
+    :param clock: wall-clock seconds; lookups record when they were fetched,
+        so another process can tell their age.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        ttl: float = 30.0,
+        size_limit: int = 10 * 2**30,
+        *,
+        stale_if_error: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+            raise InvalidArgumentTypeError(f"ttl must be seconds (a number), not {ttl!r}")
+        if not ttl >= 0:
+            raise InvalidArgumentError(f"ttl must be >= 0 seconds, got {ttl}")
+        if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
+            raise InvalidArgumentError(
+                f"size_limit must be a positive int of bytes, got {size_limit!r}"
+            )
+        self.directory = Path(directory)
+        self.ttl = float(ttl)
+        self.size_limit = size_limit
+        self.stale_if_error = stale_if_error
+        self.clock = clock
+        self.staging = self.directory / "staging"
+        for folder in (self.directory, self.staging):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.directory.chmod(0o700)
+        self._content = diskcache.Cache(
+            str(self.directory / "content"),
+            size_limit=size_limit,
+            eviction_policy="least-recently-used",
+            disk=_ContentDisk,
+        )
+        self._lookups = diskcache.Cache(
+            str(self.directory / "lookups"), size_limit=2**62, eviction_policy="none"
+        )
+        for db in self.directory.glob("*/cache.db*"):
+            with contextlib.suppress(OSError):
+                db.chmod(0o600)
+        self._memory_lookups: dict[Hashable, tuple[float, Any]] = {}
+        self._memory_paths: dict[str, str] = {}
+        self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
+        self._counts_lock = threading.Lock()
+        self._counts = dict.fromkeys(attrs.fields_dict(CacheStats), 0)
+        self._sweep_staging()
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalCache({str(self.directory)!r}, ttl={self.ttl}, size_limit={self.size_limit}, "
+            f"stale_if_error={self.stale_if_error})"
+        )
+
+    # -- counters ------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """A snapshot of the counters."""
+        with self._counts_lock:
+            return CacheStats(**self._counts)
+
+    def count(self, counter: str, by: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[counter] += by
+
+    # -- lookups -------------------------------------------------------------------
+
+    def lookup(self, key: Hashable) -> tuple[float, Any] | None:
+        """``(fetched_at, value)`` from memory, or ``None`` when memory has not seen it."""
+        return self._memory_lookups.get(key)
+
+    async def load_lookup(self, key: Hashable) -> tuple[float, Any] | None:
+        """The lookup from memory, else from disk (another process or an earlier run)."""
+        found = self._memory_lookups.get(key)
+        if found is None:
+            found = await asyncio.to_thread(self._lookups.get, key)
+            if found is not None:
+                self._memory_lookups[key] = found
+        return found
+
+    async def remember(self, key: Hashable, value: Any) -> None:
+        """Record a lookup just fetched from AWS."""
+        entry = (self.clock(), value)
+        self._memory_lookups[key] = entry
+        await asyncio.to_thread(self._lookups.set, key, entry)
+
+    async def forget(self, key: Hashable) -> None:
+        """Drop a lookup AWS says no longer exists."""
+        self._memory_lookups.pop(key, None)
+        await asyncio.to_thread(self._lookups.delete, key)
+
+    # -- content -------------------------------------------------------------------
+
+    def content_path_now(self, sha256: str) -> str | None:
+        """The file holding ``sha256`` if this process knows it: no I/O.
+
+        The file may have been evicted since; opening it then fails with
+        :class:`FileNotFoundError` and :meth:`content_path` asks the store.
+        """
+        return self._memory_paths.get(sha256)
+
+    async def content_path(self, sha256: str) -> str | None:
+        """The file holding ``sha256`` according to the store, or ``None``."""
+        path = await asyncio.to_thread(self._find_content, sha256)
+        if path is None:
+            self._memory_paths.pop(sha256, None)
+        else:
+            self._memory_paths[sha256] = path
+        return path
+
+    def _find_content(self, sha256: str) -> str | None:
+        handle = self._content.get(("c", sha256), read=True)
+        if handle is None:
+            return None
+        if isinstance(handle, bytes):  # not ours: never stored that way
+            return None
+        with handle:
+            return str(handle.name)
+
+    def forget_content_path(self, sha256: str) -> None:
+        self._memory_paths.pop(sha256, None)
+
+    def new_staging_path(self) -> Path:
+        return self.staging / f"{secrets.token_hex(12)}.part"
+
+    async def publish(self, staged: Staged) -> str | None:
+        """Add a verified staged file to the store; returns its cached path.
+
+        ``None`` when it is larger than the cache may hold. The staged file
+        stays its creator's to read and then delete.
+        """
+        if staged.size > self.size_limit:
+            return None
+        path = await asyncio.to_thread(self._publish, staged)
+        if path is not None:
+            self._memory_paths[staged.sha256] = path
+        return path
+
+    def _publish(self, staged: Staged) -> str | None:
+        existing = self._find_content(staged.sha256)
+        if existing is not None:
+            return existing
+        self._content.set(("c", staged.sha256), staged, read=True)
+        return self._find_content(staged.sha256)
+
+    def touch(self, sha256: str) -> None:
+        """Mark content as recently used (for LRU eviction) without blocking."""
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().run_in_executor(None, self._find_content, sha256)
+
+    # -- single flight -------------------------------------------------------------
+
+    async def single_flight(self, key: Hashable, make: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``make()`` once for concurrent callers with the same ``key`` (per loop).
+
+        A caller that is cancelled does not cancel the shared work.
+        """
+        loop = asyncio.get_running_loop()
+        flight_key = (id(loop), key)
+        future = self._inflight.get(flight_key)
+        if future is None:
+            future = asyncio.ensure_future(make())
+            self._inflight[flight_key] = future
+
+            def done(fut: asyncio.Future[Any]) -> None:
+                self._inflight.pop(flight_key, None)
+                if not fut.cancelled():
+                    fut.exception()  # retrieved: every waiter may have gone
+
+            future.add_done_callback(done)
+        result: _T = await asyncio.shield(future)
+        return result
+
+    # -- housekeeping --------------------------------------------------------------
+
+    def _sweep_staging(self) -> None:
+        """Remove downloads a crashed process left half-way."""
+        cutoff = time.time() - _STALE_STAGING_SECONDS
+        for part in self.staging.glob("*.part"):
+            with contextlib.suppress(OSError):
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+
+    def clear(self) -> None:
+        """Drop every cached lookup and all content."""
+        self._memory_lookups.clear()
+        self._memory_paths.clear()
+        self._content.clear()
+        self._lookups.clear()
+
+    @property
+    def volume(self) -> int:
+        """Bytes of content on disk."""
+        return int(self._content.volume())
+
+    def close(self) -> None:
+        self._content.close()
+        self._lookups.close()
