@@ -281,9 +281,14 @@ class LocalCache:
         self._lookups.clear()
 
     @property
-    def volume(self) -> int:
-        """Bytes of content on disk."""
-        return int(self._content.volume())
+    def content_bytes(self) -> int:
+        """Bytes of cached content (what ``size_limit`` bounds)."""
+        return int(self._content.reset("size"))
+
+    @property
+    def content_count(self) -> int:
+        """How many distinct contents (by sha256) are cached."""
+        return len(self._content)
 
     def close(self) -> None:
         self._content.close()
