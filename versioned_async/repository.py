@@ -163,6 +163,7 @@ class Repository:
                 f"cache must be a LocalCache, not {type(cache).__name__}"
             )
         self.cache = cache
+        self._alias_memo: dict[tuple[str, ...], tuple[float, Alias]] = {}
         # cache keys name the repository, so one cache directory can serve several
         self._identity = (
             endpoint_url or "aws",
@@ -752,7 +753,11 @@ class Repository:
         state = freshness(None if entry is None else entry[0], cache.clock(), cache.ttl)
         if state is Freshness.FRESH and entry is not None:
             cache.count("lookup_hits")
-            return self._alias(_codec.converter.structure(entry[1], AliasItem))
+            memo = self._alias_memo.get(key)
+            if memo is None or memo[0] != entry[0]:  # build the model once per lookup
+                memo = (entry[0], self._alias(_codec.converter.structure(entry[1], AliasItem)))
+                self._alias_memo[key] = memo
+            return memo[1]
         try:  # one request for many concurrent callers; get_alias refreshes the lookup
             return await cache.single_flight(("alias", key), lambda: self.get_alias(name, alias))
         except BackendUnavailableError as err:
