@@ -133,6 +133,7 @@ class LocalCache:
                 db.chmod(0o600)
         self._memory_lookups: dict[Hashable, tuple[float, Any]] = {}
         self._memory_paths: dict[str, str] = {}
+        self._touched: dict[str, float] = {}
         self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
         self._counts_lock = threading.Lock()
         self._counts = dict.fromkeys(attrs.fields_dict(CacheStats), 0)
@@ -212,6 +213,19 @@ class LocalCache:
     def forget_content_path(self, sha256: str) -> None:
         self._memory_paths.pop(sha256, None)
 
+    async def discard(self, sha256: str) -> None:
+        """Remove damaged content so that it is downloaded again."""
+        self._memory_paths.pop(sha256, None)
+        await asyncio.to_thread(self._content.delete, ("c", sha256))
+
+    def hit(self, sha256: str) -> None:
+        """Count a hit served from memory; tell the store it was used, at most once a TTL."""
+        self.count("hits")
+        now = self.clock()
+        if now - self._touched.get(sha256, -1e18) >= max(self.ttl, 1.0):
+            self._touched[sha256] = now
+            self.touch(sha256)
+
     def new_staging_path(self) -> Path:
         return self.staging / f"{secrets.token_hex(12)}.part"
 
@@ -236,8 +250,12 @@ class LocalCache:
         return self._find_content(staged.sha256)
 
     def touch(self, sha256: str) -> None:
-        """Mark content as recently used (for LRU eviction) without blocking."""
-        with contextlib.suppress(Exception):
+        """Mark content as recently used (for LRU eviction) in a thread, not waiting.
+
+        Hits served from memory skip the store, whose LRU bookkeeping would
+        otherwise see the hottest content as unused.
+        """
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule on
             asyncio.get_running_loop().run_in_executor(None, self._find_content, sha256)
 
     # -- single flight -------------------------------------------------------------

@@ -67,6 +67,11 @@ class ContentRef:
 
     sha256: str
     path: str
+    size: int | None  # as recorded; a cached file of another size is corrupt
+
+
+class _DamagedEntry(Exception):
+    """A cached file is not the size recorded for it (truncated or replaced)."""
 
 
 #: below this, reading a file inline is cheaper than a thread hop (~140 us)
@@ -74,10 +79,16 @@ _READ_INLINE_BYTES = 1 << 20
 
 
 async def _read_file(ref: ContentRef) -> bytes:
+    """Read a cached file; its content was verified when it was written, its size is
+    checked on every read (free: one fstat), so a truncated file is never served."""
     with open(ref.path, "rb") as handle:  # noqa: ASYNC230 - small reads inline, see below
-        if os.fstat(handle.fileno()).st_size <= _READ_INLINE_BYTES:
-            return handle.read()
-        return await asyncio.to_thread(handle.read)
+        size = os.fstat(handle.fileno()).st_size
+        if ref.size is not None and size != ref.size:
+            raise _DamagedEntry(ref.path)
+        body = handle.read() if size <= _READ_INLINE_BYTES else await asyncio.to_thread(handle.read)
+    if len(body) != size:
+        raise _DamagedEntry(ref.path)
+    return body
 
 
 def _utcnow() -> datetime:
@@ -527,6 +538,9 @@ class Repository:
                 return await _read_file(ref)
             except FileNotFoundError:  # evicted by another process just now
                 self.cache.forget_content_path(ref.sha256)
+            except _DamagedEntry:
+                log.warning("cached content %s is damaged; fetching it again", ref.sha256)
+                await self.cache.discard(ref.sha256)
         return await self._get_content_direct(name, stored)
 
     async def get_alias_content(
@@ -570,7 +584,13 @@ class Repository:
             if ref is not None:
                 try:
                     await asyncio.to_thread(shutil.copyfile, ref.path, part)
+                    if ref.size is not None and part.stat().st_size != ref.size:
+                        raise _DamagedEntry(ref.path)
                 except FileNotFoundError:  # evicted just now: go to S3
+                    ref = None
+                except _DamagedEntry:
+                    log.warning("cached content %s is damaged; fetching it again", ref.sha256)
+                    await self._require_cache().discard(ref.sha256)
                     ref = None
             if ref is None:
                 await self._download_direct(name, stored, part)
@@ -656,8 +676,8 @@ class Repository:
             sha = entry[1][0]
             path = cache.content_path_now(sha) or await cache.content_path(sha)
             if path is not None:
-                cache.count("hits")
-                return ContentRef(sha, path)
+                cache.hit(sha)
+                return ContentRef(sha, path, entry[1][1])
             return await cache.single_flight(
                 ("sha", sha), lambda: self._fetch_into_cache(name, stored, expected=sha)
             )
@@ -686,7 +706,7 @@ class Repository:
                 raise
             self._serve_stale(f"{name!r} version {_layout.decode_version(stored)}", entry, err)
             cache.count("hits")
-            return ContentRef(known_sha, known_path)
+            return ContentRef(known_sha, known_path, entry[1][1])
         except ArtifactNotFoundError:
             await cache.forget(key)
             raise
@@ -695,11 +715,11 @@ class Repository:
         await cache.remember(key, (item.sha256, item.size))
         if item.sha256 == known_sha:
             cache.count("hits")
-            return ContentRef(known_sha, known_path)
+            return ContentRef(known_sha, known_path, item.size)
         path = await cache.content_path(item.sha256)
         if path is not None:
             cache.count("hits")
-            return ContentRef(item.sha256, path)
+            return ContentRef(item.sha256, path, item.size)
         return await self._fetch_into_cache(name, stored, expected=item.sha256)
 
     async def _fetch_into_cache(
@@ -736,7 +756,7 @@ class Repository:
                 size = part.stat().st_size
                 await cache.remember(key, (sha, size))
                 path = await cache.publish(Staged(part, sha, size))
-                return None if path is None else ContentRef(sha, path)
+                return None if path is None else ContentRef(sha, path, size)
             finally:
                 part.unlink(missing_ok=True)
         raise AssertionError("unreachable")  # pragma: no cover

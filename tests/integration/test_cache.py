@@ -394,3 +394,18 @@ def _sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+async def test_a_truncated_cache_file_is_fetched_again_not_served(
+    cached_repo: Repository, cache: LocalCache
+) -> None:
+    content = os.urandom(200_000)
+    await publish(cached_repo, "app", content)
+    cache.clear()
+    await cached_repo.get_content("app", 1)
+    (cached,) = (cache.directory / "content").rglob("*.val")
+    cached.chmod(0o600)
+    with cached.open("r+b") as handle:
+        handle.truncate(1000)
+    assert await cached_repo.get_content("app", 1) == content
+    assert cache.stats().downloads == 2
