@@ -1,0 +1,71 @@
+"""Fixtures for tests that watch (or break) the wire: a counting proxy in front of moto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.proxy import CountingProxy
+from versioned_async import Repository
+
+#: after this many seconds a test's proxy goes down, so a call stuck on it fails, not hangs
+PROXY_DEADLINE_SECS = float(os.environ.get("PROXY_DEADLINE_SECS", "60"))
+
+
+@pytest.fixture
+async def proxy(endpoint_url: str) -> AsyncIterator[CountingProxy]:
+    """A :class:`CountingProxy` in front of this test's (wiped) moto server.
+
+    A watchdog takes it down after ``PROXY_DEADLINE_SECS``: whatever waits on it
+    then gets a connection error, and the test fails at teardown instead of hanging.
+    """
+
+    async def watchdog() -> None:
+        await asyncio.sleep(PROXY_DEADLINE_SECS)
+        counting.errors.append(TimeoutError(f"test still running after {PROXY_DEADLINE_SECS} s"))
+        counting.go_down()
+
+    async with CountingProxy(endpoint_url) as counting:
+        dog = asyncio.ensure_future(watchdog())
+        try:
+            yield counting
+        finally:
+            dog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dog
+    assert counting.errors == [], f"the proxy failed: {counting.errors!r}"
+
+
+def fail_fast_config() -> AioConfig:
+    """Two attempts and short timeouts: an outage fails a call in a second or two."""
+    return AioConfig(
+        retries={"mode": "standard", "total_max_attempts": 2},
+        connect_timeout=2,
+        read_timeout=5,
+    )
+
+
+@pytest.fixture
+def make_proxied_repo(proxy: CountingProxy, aio_session: AioSession) -> RepoFactory:
+    """Build (unopened) repositories that talk to moto through ``proxy``, failing fast."""
+
+    def make(**kwargs: object) -> Repository:
+        settings: dict[str, object] = {
+            "aws_region": REGION,
+            "s3_bucket": BUCKET,
+            "dynamodb_table_name": TABLE,
+            "endpoint_url": proxy.endpoint_url,
+            "session": aio_session,
+            "client_config": fail_fast_config(),
+        }
+        settings.update(kwargs)
+        return Repository(**settings)  # type: ignore[arg-type]
+
+    return make

@@ -1,0 +1,711 @@
+"""A counting HTTP/1.1 proxy on loopback, for tests that must see (or break) the wire.
+
+Put it between a client and the moto server::
+
+    async with CountingProxy(endpoint_url) as proxy:
+        async with Repository(..., endpoint_url=proxy.endpoint_url) as repo:
+            await repo.get_content("app")
+        assert proxy.counts() == {"GetItem": 1, "GetObject": 1}
+
+It runs in the test's event loop. Every connection a client opens gets its own
+upstream connection, and requests are parsed one after another on it
+(keep-alive), so each request is recorded even when a pool reuses connections.
+Bodies are forwarded in chunks as they arrive (Content-Length, chunked, or
+until close), never read whole. Outages: :meth:`CountingProxy.go_down` drops
+every connection and keeps dropping new ones until :meth:`CountingProxy.come_back`;
+:meth:`CountingProxy.fail_next` answers requests with an AWS-shaped error
+without forwarding them; :attr:`CountingProxy.delay` adds latency.
+
+A record is appended as soon as a request's head has been read, and its
+``status`` is set before the response head is forwarded: when a client call
+returns, the proxy has already recorded everything that call sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["CountingProxy", "RequestRecord"]
+
+#: how much of a body is read and written at once
+CHUNK_SIZE = 64 * 1024
+#: the longest request or response head (and chunk-size line) accepted
+_HEAD_LIMIT = 256 * 1024
+_LOOPBACK = ("127.0.0.1", "localhost")
+
+_S3_ERROR_CODES = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}
+_DYNAMODB_ERROR_CODES = {
+    400: "ThrottlingException",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
+
+
+class _Sink(Protocol):
+    """Where a body goes: an ``asyncio.StreamWriter``, or :class:`_Discard`."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class ProxyProtocolError(Exception):
+    """Malformed HTTP on either side of the proxy: that connection is dropped."""
+
+
+@dataclass
+class RequestRecord:
+    """One request the proxy saw.
+
+    ``op`` is the DynamoDB operation (``"GetItem"``) or the S3 operation
+    classified from method, path, query and headers (``"GetObject"``,
+    ``"ListObjectsV2"`` ...); an S3 request it cannot name is
+    ``"<METHOD> <path>"``. ``service`` is ``"s3"``, ``"dynamodb"`` or
+    ``"moto-api"``. ``status`` is ``None`` until the response head arrives
+    (and stays ``None`` when the connection died first). ``injected`` marks
+    the answers :meth:`CountingProxy.fail_next` made up. Body sizes count the
+    bytes forwarded so far, as framed on the wire (chunk framing excluded).
+    """
+
+    method: str
+    path: str
+    op: str
+    service: str
+    connection_id: int
+    #: request headers, names lower-cased, repeated ones joined with ", "
+    headers: dict[str, str]
+    status: int | None = None
+    injected: bool = False
+    request_body_bytes: int = 0
+    response_body_bytes: int = 0
+
+
+@dataclass
+class _FailRule:
+    remaining: int
+    status: int
+    code: str | None
+    op: str | None
+
+
+class _Head:
+    """A parsed request or response head: the start line split in three, headers in order."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        lines = raw.decode("latin-1")[: -len("\r\n\r\n")].split("\r\n")
+        self.start_line = lines[0]
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2:
+            raise ProxyProtocolError(f"bad start line {lines[0]!r}")
+        self.start = (parts[0], parts[1], parts[2] if len(parts) > 2 else "")
+        self.is_response = parts[0].upper().startswith("HTTP/")
+        self.version = (self.start[0] if self.is_response else self.start[2]).upper()
+        if not self.version.startswith("HTTP/1."):
+            raise ProxyProtocolError(f"not HTTP/1.x: {lines[0]!r}")
+        #: (lower-cased name, value, the line as received)
+        self.fields: list[tuple[str, str, str]] = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise ProxyProtocolError(f"bad header line {line!r}")
+            self.fields.append((name.lower(), value.strip(), line))
+
+    def get(self, name: str) -> str | None:
+        values = self.values(name)
+        return ", ".join(values) if values else None
+
+    def values(self, name: str) -> list[str]:
+        return [v for n, v, _ in self.fields if n == name]
+
+    def tokens(self, name: str) -> list[str]:
+        """Comma-separated header tokens, lower-cased (``Connection``, ``Transfer-Encoding``)."""
+        return [t.strip().lower() for v in self.values(name) for t in v.split(",") if t.strip()]
+
+    def body_framing(self) -> tuple[str, int]:
+        """``("chunked", 0)``, ``("length", n)``, ``("close", 0)`` (until EOF) or ``("none", 0)``.
+
+        Without Transfer-Encoding and Content-Length a request has no body and a
+        response runs until the connection closes. The caller knows when a
+        response has no body at all (HEAD, 1xx, 204, 304).
+        """
+        codings = self.tokens("transfer-encoding")
+        if codings:
+            return ("chunked", 0) if codings[-1] == "chunked" else ("close", 0)
+        lengths = {v.strip() for v in self.values("content-length")}
+        if not lengths:
+            return ("close", 0) if self.is_response else ("none", 0)
+        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+            raise ProxyProtocolError(f"bad Content-Length {sorted(lengths)}")
+        return ("length", int(lengths.pop()))
+
+    def keeps_alive(self) -> bool:
+        """Whether the sender of this head means to keep its connection open afterwards."""
+        connection = self.tokens("connection")
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in connection
+        return "close" not in connection
+
+    def with_connection(self, keep_alive: bool) -> bytes:
+        """This head with our own hop-by-hop ``Connection`` header instead of the sender's."""
+        hop = {"connection", "keep-alive", "proxy-connection"}
+        hop.update(t for t in self.tokens("connection") if t not in ("close", "keep-alive"))
+        hop -= {"content-length", "transfer-encoding"}
+        lines = [self.start_line]
+        lines += [line for name, _, line in self.fields if name not in hop]
+        lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _Connection:
+    """A client connection and the upstream connection paired with it."""
+
+    def __init__(self, ident: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.id = ident
+        self.client_reader = reader
+        self.client_writer = writer
+        self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def close_upstream(self) -> None:
+        if self.upstream is not None:
+            writer = self.upstream[1]
+            self.upstream = None
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def abort(self) -> None:
+        """Drop both sides now, without flushing: the peers see a reset or EOF at once."""
+        self.client_writer.transport.abort()
+        if self.upstream is not None:
+            self.upstream[1].transport.abort()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
+    """The next head up to and including the blank line; ``None`` on a clean EOF."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as err:
+        if err.partial.strip(b"\r\n"):
+            raise ProxyProtocolError("connection closed in the middle of a head") from err
+        return None
+    except asyncio.LimitOverrunError as err:
+        raise ProxyProtocolError("head too large") from err
+    # RFC 9112 2.2: ignore empty lines before a request line
+    return head.lstrip(b"\r\n") if head.startswith(b"\r\n") else head
+
+
+async def _copy_exact(
+    reader: asyncio.StreamReader,
+    writer: _Sink,
+    size: int,
+    counted: Callable[[int], None],
+) -> None:
+    while size > 0:
+        data = await reader.read(min(size, CHUNK_SIZE))
+        if not data:
+            raise ProxyProtocolError(f"connection closed with {size} body bytes to go")
+        size -= len(data)
+        counted(len(data))
+        writer.write(data)
+        await writer.drain()
+
+
+async def _copy_chunked(
+    reader: asyncio.StreamReader,
+    writer: _Sink,
+    counted: Callable[[int], None],
+) -> None:
+    """Forward a chunked body verbatim (extensions, trailers and all), chunk by chunk."""
+    try:
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError as err:
+                raise ProxyProtocolError(f"bad chunk size line {line!r}") from err
+            writer.write(line)
+            if size == 0:
+                break
+            await _copy_exact(reader, writer, size, counted)
+            if await reader.readexactly(2) != b"\r\n":
+                raise ProxyProtocolError("chunk data not followed by CRLF")
+            writer.write(b"\r\n")
+            await writer.drain()
+        while True:  # trailer section, up to the empty line
+            line = await reader.readuntil(b"\r\n")
+            writer.write(line)
+            if line == b"\r\n":
+                break
+        await writer.drain()
+    except asyncio.IncompleteReadError as err:
+        raise ProxyProtocolError("connection closed inside a chunked body") from err
+    except asyncio.LimitOverrunError as err:
+        raise ProxyProtocolError("chunk line too long") from err
+
+
+async def _copy_until_eof(
+    reader: asyncio.StreamReader,
+    writer: _Sink,
+    counted: Callable[[int], None],
+) -> None:
+    while data := await reader.read(CHUNK_SIZE):
+        counted(len(data))
+        writer.write(data)
+        await writer.drain()
+
+
+async def _copy_body(
+    framing: tuple[str, int],
+    reader: asyncio.StreamReader,
+    writer: _Sink,
+    counted: Callable[[int], None],
+) -> None:
+    kind, size = framing
+    if kind == "length":
+        await _copy_exact(reader, writer, size, counted)
+    elif kind == "chunked":
+        await _copy_chunked(reader, writer, counted)
+    elif kind == "close":
+        await _copy_until_eof(reader, writer, counted)
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """(path, query) of an origin-form or absolute-form request target."""
+    if "://" in target:
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    path, _, query = target.partition("?")
+    return path or "/", query
+
+
+#: (method, query keys that must all be present, op), first match wins. An empty key
+#: tuple matches when the query holds no key outside the operation's plain parameters.
+_S3_BUCKET_OPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("HEAD", (), "HeadBucket"),
+    ("GET", ("list-type",), "ListObjectsV2"),
+    ("GET", ("uploads",), "ListMultipartUploads"),
+    ("GET", ("versions",), "ListObjectVersions"),
+    ("GET", ("location",), "GetBucketLocation"),
+    ("GET", (), "ListObjects"),
+    ("POST", ("delete",), "DeleteObjects"),
+    ("PUT", (), "CreateBucket"),
+    ("DELETE", (), "DeleteBucket"),
+)
+_S3_OBJECT_OPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("HEAD", (), "HeadObject"),
+    ("GET", ("uploadId",), "ListParts"),
+    ("GET", ("tagging",), "GetObjectTagging"),
+    ("GET", ("acl",), "GetObjectAcl"),
+    ("GET", ("attributes",), "GetObjectAttributes"),
+    ("GET", (), "GetObject"),
+    ("PUT", ("uploadId", "partNumber"), "UploadPart"),
+    ("PUT", ("tagging",), "PutObjectTagging"),
+    ("PUT", ("acl",), "PutObjectAcl"),
+    ("PUT", (), "PutObject"),
+    ("POST", ("uploads",), "CreateMultipartUpload"),
+    ("POST", ("uploadId",), "CompleteMultipartUpload"),
+    ("POST", ("restore",), "RestoreObject"),
+    ("DELETE", ("uploadId",), "AbortMultipartUpload"),
+    ("DELETE", ("tagging",), "DeleteObjectTagging"),
+    ("DELETE", (), "DeleteObject"),
+)
+#: query keys that are plain parameters, not subresources naming another operation
+_S3_PLAIN_PARAMS = frozenset(
+    {"prefix", "delimiter", "marker", "max-keys", "encoding-type", "versionId", "partNumber"}
+)
+
+
+def _s3_op(method: str, path: str, query: str, head: _Head) -> str:
+    """Name the S3 operation of a path-style request; ``"<METHOD> <target>"`` when unknown."""
+    keys = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    plain = all(k in _S3_PLAIN_PARAMS or k.startswith("response-") for k in keys)
+    bucket, _, key = path.lstrip("/").partition("/")
+    if not bucket:
+        rules: tuple[tuple[str, tuple[str, ...], str], ...] = (("GET", (), "ListBuckets"),)
+    else:
+        rules = _S3_OBJECT_OPS if key else _S3_BUCKET_OPS
+    for rule_method, needed, op in rules:
+        if rule_method == method and (all(k in keys for k in needed) if needed else plain):
+            if head.get("x-amz-copy-source") is not None:  # a copy is a PUT with a source
+                return {"PutObject": "CopyObject", "UploadPart": "UploadPartCopy"}.get(op, op)
+            return op
+    return f"{method} {path}?{query}" if query else f"{method} {path}"
+
+
+def classify(method: str, target: str, head: _Head) -> tuple[str, str]:
+    """(service, op) of a request."""
+    path, query = _split_target(target)
+    amz_target = head.get("x-amz-target")
+    if amz_target:  # JSON protocol: "DynamoDB_20120810.GetItem"
+        prefix, _, op = amz_target.rpartition(".")
+        service = "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower()
+        return service, op or amz_target
+    if path.startswith("/moto-api"):
+        return "moto-api", f"{method} {path}"
+    return "s3", _s3_op(method, path, query, head)
+
+
+class CountingProxy:
+    """A loopback HTTP/1.1 proxy that records every request and can fake outages.
+
+    ``upstream`` is ``http://127.0.0.1:PORT`` (or ``localhost``). The proxy
+    listens on 127.0.0.1 on a free port; :attr:`endpoint_url` is its address.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme != "http" or parts.hostname not in _LOOPBACK or parts.port is None:
+            raise ValueError(f"upstream must be http://127.0.0.1:PORT, not {upstream!r}")
+        self.upstream = upstream
+        self._upstream_addr = ("127.0.0.1", parts.port)
+        #: every request seen since the start (or the last :meth:`reset_counts`), in order
+        self.requests: list[RequestRecord] = []
+        #: seconds to wait before forwarding each request
+        self.delay: float = 0.0
+        #: connections accepted and served (not those dropped while down)
+        self.connections_accepted = 0
+        #: connections accepted while down and closed at once
+        self.connections_dropped = 0
+        #: connections the proxy opened to the upstream
+        self.upstream_connections = 0
+        #: unexpected exceptions inside the proxy (bugs): a test should expect ``[]``
+        self.errors: list[BaseException] = []
+        self._server: asyncio.Server | None = None
+        self._port = 0
+        self._down = False
+        self._fail: _FailRule | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_id = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> CountingProxy:
+        if self._server is not None:
+            raise RuntimeError("the proxy is already running")
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_HEAD_LIMIT)
+        self._port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening, drop every connection and wait for the handlers to finish."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        self._abort_all()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+    async def __aenter__(self) -> CountingProxy:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the proxy is not running: await proxy.start() first")
+        return f"http://127.0.0.1:{self._port}"
+
+    # -- counting ------------------------------------------------------------------------
+
+    def count(self, op: str | None = None, *, service: str | None = None) -> int:
+        """How many requests were seen (of operation ``op`` / of ``service``)."""
+        return sum(
+            1
+            for r in self.requests
+            if (op is None or r.op == op) and (service is None or r.service == service)
+        )
+
+    def counts(self) -> Counter[str]:
+        """Requests per operation: ``proxy.counts() == {"GetItem": 1}`` reads well in asserts."""
+        return Counter(r.op for r in self.requests)
+
+    def reset_counts(self) -> None:
+        """Forget the requests and connection counts seen so far (open connections stay)."""
+        self.requests = []
+        self.connections_accepted = 0
+        self.connections_dropped = 0
+        self.upstream_connections = 0
+
+    # -- faults ----------------------------------------------------------------------------
+
+    @property
+    def is_down(self) -> bool:
+        return self._down
+
+    def go_down(self) -> None:
+        """Drop every open connection, both sides; from now on accept and drop at once."""
+        self._down = True
+        self._abort_all()
+
+    def come_back(self) -> None:
+        """Forward again (clients reconnect: their pooled connections were dropped)."""
+        self._down = False
+
+    def fail_next(
+        self, n: int = 1, status: int = 503, *, code: str | None = None, op: str | None = None
+    ) -> None:
+        """Answer the next ``n`` requests (of ``op``, when given) with an error, unforwarded.
+
+        S3 gets an XML ``<Error>``, DynamoDB a JSON ``__type`` error, each with
+        ``code``; by default SlowDown / ServiceUnavailable for 503, InternalError /
+        InternalServerError for 500. Replaces an earlier ``fail_next``; ``n=0``
+        cancels it.
+        """
+        if n < 0 or not 100 <= status <= 599:
+            raise ValueError("n must be >= 0 and status an HTTP status")
+        self._fail = _FailRule(n, status, code, op) if n else None
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def _abort_all(self) -> None:
+        for conn in list(self._connections.values()):
+            conn.abort()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._down or self._server is None:
+            self.connections_dropped += 1
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._next_id += 1
+        conn = _Connection(self._next_id, reader, writer)
+        self._connections[conn.id] = conn
+        self.connections_accepted += 1
+        try:
+            while not self._down:
+                raw = await _read_head(reader)
+                if raw is None or not await self._exchange(conn, _Head(raw)):
+                    break
+        except (
+            ConnectionError,
+            OSError,
+            ProxyProtocolError,
+            asyncio.IncompleteReadError,
+            asyncio.CancelledError,
+        ):
+            pass  # a dropped or malformed connection ends this conversation
+        except Exception as err:  # a bug in the proxy: keep it for the test to see
+            self.errors.append(err)
+        finally:
+            if self.is_down:  # (a property: mypy would narrow the attribute across awaits)
+                conn.abort()
+            else:
+                await self._close(conn)
+            self._connections.pop(conn.id, None)
+            self._tasks.discard(task)
+
+    async def _close(self, conn: _Connection) -> None:
+        writers = [conn.client_writer] + ([conn.upstream[1]] if conn.upstream else [])
+        for w in writers:
+            w.close()
+        for w in writers:
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+
+    async def _exchange(self, conn: _Connection, head: _Head) -> bool:
+        """Record one request, then answer or forward it; ``True`` to keep the connection."""
+        if head.is_response:
+            raise ProxyProtocolError(f"a response where a request belongs: {head.start_line!r}")
+        if head.body_framing()[0] == "close":
+            raise ProxyProtocolError("a request body must have a Content-Length or be chunked")
+        method, target, _ = head.start
+        service, op = classify(method, target, head)
+        path, query = _split_target(target)
+        record = RequestRecord(
+            method=method,
+            path=f"{path}?{query}" if query else path,
+            op=op,
+            service=service,
+            connection_id=conn.id,
+            headers={name: head.get(name) or "" for name, _, _ in head.fields},
+        )
+        self.requests.append(record)
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
+        if self._down:
+            return False
+        rule = self._fail
+        if rule is not None and (rule.op is None or rule.op == op):
+            rule.remaining -= 1
+            if rule.remaining <= 0:
+                self._fail = None
+            return await self._answer_injected(conn, head, record, rule)
+        return await self._forward(conn, head, record)
+
+    async def _answer_injected(
+        self, conn: _Connection, head: _Head, record: RequestRecord, rule: _FailRule
+    ) -> bool:
+        """Read the request body away and answer with the error ``rule`` asks for."""
+        framing = head.body_framing()
+        if "100-continue" in head.tokens("expect") and framing not in (("none", 0), ("length", 0)):
+            # the client waits for 100 before it sends the body: ask for it, then drop it
+            conn.client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await conn.client_writer.drain()
+
+        def sent(n: int) -> None:
+            record.request_body_bytes += n
+
+        await _copy_body(framing, conn.client_reader, _Discard(), sent)
+        keep = head.keeps_alive()
+        record.status = rule.status
+        record.injected = True
+        conn.client_writer.write(_error_response(head.start[0], record.service, rule, keep))
+        await conn.client_writer.drain()
+        return keep
+
+    async def _upstream(
+        self, conn: _Connection
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection's upstream connection, (re)opened when there is none or it ended."""
+        if conn.upstream is not None and conn.upstream[0].at_eof():
+            await conn.close_upstream()
+        if conn.upstream is None:
+            conn.upstream = await asyncio.open_connection(*self._upstream_addr, limit=_HEAD_LIMIT)
+            self.upstream_connections += 1
+        return conn.upstream
+
+    async def _forward(self, conn: _Connection, head: _Head, record: RequestRecord) -> bool:
+        """Send the request upstream and its response back, both streamed."""
+        up_reader, up_writer = await self._upstream(conn)
+        up_writer.write(head.raw)
+        await up_writer.drain()
+        framing = head.body_framing()
+
+        def sent(n: int) -> None:
+            record.request_body_bytes += n
+
+        async def forward_request_body() -> None:
+            try:
+                await _copy_body(framing, conn.client_reader, up_writer, sent)
+            except Exception:
+                conn.abort()  # unblock the response side too
+                raise
+
+        # the body goes up while the response is awaited: interim 100 Continue answers, and
+        # servers that answer early, both work
+        body = None if framing[0] == "none" else asyncio.create_task(forward_request_body())
+        try:
+            return await self._forward_response(conn, head, record, up_reader, body)
+        finally:
+            if body is not None:  # settle it, and collect its exception if it had one
+                body.cancel()
+                with contextlib.suppress(BaseException):
+                    await body
+
+    async def _forward_response(
+        self,
+        conn: _Connection,
+        head: _Head,
+        record: RequestRecord,
+        up_reader: asyncio.StreamReader,
+        body: asyncio.Task[None] | None,
+    ) -> bool:
+        """Forward interim responses and the final one; ``True`` to keep the client connection.
+
+        ``Connection`` is hop-by-hop: the client connection is kept alive whenever
+        the framing allows, even when the upstream (moto's werkzeug closes after
+        every response) is not; the next request then gets a new upstream connection.
+        """
+        while True:
+            raw = await _read_head(up_reader)
+            if raw is None:
+                raise ProxyProtocolError("upstream closed the connection before responding")
+            response = _Head(raw)
+            if not response.is_response or not response.start[1].isdigit():
+                raise ProxyProtocolError(f"bad status line {response.start_line!r}")
+            status = int(response.start[1])
+            if not 100 <= status < 200 or status == 101:
+                break
+            conn.client_writer.write(raw)  # interim (100 Continue): pass it on
+            await conn.client_writer.drain()
+        if head.start[0] == "HEAD" or status in (101, 204, 304):
+            framing: tuple[str, int] = ("none", 0)
+        else:
+            framing = response.body_framing()
+        if body is not None and not body.done():  # answered before the body was all sent?
+            await asyncio.wait([body], timeout=0.5)
+        body_sent = body is None or (body.done() and not body.cancelled())
+        if body is not None and body_sent and body.exception() is not None:
+            raise ProxyProtocolError("the request body broke off") from body.exception()
+        keep_client = head.keeps_alive() and body_sent and framing[0] != "close" and status != 101
+        record.status = status
+        conn.client_writer.write(response.with_connection(keep_client))
+        await conn.client_writer.drain()
+
+        def received(n: int) -> None:
+            record.response_body_bytes += n
+
+        await _copy_body(framing, up_reader, conn.client_writer, received)
+        if not response.keeps_alive() or framing[0] == "close" or status == 101:
+            await conn.close_upstream()
+        return keep_client
+
+
+class _Discard:
+    """A sink that swallows what it is given: reading a request body to throw it away."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+
+def _error_response(method: str, service: str, rule: _FailRule, keep: bool) -> bytes:
+    try:
+        reason = HTTPStatus(rule.status).phrase
+    except ValueError:
+        reason = "Error"
+    request_id = secrets.token_hex(8)
+    message = f"injected by CountingProxy.fail_next (HTTP {rule.status})"
+    if service == "dynamodb":
+        code = rule.code or _DYNAMODB_ERROR_CODES.get(rule.status, "InternalServerError")
+        body = json.dumps(
+            {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
+        ).encode()
+        headers = [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-RequestId", request_id),
+        ]
+    else:
+        code = rule.code or _S3_ERROR_CODES.get(rule.status, "InternalError")
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<RequestId>{request_id}</RequestId><HostId>counting-proxy</HostId></Error>"
+        ).encode()
+        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
+    if method == "HEAD":
+        body = b""  # S3 HEAD errors carry only the status
+    headers += [
+        ("Content-Length", str(len(body))),
+        ("Connection", "keep-alive" if keep else "close"),
+    ]
+    head = f"HTTP/1.1 {rule.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return head.encode("latin-1") + b"\r\n" + body
