@@ -364,11 +364,7 @@ class AwsBackend:
         values: Item | None = None,
     ) -> bool:
         """Write ``item``; ``False`` when ``condition`` did not hold (nothing written)."""
-        kwargs: dict[str, Any] = {}
-        if condition is not None:
-            kwargs["ConditionExpression"] = condition
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+        kwargs = _expression_kwargs(condition, values)
         return await self._conditional(
             f"PutItem {self.table} {_key_text(item)}",
             self.dynamodb.put_item(TableName=self.table, Item=item, **kwargs),
@@ -384,13 +380,7 @@ class AwsBackend:
         names: Mapping[str, str] | None = None,
     ) -> bool:
         """Apply ``update``; ``False`` when ``condition`` did not hold (nothing written)."""
-        kwargs: dict[str, Any] = {"UpdateExpression": update}
-        if condition is not None:
-            kwargs["ConditionExpression"] = condition
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
+        kwargs = {"UpdateExpression": update, **_expression_kwargs(condition, values, names)}
         return await self._conditional(
             f"UpdateItem {self.table} {pk!r}/{sk!r}",
             self.dynamodb.update_item(
@@ -401,11 +391,8 @@ class AwsBackend:
     async def delete_item(
         self, pk: str, sk: str, condition: str | None = None, values: Item | None = None
     ) -> bool:
-        kwargs: dict[str, Any] = {}
-        if condition is not None:
-            kwargs["ConditionExpression"] = condition
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+        """Delete an item; ``False`` when ``condition`` did not hold (nothing deleted)."""
+        kwargs = _expression_kwargs(condition, values)
         return await self._conditional(
             f"DeleteItem {self.table} {pk!r}/{sk!r}",
             self.dynamodb.delete_item(
@@ -556,6 +543,19 @@ class AwsBackend:
                     return False
                 raise
         return True
+
+
+def _expression_kwargs(
+    condition: str | None, values: Item | None, names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if condition is not None:
+        kwargs["ConditionExpression"] = condition
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    if names:
+        kwargs["ExpressionAttributeNames"] = dict(names)
+    return kwargs
 
 
 def _object_kwargs(

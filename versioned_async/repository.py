@@ -91,6 +91,20 @@ async def _read_file(ref: ContentRef) -> bytes:
     return body
 
 
+def _describe_object(name: str, stored: str, sha256: str, info: ObjectInfo) -> VersionItem:
+    """The visible version item for an object: its own metadata is the truth."""
+    return VersionItem(
+        pk=name,
+        sk=stored,
+        is_deleted=False,
+        sha256=sha256,
+        update_at=info.last_modified,
+        size=info.size,
+        content_type=info.content_type,
+        metadata=info.metadata or None,
+    )
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -342,16 +356,7 @@ class Repository:
         for _attempt in range(_CONVERGE_ATTEMPTS):
             if info.sha256 is None:
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
-            record = VersionItem(
-                pk=name,
-                sk=LATEST,
-                is_deleted=False,
-                sha256=info.sha256,
-                update_at=info.last_modified,
-                size=info.size,
-                content_type=info.content_type,
-                metadata=info.metadata or None,
-            )
+            record = _describe_object(name, LATEST, info.sha256, info)
             written = await aws.put_item(
                 _codec.to_item(record),
                 condition="attribute_not_exists(update_at) OR update_at <= :u",
@@ -424,16 +429,7 @@ class Repository:
                     f"version {number} of {name!r} vanished while publishing; retry"
                 )
             sha = info.sha256 or await self._hash_object(name, stored)
-            record = VersionItem(
-                pk=name,
-                sk=stored,
-                is_deleted=False,
-                sha256=sha,
-                update_at=info.last_modified,
-                size=info.size,
-                content_type=info.content_type,
-                metadata=info.metadata or None,
-            )
+            record = _describe_object(name, stored, sha, info)
             plain = _codec.unstructure(record)
             plain.pop("pk")
             plain.pop("sk")
