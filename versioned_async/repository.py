@@ -547,7 +547,7 @@ class Repository:
         Cold, this costs two round trips: the alias, then the version lookup
         and the download together. With a cache, none inside the TTL.
         """
-        resolved = await self._resolve_alias(name, alias)
+        resolved = await self.resolve_alias(name, alias)
         return await self.get_content(name, resolved.choose_version(routing_key))
 
     async def download(
@@ -572,7 +572,7 @@ class Repository:
         if target.is_dir():
             raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
         if alias is not None:
-            version = (await self._resolve_alias(name, alias)).choose_version(routing_key)
+            version = (await self.resolve_alias(name, alias)).choose_version(routing_key)
         stored = _layout.encode_version(version)
         part = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
         try:
@@ -757,8 +757,12 @@ class Repository:
                 part.unlink(missing_ok=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _resolve_alias(self, name: str, alias: str) -> Alias:
-        """The alias, from the cache within the TTL (stale when AWS is down)."""
+    async def resolve_alias(self, name: str, alias: str) -> Alias:
+        """The alias as the read path sees it: from the cache within the TTL, and the
+        last known one when AWS is down (stale-if-error). Without a cache, ``get_alias``.
+
+        For routing many keys, resolve once and call ``choose_version`` per key.
+        """
         if self.cache is None:
             return await self.get_alias(name, alias)
         cache = self.cache

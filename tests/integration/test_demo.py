@@ -2,37 +2,48 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
+
+from rich.console import Console
 
 from versioned_async.demo import run_demo
 
 
 async def test_demo_walks_through_the_whole_lifecycle(endpoint_url: str) -> None:
-    lines: list[str] = []
-    await run_demo(endpoint_url, say=lines.append)
-    text = "\n".join(lines)
+    buffer = io.StringIO()
+    await run_demo(endpoint_url, console=Console(file=buffer, width=200, color_system=None))
+    text = buffer.getvalue()
     for version in ("1", "2", "3"):
-        assert f"published version {version} " in text
-    assert "development -> LATEST" in text
-    assert "staging -> v2" in text
+        assert f"published version {version}\n" in text
+    assert re.search(r"development\s+│\s+LATEST", text)
+    assert re.search(r"staging\s+│\s+v2", text)
     assert "production -> v2; services now read schema 2" in text
-    assert "rollback: production -> v2; content is schema 2 again" in text
+    assert "rollback: production -> v2; content is schema 2" in text
     assert "deleted ['1'], kept ['LATEST', '3', '2']" in text
     for weight in (10, 50):
-        line = next(x for x in lines if f"+ v3 ({weight}%)" in x and "observed" in x)
-        canary = int(re.search(r"v3: (\d+) ", line).group(1))  # type: ignore[union-attr]
+        observed = re.search(rf"canary share {weight}%: observed v3 ([\d.]+)%", text)
+        assert observed, text
+        share = float(observed.group(1)) / 100
         # 1,000 draws at p = weight/100: five standard deviations either side
-        sd = (1000 * weight / 100 * (1 - weight / 100)) ** 0.5
-        assert abs(canary - 10 * weight) < 5 * sd, line
+        sd = (weight / 100 * (1 - weight / 100) / 1000) ** 0.5
+        assert abs(share - weight / 100) < 5 * sd
+    assert re.search(r"first read\s+│[^│]+│\s+downloaded", text)
+    assert re.search(r"second read\s+│[^│]+│\s+served locally", text)
+    assert "cache: 1 download(s), 1 hit(s)" in text
 
 
 def test_readme_quick_start_command_runs() -> None:
-    """`python -m versioned_async demo`, exactly as README's first command runs it."""
+    """`versioned-async demo`, exactly as README's first command runs it."""
+    script = Path(sys.executable).parent / "versioned-async"
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "&& versioned-async demo\n" in readme
     result = subprocess.run(
-        [sys.executable, "-m", "versioned_async", "demo"],
+        [str(script), "demo"],
         capture_output=True,
         text=True,
         timeout=120,

