@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import inspect
+import itertools
 import json
 import os
 import shlex
@@ -660,6 +661,16 @@ def alias_delete(settings: Settings, name: str, alias: str) -> None:
     click.echo(f"deleted alias {alias!r} of {name!r}")
 
 
+#: keys routed per batch by `resolve`: memory stays bounded, hashing runs batched
+_RESOLVE_BATCH = 65_536
+
+
+def _strip_eol(line: bytes) -> bytes:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    return line[:-1] if line.endswith(b"\r") else line
+
+
 @main.command()
 @click.argument("name")
 @click.argument("alias")
@@ -668,25 +679,23 @@ def alias_delete(settings: Settings, name: str, alias: str) -> None:
 def resolve(settings: Settings, name: str, alias: str, keys: IO[bytes] | None) -> None:
     """Route routing keys: read one key per line from KEYS (or stdin), print KEY<TAB>VERSION.
 
-    The alias is read once; each key is routed locally with Alias.choose_version,
+    The alias is read once; keys are routed locally with Alias.choose_versions,
     sticky per key, streaming line by line (any number of keys).
     """
     if keys is None:
         _refuse_terminal_stdin("KEYS file")
         keys = sys.stdin.buffer
     resolved = settings.run(lambda repo: repo.resolve_alias(name, alias))
-    choose = resolved.choose_version
     tails = {
         v: b"\t" + v.encode() + b"\n"
         for v in (resolved.version, resolved.secondary_version)
         if v is not None
     }
     out = sys.stdout.buffer
-    for line in keys:
-        key = line[:-1] if line.endswith(b"\n") else line
-        if key.endswith(b"\r"):
-            key = key[:-1]
-        out.write(key + tails[choose(key)])
+    while batch := [_strip_eol(line) for line in itertools.islice(keys, _RESOLVE_BATCH)]:
+        out.writelines(
+            k + tails[v] for k, v in zip(batch, resolved.choose_versions(batch), strict=True)
+        )
     out.flush()
 
 

@@ -403,3 +403,29 @@ def test_validate_retention_refuses_wrong_types(
 def test_validate_retention_refuses_a_nan_age_limit() -> None:
     with pytest.raises(exc.InvalidArgumentError, match="purge_older_than_secs must be"):
         validate_retention(3, float("nan"))
+
+
+def test_choose_versions_gives_the_same_answers_as_choose_version() -> None:
+    split = Alias(
+        name="app",
+        alias="prod",
+        update_at=datetime.now(timezone.utc),
+        version="2",
+        secondary_version="3",
+        secondary_version_weight=37,
+        version_s3uri="s3://b/2",
+        secondary_version_s3uri="s3://b/3",
+    )
+    keys: list[str | bytes] = [f"user-{i}" for i in range(5000)] + [b"raw-bytes", "caf\u00e9"]
+    assert split.choose_versions(keys) == [split.choose_version(k) for k in keys]
+    whole = Alias(
+        name="app",
+        alias="prod",
+        update_at=datetime.now(timezone.utc),
+        version="2",
+        secondary_version=None,
+        secondary_version_weight=None,
+        version_s3uri="s3://b/2",
+        secondary_version_s3uri=None,
+    )
+    assert whole.choose_versions(["a", "b"]) == ["2", "2"]
