@@ -133,6 +133,7 @@ class LocalCache:
                 db.chmod(0o600)
         self._memory_lookups: dict[Hashable, tuple[float, Any]] = {}
         self._memory_paths: dict[str, str] = {}
+        self._preloaded = False
         self._touched: dict[str, float] = {}
         self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
         self._counts_lock = threading.Lock()
@@ -163,13 +164,33 @@ class LocalCache:
         return self._memory_lookups.get(key)
 
     async def load_lookup(self, key: Hashable) -> tuple[float, Any] | None:
-        """The lookup from memory, else from disk (another process or an earlier run)."""
+        """The lookup from memory, else from disk (another process or an earlier run).
+
+        The first miss of a process loads every stored lookup and content path
+        in one thread trip, so a service starting on a warm cache pays one hop,
+        not one per artifact.
+        """
         found = self._memory_lookups.get(key)
+        if found is None and not self._preloaded:
+            await self.single_flight("preload", lambda: asyncio.to_thread(self._preload))
+            found = self._memory_lookups.get(key)
         if found is None:
             found = await asyncio.to_thread(self._lookups.get, key)
             if found is not None:
                 self._memory_lookups[key] = found
         return found
+
+    def _preload(self) -> None:
+        for key in self._lookups.iterkeys():
+            value = self._lookups.get(key)
+            if value is None:
+                continue
+            if isinstance(key, tuple) and key[:1] == ("path",):
+                self._memory_paths.setdefault(key[1], value)
+                self._touched.setdefault(key[1], self.clock())  # no LRU write per hit at start
+            else:
+                self._memory_lookups.setdefault(key, value)
+        self._preloaded = True
 
     async def remember(self, key: Hashable, value: Any) -> None:
         """Record a lookup just fetched from AWS."""
@@ -199,6 +220,7 @@ class LocalCache:
             self._memory_paths.pop(sha256, None)
         else:
             self._memory_paths[sha256] = path
+            self._touched[sha256] = self.clock()  # the store lookup counted as a use
         return path
 
     def _find_content(self, sha256: str) -> str | None:
@@ -243,11 +265,15 @@ class LocalCache:
         return path
 
     def _publish(self, staged: Staged) -> str | None:
-        existing = self._find_content(staged.sha256)
-        if existing is not None:
-            return existing
-        self._content.set(("c", staged.sha256), staged, read=True)
-        return self._find_content(staged.sha256)
+        path = self._find_content(staged.sha256)
+        if path is None:
+            self._content.set(("c", staged.sha256), staged, read=True)
+            path = self._find_content(staged.sha256)
+        if path is not None:
+            # a hint for the next process's preload; a stale one fails to open and is
+            # looked up in the store again
+            self._lookups.set(("path", staged.sha256), path)
+        return path
 
     def touch(self, sha256: str) -> None:
         """Mark content as recently used (for LRU eviction) in a thread, not waiting.
