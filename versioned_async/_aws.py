@@ -36,7 +36,7 @@ CHUNK_SIZE = 1 << 20
 #: uploads above this use multipart, in parts of PART_SIZE, a few at a time
 MULTIPART_THRESHOLD = 16 << 20
 PART_SIZE = 8 << 20
-MULTIPART_CONCURRENCY = 4
+MULTIPART_CONCURRENCY = 2  # parts in flight: memory stays under ~32 MiB whatever the size
 
 _UNAVAILABLE_CODES = frozenset(
     {
