@@ -18,6 +18,7 @@ from typing import Any
 
 from benchmarks.harness import run_worker, verdict
 from benchmarks.peers import Context
+from versioned_async._aws import MULTIPART_CONCURRENCY, PART_SIZE
 
 KEY = "big_artifact"
 #: the RSS growth target, either direction
@@ -108,7 +109,7 @@ async def run(ctx: Context) -> None:
         f"one run each (a fresh subprocess per transfer), through the latency proxy "
         f"(RTT {ctx.proxy.rtt_ms:g} ms); throughput in MB/s (10^6 bytes).",
         "upload includes hashing the file (a first read pass) and the multipart upload "
-        "(8 MiB parts, 4 in flight); requests: "
+        f"({PART_SIZE >> 20} MiB parts, {MULTIPART_CONCURRENCY} in flight); requests: "
         + ", ".join(f"{k} {v}" for k, v in sorted(upload_ops.items())),
         "download with a cache streams into the cache's staging file and then copies it to "
         "the target; without a cache it streams to the target directly.",

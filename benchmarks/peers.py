@@ -14,6 +14,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
 
+import versioned_async as va
 from benchmarks.harness import (
     BUCKET,
     LAYOUT,
@@ -331,6 +333,22 @@ class Context:
     def direct(self) -> str:
         """Straight to moto: no added latency."""
         return self.moto.endpoint_url
+
+    def fresh_cache(self, name: str) -> va.LocalCache:
+        """An empty LocalCache in the work directory (emptied if it was used before)."""
+        directory = self.workdir / name
+        shutil.rmtree(directory, ignore_errors=True)
+        return va.LocalCache(directory, ttl=3600)
+
+    def ours(self, **kwargs: Any) -> va.Repository:
+        """versioned_async on the benchmark repository, through the latency proxy."""
+        settings: dict[str, Any] = {
+            "dynamodb_table_name": TABLE,
+            "endpoint_url": self.proxied,
+            "session": self.session,
+        }
+        settings.update(kwargs)
+        return va.Repository(REGION, BUCKET, **settings)
 
     def report(
         self,

@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks.harness import LAYOUT, median, verdict
 from benchmarks.peers import Context
-from versioned_async import _codec
+from versioned_async import _codec, _routing
 from versioned_async.models import Alias
 
 KEY = "routing"
@@ -75,40 +75,10 @@ def route_concat(
     ]
 
 
-def _fast_sha256() -> Callable[[bytes], Any]:
-    """CPython's own sha256 (``_sha256``; ``_sha2`` from 3.12): for tiny inputs it skips
-    OpenSSL's EVP set-up, ~1.5x faster than ``hashlib.sha256``. Same digest."""
-    for module, attr in (("_sha2", "sha256"), ("_sha256", "sha256")):
-        try:
-            return getattr(__import__(module), attr)  # type: ignore[no-any-return]
-        except (ImportError, AttributeError):
-            continue
-    return hashlib.sha256
-
-
-def route_concat_builtin(
-    name: str, alias: str, keys: Sequence[str], primary: str, secondary: str, weight: int
-) -> list[str]:
-    prefix = b"%s\x00%s\x00" % (name.encode(), alias.encode())
-    sha256 = _fast_sha256()
-    from_bytes = int.from_bytes
-    return [
-        secondary
-        if from_bytes(sha256(prefix + key.encode()).digest()[:8], "big") % 100 < weight
-        else primary
-        for key in keys
-    ]
-
-
 def _route_chunk(args: tuple[str, str, Sequence[str], int]) -> bytes:
     """Worker side: one byte per key, 1 for the secondary version (cheap to send back)."""
     name, alias, keys, weight = args
-    prefix = b"%s\x00%s\x00" % (name.encode(), alias.encode())
-    sha256 = _fast_sha256()
-    from_bytes = int.from_bytes
-    return bytes(
-        from_bytes(sha256(prefix + key.encode()).digest()[:8], "big") % 100 < weight for key in keys
-    )
+    return bytes(bucket < weight for bucket in _routing.buckets_for_keys(name, alias, keys))
 
 
 def route_parallel(
@@ -151,9 +121,7 @@ async def run(ctx: Context) -> None:
             "batch prototype: concat": lambda: route_concat(
                 NAME, ALIAS, keys, primary, secondary, weight
             ),
-            "batch prototype: concat, builtin sha256": lambda: route_concat_builtin(
-                NAME, ALIAS, keys, primary, secondary, weight
-            ),
+            "Alias.choose_versions (the library's batch)": lambda: alias.choose_versions(keys),
             f"batch prototype: builtin sha256, {workers} processes": lambda: route_parallel(
                 pool, workers, NAME, ALIAS, keys, primary, secondary, weight
             ),

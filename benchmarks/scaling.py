@@ -14,8 +14,7 @@ import asyncio
 import shutil
 from typing import Any
 
-import versioned_async as va
-from benchmarks.harness import BUCKET, REGION, TABLE, Timer, median, payload, seed_published
+from benchmarks.harness import Timer, median, payload, seed_published
 from benchmarks.harness import version_key as key_of
 from benchmarks.peers import Context, aio_clients, bare_get_object, bare_get_version
 
@@ -33,22 +32,12 @@ async def run(ctx: Context) -> None:
         await seed_published(s3, ddb, contents, alias=None)
 
     async def ours(n: int, pool: int, tag: str) -> float:
-        directory = ctx.workdir / f"scale-cache-{tag}"
-        shutil.rmtree(directory, ignore_errors=True)
-        cache = va.LocalCache(directory, ttl=3600)
-        async with va.Repository(
-            REGION,
-            BUCKET,
-            dynamodb_table_name=TABLE,
-            endpoint_url=ctx.proxied,
-            session=ctx.session,
-            cache=cache,
-            max_pool_connections=pool,
-        ) as repo:
+        cache = ctx.fresh_cache(f"scale-cache-{tag}")
+        async with ctx.ours(cache=cache, max_pool_connections=pool) as repo:
             with Timer() as t:
                 bodies = await asyncio.gather(*(repo.get_content(x, 1) for x in names[:n]))
         cache.close()
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(cache.directory, ignore_errors=True)
         assert all(len(b) == size for b in bodies)
         return t.seconds
 

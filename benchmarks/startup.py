@@ -16,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 import statistics
 from typing import Any
 
 import versioned_async as va
 from benchmarks.harness import (
     BUCKET,
-    REGION,
     TABLE,
     Timer,
     median,
@@ -56,19 +54,8 @@ async def run(ctx: Context) -> None:  # noqa: PLR0915 - one scenario, read top t
     expected = sum(len(b) for b in contents.values())
 
     async def ours(round_no: int, *, cached: bool = True) -> float:
-        cache = None
-        if cached:
-            directory = ctx.workdir / f"startup-cache-{round_no}"
-            shutil.rmtree(directory, ignore_errors=True)
-            cache = va.LocalCache(directory, ttl=3600)
-        async with va.Repository(
-            REGION,
-            BUCKET,
-            dynamodb_table_name=TABLE,
-            endpoint_url=ctx.proxied,
-            session=ctx.session,
-            cache=cache,
-        ) as repo:
+        cache = ctx.fresh_cache(f"startup-cache-{round_no}") if cached else None
+        async with ctx.ours(cache=cache) as repo:
             with Timer() as t:
                 bodies = await asyncio.gather(*(repo.get_alias_content(n, "prod") for n in names))
         if cache is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import versioned_async as va
-from benchmarks.harness import BUCKET, REGION, TABLE, median, payload, seed_published, verdict
+from benchmarks.harness import median, payload, seed_published, verdict
 from benchmarks.peers import Context, aio_clients
 
 KEY = "warm_hit"
@@ -48,14 +48,7 @@ async def run(ctx: Context) -> None:
     out_dir.mkdir(exist_ok=True)
     rows: list[list[Any]] = []
     data: dict[str, Any] = {}
-    async with va.Repository(
-        REGION,
-        BUCKET,
-        dynamodb_table_name=TABLE,
-        endpoint_url=ctx.proxied,
-        session=ctx.session,
-        cache=cache,
-    ) as repo:
+    async with ctx.ours(cache=cache) as repo:
         for size in sizes:
             name = f"hit-{size}"
             await repo.get_content(name, 1)  # fill

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import resource
 import sys
 import time
@@ -22,15 +23,23 @@ from typing import Any
 from benchmarks.harness import BUCKET, REGION, TABLE
 
 
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """VmHWM, the peak RSS that clear_refs "5" resets (ru_maxrss may keep an older peak)."""
+    peak = _status_mib("VmHWM")
+    if math.isnan(peak):  # no /proc: fall back to getrusage (KiB on Linux)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak
 
 
 def current_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mib("VmRSS")
 
 
 def reset_peak_rss() -> bool:
@@ -96,7 +105,7 @@ async def transfer(args: argparse.Namespace) -> dict[str, Any]:
         await repo.list_aliases(args.name)
         await repo.list_artifact_names()
         # start the peak afresh: loading service models peaks far above the resting RSS,
-        # and would hide the transfer's own peak (Linux: "5" resets VmHWM and ru_maxrss)
+        # and would hide the transfer's own peak (Linux: "5" resets VmHWM)
         reset = reset_peak_rss()
         before_peak, before_rss = peak_rss_mib(), current_rss_mib()
         started = time.perf_counter()
