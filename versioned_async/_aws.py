@@ -185,15 +185,22 @@ class AwsBackend:
     async def get_object(self, key: str) -> tuple[bytes, ObjectInfo] | None:
         """The whole body and info, or ``None`` when the object does not exist."""
         with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
-            try:
-                resp = await self.s3.get_object(Bucket=self.bucket, Key=key)
-            except bce.ClientError as err:
-                if error_code(err) in ("NoSuchKey", "404"):
-                    return None
-                raise
+            resp = await self._get_object_or_none(key)
+            if resp is None:
+                return None
             async with resp["Body"] as stream:
                 body: bytes = await stream.read()
         return body, ObjectInfo.from_response(resp)
+
+    async def _get_object_or_none(self, key: str) -> dict[str, Any] | None:
+        """GetObject's response (its body still to read), or ``None`` for a missing key."""
+        try:
+            resp: dict[str, Any] = await self.s3.get_object(Bucket=self.bucket, Key=key)
+        except bce.ClientError as err:
+            if error_code(err) in ("NoSuchKey", "404"):
+                return None
+            raise
+        return resp
 
     async def download_to(self, key: str, path: Path) -> tuple[str, int] | None:
         """Stream an object into a new file at ``path`` (mode 0600), hashing as it goes.
@@ -204,12 +211,9 @@ class AwsBackend:
         digest = hashlib.sha256()
         size = 0
         with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
-            try:
-                resp = await self.s3.get_object(Bucket=self.bucket, Key=key)
-            except bce.ClientError as err:
-                if error_code(err) in ("NoSuchKey", "404"):
-                    return None
-                raise
+            resp = await self._get_object_or_none(key)
+            if resp is None:
+                return None
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with open(fd, "wb") as out:  # noqa: ASYNC230 - a local file, written chunk by chunk
                 async with resp["Body"] as stream:
