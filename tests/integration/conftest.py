@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 
-from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.conftest import RepoFactory
 from tests.proxy import CountingProxy
 from versioned_async import Repository
 
@@ -53,19 +52,15 @@ def fail_fast_config() -> AioConfig:
 
 
 @pytest.fixture
-def make_proxied_repo(proxy: CountingProxy, aio_session: AioSession) -> RepoFactory:
+def make_proxied_repo(proxy: CountingProxy, make_repo: RepoFactory) -> RepoFactory:
     """Build (unopened) repositories that talk to moto through ``proxy``, failing fast."""
 
     def make(**kwargs: object) -> Repository:
         settings: dict[str, object] = {
-            "aws_region": REGION,
-            "s3_bucket": BUCKET,
-            "dynamodb_table_name": TABLE,
             "endpoint_url": proxy.endpoint_url,
-            "session": aio_session,
             "client_config": fail_fast_config(),
         }
         settings.update(kwargs)
-        return Repository(**settings)  # type: ignore[arg-type]
+        return make_repo(**settings)
 
     return make
