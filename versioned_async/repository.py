@@ -686,7 +686,11 @@ class Repository:
     ) -> ContentRef | None:
         cache = self._require_cache()
         known_sha: str | None = None if entry is None else entry[1][0]
-        known_path = None if known_sha is None else await cache.content_path(known_sha)
+        known_path = (
+            None
+            if known_sha is None
+            else cache.content_path_now(known_sha) or await cache.content_path(known_sha)
+        )
         if known_sha is None or known_path is None:
             # nothing usable locally: look up and download in one round trip
             try:
