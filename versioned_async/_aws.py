@@ -10,10 +10,12 @@ exceptions.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
 import os
+import random
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -25,7 +27,9 @@ import attrs
 import botocore.exceptions as bce
 
 from . import _layout
-from .exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
+from ._coalesce import Coalescer
+from ._s3_options import S3Options
+from .exc import BackendError, BackendUnavailableError, ConflictError, RepositoryNotFoundError
 
 log = logging.getLogger("versioned_async")
 
@@ -37,6 +41,9 @@ CHUNK_SIZE = 1 << 20
 MULTIPART_THRESHOLD = 16 << 20
 PART_SIZE = 8 << 20
 MULTIPART_CONCURRENCY = 2  # parts in flight: memory stays under ~32 MiB whatever the size
+#: BatchGetItem takes at most 100 keys
+BATCH_GET_LIMIT = 100
+_BATCH_GET_TRIES = 5
 
 _UNAVAILABLE_CODES = frozenset(
     {
@@ -81,6 +88,14 @@ def aws_errors(what: str) -> Iterator[None]:
             raise RepositoryNotFoundError(
                 f"{what}: {err.response['Error'].get('Message', code)}; "
                 "create the repository with `await repo.bootstrap()`"
+            ) from err
+        if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+            raise BackendError(
+                f"{what}: S3 refused the content, which did not match its checksum "
+                "(corrupted on the way, or the file changed while it was uploaded); "
+                "nothing was stored; retry",
+                code=code,
+                operation=op,
             ) from err
         if code in _UNAVAILABLE_CODES or status >= 500:
             raise BackendUnavailableError(
@@ -132,11 +147,15 @@ class ObjectInfo:
 class AwsBackend:
     """S3 objects in one bucket and items in one DynamoDB table."""
 
-    def __init__(self, s3: Any, dynamodb: Any, bucket: str, table: str) -> None:
+    def __init__(
+        self, s3: Any, dynamodb: Any, bucket: str, table: str, options: S3Options | None = None
+    ) -> None:
+        (options or S3Options()).install(s3)
         self.s3 = s3
         self.dynamodb = dynamodb
         self.bucket = bucket
         self.table = table
+        self._item_lookups = Coalescer(self._get_items, limit=BATCH_GET_LIMIT)
 
     # -- S3 ----------------------------------------------------------------------
 
@@ -158,9 +177,16 @@ class AwsBackend:
         metadata: Mapping[str, str],
         content_type: str | None,
         tags: Mapping[str, str] | None,
+        sha256: str | None = None,
     ) -> str:
-        """Upload ``body``; returns the ETag."""
+        """Upload ``body``; returns the ETag.
+
+        With ``sha256`` (hex) S3 checks the body against it on arrival and
+        refuses a corrupted upload (``x-amz-checksum-sha256``).
+        """
         kwargs = _object_kwargs(metadata, content_type, tags)
+        if sha256 is not None:
+            kwargs["ChecksumSHA256"] = _b64_sha256(sha256)
         with aws_errors(f"PutObject s3://{self.bucket}/{key}"):
             resp = await self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)
         return str(resp.get("ETag", ""))
@@ -175,6 +201,7 @@ class AwsBackend:
                     CopySource={"Bucket": self.bucket, "Key": src_key},
                     MetadataDirective="COPY",
                     TaggingDirective="COPY",
+                    ChecksumAlgorithm="SHA256",
                 )
             except bce.ClientError as err:
                 if error_code(err) in ("NoSuchKey", "404"):
@@ -231,25 +258,31 @@ class AwsBackend:
         metadata: Mapping[str, str],
         content_type: str | None,
         tags: Mapping[str, str] | None,
+        sha256: str | None = None,
     ) -> None:
         """Upload bytes or a file; multipart above :data:`MULTIPART_THRESHOLD`.
 
         A file is read one part at a time, so memory stays bounded by
-        ``MULTIPART_CONCURRENCY`` parts whatever its size.
+        ``MULTIPART_CONCURRENCY`` parts whatever its size. Every request
+        carries a SHA-256 checksum that S3 verifies: the whole body's
+        (``sha256``, hex) for a single PutObject, each part's for multipart.
+        So a file that changes while it is uploaded is refused, not stored
+        under a hash it does not have.
         """
         if size <= MULTIPART_THRESHOLD:
             body = (
                 source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
             )
-            await self.put_object(key, body, metadata, content_type, tags)
+            await self.put_object(key, body, metadata, content_type, tags, sha256)
             return
         kwargs = _object_kwargs(metadata, content_type, tags)
+        kwargs["ChecksumAlgorithm"] = "SHA256"
         what = f"multipart upload s3://{self.bucket}/{key}"
         with aws_errors(what):
             created = await self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, **kwargs)
         upload_id = created["UploadId"]
         try:
-            parts = await self._upload_parts(key, upload_id, source, size)
+            parts = await self._upload_parts(key, upload_id, source, size, sha256)
             with aws_errors(what):
                 await self.s3.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -265,12 +298,16 @@ class AwsBackend:
             raise
 
     async def _upload_parts(
-        self, key: str, upload_id: str, source: bytes | Path, size: int
+        self, key: str, upload_id: str, source: bytes | Path, size: int, sha256: str | None
     ) -> list[dict[str, Any]]:
         view = memoryview(source) if isinstance(source, bytes) else None
         handle = None if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115, ASYNC230
         read_lock = asyncio.Lock()
         slots = asyncio.Semaphore(MULTIPART_CONCURRENCY)
+        # a file is re-hashed as its parts are read (in order: the semaphore and the
+        # lock are FIFO), so one that changed since put_artifact hashed it is caught
+        rehash = hashlib.sha256()
+        read_next = [1]
 
         async def part(number: int) -> dict[str, Any]:
             start = (number - 1) * PART_SIZE
@@ -282,22 +319,41 @@ class AwsBackend:
                     async with read_lock:
                         handle.seek(start)
                         body = await asyncio.to_thread(handle.read, PART_SIZE)
+                        if read_next[0] == number:
+                            rehash.update(body)
+                            read_next[0] += 1
+                data = bytes(body) if isinstance(body, memoryview) else body
+                checksum = await _part_checksum(data)
                 with aws_errors(f"UploadPart {number} s3://{self.bucket}/{key}"):
                     resp = await self.s3.upload_part(
                         Bucket=self.bucket,
                         Key=key,
                         UploadId=upload_id,
                         PartNumber=number,
-                        Body=bytes(body) if isinstance(body, memoryview) else body,
+                        Body=data,
+                        ChecksumAlgorithm="SHA256",
+                        ChecksumSHA256=checksum,
                     )
-                return {"PartNumber": number, "ETag": resp["ETag"]}
+                return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
 
         try:
             count = max(1, -(-size // PART_SIZE))
-            return list(await asyncio.gather(*(part(n) for n in range(1, count + 1))))
+            parts = list(await asyncio.gather(*(part(n) for n in range(1, count + 1))))
         finally:
             if handle is not None:
                 handle.close()
+        changed = (
+            isinstance(source, Path)
+            and read_next[0] == count + 1
+            and sha256 is not None
+            and rehash.hexdigest() != sha256
+        )
+        if changed:
+            raise ConflictError(
+                f"{str(source)!r} changed while it was being uploaded; nothing was stored. "
+                "Retry once the file is complete"
+            )
+        return parts
 
     async def list_folders(self, prefix: str) -> list[str]:
         """Names of the "folders" directly below ``prefix``."""
@@ -352,14 +408,51 @@ class AwsBackend:
     # -- DynamoDB ------------------------------------------------------------------
 
     async def get_item(self, pk: str, sk: str) -> Item | None:
+        """The item (strongly consistent), or ``None``.
+
+        Lookups issued in the same event-loop turn share BatchGetItem requests
+        (see :mod:`._coalesce`): a service starting 100 artifacts at once sends
+        one request per step instead of 100. A lone lookup is a GetItem.
+        """
         with aws_errors(f"GetItem {self.table} {pk!r}/{sk!r}"):
-            resp = await self.dynamodb.get_item(
-                TableName=self.table,
-                Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                ConsistentRead=True,
-            )
+            return await self._item_lookups((pk, sk))
+
+    async def _get_items(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        if len(keys) == 1:
+            [(pk, sk)] = keys
+            item = await self._get_one(pk, sk)
+            return {} if item is None else {(pk, sk): item}
+        return await self._get_many(keys)
+
+    async def _get_one(self, pk: str, sk: str) -> Item | None:
+        resp = await self.dynamodb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            ConsistentRead=True,
+        )
         item: Item | None = resp.get("Item")
         return item
+
+    async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        """Up to 100 items by key in one BatchGetItem, retrying unprocessed keys."""
+        pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys]
+        found: dict[tuple[str, str], Item] = {}
+        for attempt in range(_BATCH_GET_TRIES):
+            resp = await self.dynamodb.batch_get_item(
+                RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+            )
+            for item in resp.get("Responses", {}).get(self.table, ()):
+                found[item["pk"]["S"], item["sk"]["S"]] = item
+            pending = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            if not pending:
+                return found
+            await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))  # jitter
+        for key in pending:  # still throttled: one GetItem each, with botocore's retries
+            pk, sk = key["pk"]["S"], key["sk"]["S"]
+            item = await self._get_one(pk, sk)
+            if item is not None:
+                found[pk, sk] = item
+        return found
 
     async def put_item(
         self,
@@ -573,6 +666,16 @@ def _object_kwargs(
             f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()
         )
     return kwargs
+
+
+def _b64_sha256(hex_digest: str) -> str:
+    """S3's checksum form of a sha256: base64 of the raw digest."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
+async def _part_checksum(data: bytes) -> str:
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
+    return base64.b64encode(digest).decode("ascii")
 
 
 def _key_text(item: Item) -> str:

@@ -21,15 +21,18 @@ import contextlib
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import diskcache
 
+from ._coalesce import Coalescer
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = ["CacheStats", "LocalCache"]
@@ -134,6 +137,12 @@ class LocalCache:
         self._memory_lookups: dict[Hashable, tuple[float, Any]] = {}
         self._memory_paths: dict[str, str] = {}
         self._preloaded = False
+        # lookups asked or written in one loop turn share one thread trip (a cold
+        # start-up asks for all of them at once)
+        self._disk_reads: Coalescer[Hashable, Any] = Coalescer(self._read_lookups)
+        self._disk_writes: Coalescer[Hashable, None] = Coalescer(self._write_lookups)
+        self._unwritten: dict[Hashable, tuple[float, Any] | None] = {}
+        self._writer: ThreadPoolExecutor | None = None  # started on the first write
         self._touched: dict[str, float] = {}
         self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
         self._counts_lock = threading.Lock()
@@ -174,17 +183,65 @@ class LocalCache:
         if found is None and not self._preloaded:
             await self.single_flight("preload", lambda: asyncio.to_thread(self._preload))
             found = self._memory_lookups.get(key)
-        if found is None:
-            found = await asyncio.to_thread(self._lookups.get, key)
+        if found is None:  # written by another process since the preload, perhaps
+            found = await self._disk_reads(key)
             if found is not None:
-                self._memory_lookups[key] = found
+                self._memory_lookups.setdefault(key, found)
         return found
 
+    def _all_lookups(self) -> Iterator[tuple[Any, Any]]:
+        """Every stored lookup, read in one SQL query.
+
+        diskcache has no bulk read; ``iterkeys`` plus a ``get`` each costs a
+        query and a transaction per key (130 ms for 300 lookups on a busy
+        machine, against 2-10 ms for one query), and it is paid on every
+        process start. So this reads diskcache's table the way its own
+        ``get`` does, falling back to the public API should that change.
+        """
+        cache = self._lookups
+        try:
+            rows = cache._sql(
+                "SELECT key, raw, mode, filename, value FROM Cache"
+                " WHERE expire_time IS NULL OR expire_time > ?",
+                (time.time(),),
+            ).fetchall()
+            disk = cache._disk
+            found = [
+                (disk.get(key, raw), disk.fetch(mode, filename, value, False))
+                for key, raw, mode, filename, value in rows
+            ]
+        except (AttributeError, TypeError, ValueError, sqlite3.Error) as err:
+            log.debug("bulk read of the lookups failed (%s); reading them one by one", err)
+            found = [(k, cache.get(k)) for k in cache.iterkeys()]
+        return iter([(k, v) for k, v in found if v is not None])
+
+    async def _read_lookups(self, keys: Sequence[Hashable]) -> dict[Hashable, Any]:
+        def read() -> dict[Hashable, Any]:
+            found = ((k, self._lookups.get(k)) for k in keys)
+            return {k: v for k, v in found if v is not None}
+
+        return await asyncio.to_thread(read)
+
+    async def _write_lookups(self, keys: Sequence[Hashable]) -> dict[Hashable, None]:
+        """Write the entries queued for ``keys``, all in one thread trip and transaction."""
+        entries = [(k, self._unwritten.pop(k)) for k in keys if k in self._unwritten]
+
+        def write() -> None:
+            with self._lookups.transact():
+                for key, entry in entries:
+                    if entry is None:
+                        self._lookups.delete(key)
+                    else:
+                        self._lookups.set(key, entry)
+
+        # one writer thread: a later write never lands before an earlier one
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="versioned-async-cache")
+        await asyncio.get_running_loop().run_in_executor(self._writer, write)
+        return {}
+
     def _preload(self) -> None:
-        for key in self._lookups.iterkeys():
-            value = self._lookups.get(key)
-            if value is None:
-                continue
+        for key, value in self._all_lookups():
             if isinstance(key, tuple) and key[:1] == ("path",):
                 self._memory_paths.setdefault(key[1], value)
                 self._touched.setdefault(key[1], self.clock())  # no LRU write per hit at start
@@ -196,12 +253,14 @@ class LocalCache:
         """Record a lookup just fetched from AWS."""
         entry = (self.clock(), value)
         self._memory_lookups[key] = entry
-        await asyncio.to_thread(self._lookups.set, key, entry)
+        self._unwritten[key] = entry
+        await self._disk_writes(key)
 
     async def forget(self, key: Hashable) -> None:
         """Drop a lookup AWS says no longer exists."""
         self._memory_lookups.pop(key, None)
-        await asyncio.to_thread(self._lookups.delete, key)
+        self._unwritten[key] = None
+        await self._disk_writes(key)
 
     # -- content -------------------------------------------------------------------
 
@@ -335,5 +394,8 @@ class LocalCache:
         return len(self._content)
 
     def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)  # lookups written before close are on disk
         self._content.close()
         self._lookups.close()

@@ -30,6 +30,7 @@ from ._aws import AwsBackend, ObjectInfo
 from ._codec import AliasItem, VersionItem
 from ._freshness import Freshness, freshness, may_serve_stale
 from ._layout import LATEST, VersionLike
+from ._s3_options import S3Options
 from .cache import LocalCache, Staged
 from .exc import (
     AliasNotFoundError,
@@ -147,6 +148,12 @@ class Repository:
     ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_DYNAMODB``
     and profiles. ``client_config`` is merged over the defaults (standard
     retries, 5 attempts, a pool of ``max_pool_connections``).
+
+    Security settings, carried by every S3 request: ``server_side_encryption``
+    (``"AES256"`` for SSE-S3, ``"aws:kms"`` for SSE-KMS with ``sse_kms_key_id``)
+    for the objects written, and ``expected_bucket_owner`` (a 12-digit account
+    id) so that S3 refuses to talk to a bucket another account owns. Uploads
+    always carry a SHA-256 checksum that S3 verifies on arrival.
     """
 
     def __init__(
@@ -162,6 +169,9 @@ class Repository:
         cache: LocalCache | None = None,
         max_pool_connections: int = 64,
         client_config: AioConfig | None = None,
+        server_side_encryption: str | None = None,
+        sse_kms_key_id: str | None = None,
+        expected_bucket_owner: str | None = None,
     ) -> None:
         for what, value in (
             ("s3_bucket", s3_bucket),
@@ -188,6 +198,7 @@ class Repository:
                 f"cache must be a LocalCache, not {type(cache).__name__}"
             )
         self.cache = cache
+        self.s3_options = S3Options(server_side_encryption, sse_kms_key_id, expected_bucket_owner)
         self._alias_memo: dict[tuple[str, ...], tuple[float, Alias]] = {}
         # cache keys name the repository, so one cache directory can serve several
         self._identity = (
@@ -251,7 +262,9 @@ class Repository:
             await stack.aclose()
             raise
         self._stack = stack
-        self._aws = AwsBackend(clients[0], clients[1], self.s3_bucket, self.dynamodb_table_name)
+        self._aws = AwsBackend(
+            clients[0], clients[1], self.s3_bucket, self.dynamodb_table_name, self.s3_options
+        )
 
     async def close(self) -> None:
         """Close the clients and their connection pools. Safe to call twice."""
@@ -336,7 +349,7 @@ class Repository:
             info = head  # the object is right, the item is not: repair it
         else:
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
-            await aws.upload(key, body, size, meta, content_type, tag_map)
+            await aws.upload(key, body, size, meta, content_type, tag_map, sha)
             written = await aws.head_object(key)
             if written is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")

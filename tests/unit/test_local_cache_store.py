@@ -1,0 +1,88 @@
+"""LocalCache's lookup store on its own: batched writes, one-query preload, no AWS."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from versioned_async import LocalCache
+
+
+def key(i: int) -> tuple[str, ...]:
+    return ("a", "endpoint", "bucket", "prefix", "", "table", f"name-{i}", "prod")
+
+
+async def test_concurrent_remembers_are_all_on_disk_after_close(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    await asyncio.gather(*(cache.remember(key(i), {"version": str(i)}) for i in range(200)))
+    cache.close()
+    reopened = LocalCache(tmp_path)
+    found = await asyncio.gather(*(reopened.load_lookup(key(i)) for i in range(200)))
+    assert [entry[1] for entry in found if entry] == [{"version": str(i)} for i in range(200)]
+
+
+async def test_the_last_write_of_a_key_wins(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    await cache.remember(key(1), "first")
+    await asyncio.gather(cache.remember(key(1), "second"), cache.remember(key(2), "other"))
+    await cache.forget(key(2))
+    await cache.remember(key(1), "third")
+    cache.close()
+    reopened = LocalCache(tmp_path)
+    assert (await reopened.load_lookup(key(1)) or (0, None))[1] == "third"
+    assert await reopened.load_lookup(key(2)) is None
+
+
+async def test_preload_reads_what_the_public_api_reads(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    for i in range(50):
+        await cache.remember(key(i), {"i": i, "nested": [i, str(i)]})
+    await cache.forget(key(7))
+    cache.close()
+    store = LocalCache(tmp_path)._lookups
+    one_by_one = {k: store.get(k) for k in store.iterkeys()}
+    assert dict(LocalCache(tmp_path)._all_lookups()) == one_by_one
+    assert len(one_by_one) == 49
+
+
+async def test_preload_falls_back_when_the_bulk_read_is_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = LocalCache(tmp_path)
+    await cache.remember(key(1), "value")
+    cache.close()
+    reopened = LocalCache(tmp_path)
+
+    # as if a diskcache release changed the table that the one-query read assumes
+    original = type(reopened._lookups)._sql
+
+    def sql_without_bulk_reads(self: Any) -> Any:
+        run = original.__get__(self)
+
+        def query(statement: str, *args: Any) -> Any:
+            if statement.startswith("SELECT key, raw, mode, filename, value FROM Cache"):
+                raise sqlite3.OperationalError("no such column: expire_time")
+            return run(statement, *args)
+
+        return query
+
+    monkeypatch.setattr(type(reopened._lookups), "_sql", property(sql_without_bulk_reads))
+    assert dict(reopened._all_lookups())[key(1)][1] == "value"
+
+
+async def test_a_lookup_written_by_another_process_after_the_preload_is_found(
+    tmp_path: Path,
+) -> None:
+    mine = LocalCache(tmp_path)
+    assert await mine.load_lookup(key(1)) is None  # preloads an empty store
+    other = LocalCache(tmp_path)
+    await other.remember(key(1), "from the other process")
+    other.close()
+    found = await asyncio.gather(*(mine.load_lookup(key(i)) for i in (1, 2)))
+    assert found[0] is not None
+    assert found[0][1] == "from the other process"
+    assert found[1] is None

@@ -1,0 +1,89 @@
+"""Coalescing: requests for many keys made in one event-loop turn become one call.
+
+Why: a service starting 100 artifacts at once asks for 100 aliases, then 100
+versions, in the same few loop turns. Sent one by one they cost 100 requests
+(or 100 thread hops to the cache's SQLite) each, and request rate, not
+round-trip time, is what limits a start-up. Gathered per turn they cost one
+call per step, and every lookup still leaves in the turn it was asked, so a
+lone lookup is not delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Coalescer"]
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class Coalescer(Generic[_K, _V]):
+    """``await coalescer(key)``: the value ``fetch_many`` returns for ``key``, or ``None``.
+
+    Keys asked in one loop turn are passed to ``fetch_many`` together, at most
+    ``limit`` per call, each key once (duplicates share the answer). A key
+    missing from the returned mapping gives ``None``. An exception raised by
+    ``fetch_many`` is raised to every caller of that call. A caller that is
+    cancelled does not cancel the call for the others.
+    """
+
+    def __init__(
+        self,
+        fetch_many: Callable[[Sequence[_K]], Awaitable[Mapping[_K, _V]]],
+        *,
+        limit: int | None = None,
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._fetch_many = fetch_many
+        self._limit = limit
+        # per loop, so one instance may serve event loops in several threads
+        self._pending: dict[asyncio.AbstractEventLoop, dict[_K, asyncio.Future[_V | None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, key: _K) -> _V | None:
+        loop = asyncio.get_running_loop()
+        pending = self._pending.get(loop)
+        if pending is None:  # the first key of this turn: the batch leaves at its end
+            pending = self._pending[loop] = {}
+            loop.call_soon(self._flush, loop)
+        future = pending.get(key)
+        if future is None:
+            future = pending[key] = loop.create_future()
+            future.add_done_callback(_retrieve)
+        return await asyncio.shield(future)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, {})
+        keys = list(batch)
+        step = self._limit or len(keys) or 1
+        for start in range(0, len(keys), step):
+            chunk = {k: batch[k] for k in keys[start : start + step]}
+            task = loop.create_task(self._run(chunk))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, chunk: dict[_K, asyncio.Future[_V | None]]) -> None:
+        try:
+            found = await self._fetch_many(list(chunk))
+        except Exception as err:  # every caller raises it
+            for future in chunk.values():
+                if not future.done():
+                    future.set_exception(err)
+            return
+        except BaseException:  # cancelled (the loop is shutting down): so are the callers
+            for future in chunk.values():
+                future.cancel()
+            raise
+        for key, future in chunk.items():
+            if not future.done():
+                future.set_result(found.get(key))
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an exception as seen: every caller may have been cancelled meanwhile."""
+    if not future.cancelled():
+        future.exception()
