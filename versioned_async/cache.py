@@ -20,11 +20,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +44,8 @@ _T = TypeVar("_T")
 
 #: staged files older than this are left over from a crashed process
 _STALE_STAGING_SECONDS = 3600.0
+#: a download lease lasts this long unless its holder renews it (every third of it)
+LEASE_SECONDS = 30.0
 
 
 @attrs.frozen
@@ -215,6 +218,58 @@ class LocalCache:
             found = [(k, cache.get(k)) for k in cache.iterkeys()]
         return iter([(k, v) for k, v in found if v is not None])
 
+    async def reload_lookup(self, key: Hashable) -> tuple[float, Any] | None:
+        """The lookup as stored on disk now (another process may have written it)."""
+        found = await self._disk_reads(key)
+        if found is not None:
+            known = self._memory_lookups.get(key)
+            if known is None or known[0] < found[0]:
+                self._memory_lookups[key] = found
+        return found
+
+    # -- cross-process download leases -------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def download_lease(self, key: Hashable) -> AsyncIterator[bool]:
+        """Hold the directory-wide lease on downloading ``key``; yields whether it waited.
+
+        Why: processes that share a cache directory (workers of one service)
+        would otherwise all download the same content at start-up. The lease
+        is a diskcache ``add`` (atomic across processes) with an expiry that
+        the holder renews while it works, so a crashed holder (SIGKILL) frees
+        it within :data:`LEASE_SECONDS`. Waiters poll with backoff on the event
+        loop; no thread blocks.
+        """
+        lease = ("lease", key)
+        token = secrets.token_hex(8)
+        waited = False
+        pause = 0.01
+        while not await asyncio.to_thread(self._lookups.add, lease, token, expire=LEASE_SECONDS):
+            waited = True
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 0.25)
+        renewing = asyncio.ensure_future(self._renew_lease(lease, token))
+        try:
+            yield waited
+        finally:
+            renewing.cancel()
+            await asyncio.shield(asyncio.to_thread(self._end_lease, lease, token))
+
+    async def _renew_lease(self, lease: Hashable, token: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.to_thread(self._end_lease, lease, token, renew=True)
+
+    def _end_lease(self, lease: Hashable, token: str, *, renew: bool = False) -> None:
+        """Release (or renew) the lease, only if this holder still owns it."""
+        with self._lookups.transact():
+            if self._lookups.get(lease) != token:
+                return
+            if renew:
+                self._lookups.touch(lease, expire=LEASE_SECONDS)
+            else:
+                self._lookups.delete(lease)
+
     async def _read_lookups(self, keys: Sequence[Hashable]) -> dict[Hashable, Any]:
         def read() -> dict[Hashable, Any]:
             found = ((k, self._lookups.get(k)) for k in keys)
@@ -242,6 +297,8 @@ class LocalCache:
 
     def _preload(self) -> None:
         for key, value in self._all_lookups():
+            if isinstance(key, tuple) and key[:1] == ("lease",):
+                continue
             if isinstance(key, tuple) and key[:1] == ("path",):
                 self._memory_paths.setdefault(key[1], value)
                 self._touched.setdefault(key[1], self.clock())  # no LRU write per hit at start

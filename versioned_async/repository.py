@@ -738,6 +738,31 @@ class Repository:
     async def _fetch_into_cache(
         self, name: str, stored: str, expected: str | None
     ) -> ContentRef | None:
+        """Download a version into the cache, once per cache directory.
+
+        Processes sharing the directory take a lease per version: one
+        downloads, the others wait and then find the lookup and the content
+        it left in the cache (a crashed holder's lease expires).
+        """
+        cache = self._require_cache()
+        key = self._lookup_key("v", name, stored)
+        async with cache.download_lease(key):
+            # another process may have finished it just before we took the lease
+            entry = await cache.reload_lookup(key)
+            fresh = entry is not None and (
+                freshness(entry[0], cache.clock(), cache.ttl) is Freshness.FRESH
+            )
+            if entry is not None and fresh and expected in (None, entry[1][0]):
+                sha, size = entry[1]
+                path = await cache.content_path(sha)
+                if path is not None:
+                    cache.count("hits")
+                    return ContentRef(sha, path, size)
+            return await self._download_into_cache(name, stored, expected)
+
+    async def _download_into_cache(
+        self, name: str, stored: str, expected: str | None
+    ) -> ContentRef | None:
         """Download a version into staging, verify it, publish it into the cache.
 
         With ``expected`` (the sha256 a fresh lookup gave) only the object is

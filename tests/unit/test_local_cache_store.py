@@ -86,3 +86,53 @@ async def test_a_lookup_written_by_another_process_after_the_preload_is_found(
     assert found[0] is not None
     assert found[0][1] == "from the other process"
     assert found[1] is None
+
+
+async def test_a_download_lease_makes_another_process_wait_its_turn(tmp_path: Path) -> None:
+    """Two LocalCache objects on one directory stand for two processes."""
+    first, second = LocalCache(tmp_path), LocalCache(tmp_path)
+    order: list[str] = []
+
+    async def hold(cache: LocalCache, who: str) -> bool:
+        async with cache.download_lease(key(1)) as waited:
+            order.append(f"{who} in")
+            await asyncio.sleep(0.2)
+            order.append(f"{who} out")
+            return waited
+
+    a = asyncio.ensure_future(hold(first, "a"))
+    await asyncio.sleep(0.05)
+    b = asyncio.ensure_future(hold(second, "b"))
+    assert await asyncio.gather(a, b) == [False, True]
+    assert order == ["a in", "a out", "b in", "b out"]
+
+
+async def test_leases_on_different_keys_do_not_wait(tmp_path: Path) -> None:
+    first, second = LocalCache(tmp_path), LocalCache(tmp_path)
+    async with first.download_lease(key(1)) as waited_1, second.download_lease(key(2)) as waited_2:
+        assert (waited_1, waited_2) == (False, False)
+
+
+async def test_a_crashed_holders_lease_expires(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    # what a SIGKILLed holder leaves: its lease, which nobody will release or renew
+    cache._lookups.add(("lease", key(1)), "dead-holder", expire=0.3)
+    async with cache.download_lease(key(1)) as waited:
+        assert waited
+    assert cache._lookups.get(("lease", key(1))) is None
+
+
+async def test_only_the_holder_releases_its_lease(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    async with cache.download_lease(key(1)):
+        stolen = cache._lookups.get(("lease", key(1)))
+        cache._end_lease(("lease", key(1)), "someone-else")
+        assert cache._lookups.get(("lease", key(1))) == stolen
+
+
+async def test_leases_are_not_preloaded_as_lookups(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path)
+    cache._lookups.add(("lease", key(1)), "holder", expire=60)
+    reopened = LocalCache(tmp_path)
+    assert await reopened.load_lookup(key(2)) is None  # triggers the preload
+    assert ("lease", key(1)) not in reopened._memory_lookups
