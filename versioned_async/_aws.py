@@ -16,13 +16,14 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import attrs
 import botocore.exceptions as bce
 
@@ -41,6 +42,8 @@ CHUNK_SIZE = 1 << 20
 MULTIPART_THRESHOLD = 16 << 20
 PART_SIZE = 8 << 20
 MULTIPART_CONCURRENCY = 2  # parts in flight: memory stays under ~32 MiB whatever the size
+#: how many times a cut download resumes before giving up
+MAX_RESUMES = 5
 #: BatchGetItem takes at most 100 keys
 BATCH_GET_LIMIT = 100
 _BATCH_GET_TRIES = 5
@@ -68,6 +71,17 @@ _NETWORK_ERRORS = (
     bce.ConnectionClosedError,
     bce.HTTPClientError,
     bce.ConnectionError,
+)
+
+#: a body cut in the middle: what aiobotocore/aiohttp raise while it is read
+_STREAM_ERRORS = (
+    bce.ResponseStreamingError,
+    bce.IncompleteReadError,
+    bce.ReadTimeoutError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientConnectionError,
+    asyncio.TimeoutError,
+    ConnectionError,
 )
 
 
@@ -210,45 +224,117 @@ class AwsBackend:
         return True
 
     async def get_object(self, key: str) -> tuple[bytes, ObjectInfo] | None:
-        """The whole body and info, or ``None`` when the object does not exist."""
+        """The whole body and info, or ``None`` when the object does not exist.
+
+        A transfer cut in the middle resumes where it stopped (see
+        :meth:`_read_body`).
+        """
+        chunks: list[bytes] = []
         with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
             resp = await self._get_object_or_none(key)
             if resp is None:
                 return None
-            async with resp["Body"] as stream:
-                body: bytes = await stream.read()
-        return body, ObjectInfo.from_response(resp)
+            resp = await self._read_body(key, resp, chunks.append, chunks.clear)
+            if resp is None:
+                return None
+        return b"".join(chunks), ObjectInfo.from_response(resp)
 
-    async def _get_object_or_none(self, key: str) -> dict[str, Any] | None:
+    async def _get_object_or_none(self, key: str, **kwargs: Any) -> dict[str, Any] | None:
         """GetObject's response (its body still to read), or ``None`` for a missing key."""
         try:
-            resp: dict[str, Any] = await self.s3.get_object(Bucket=self.bucket, Key=key)
+            resp: dict[str, Any] = await self.s3.get_object(Bucket=self.bucket, Key=key, **kwargs)
         except bce.ClientError as err:
             if error_code(err) in ("NoSuchKey", "404"):
                 return None
             raise
         return resp
 
+    async def _read_body(
+        self,
+        key: str,
+        resp: dict[str, Any],
+        sink: Callable[[bytes], object],
+        restart: Callable[[], object],
+    ) -> dict[str, Any] | None:
+        """Feed the body to ``sink`` chunk by chunk; returns the response it came from.
+
+        Why: botocore retries a request that fails, but not a body cut in the
+        middle (a reset connection, a read timeout), and a large download
+        would start over. Here a cut transfer resumes with a ranged GET from
+        the first missing byte, pinned to the same object with ``If-Match``
+        on its ETag. When the object was replaced meanwhile (412), ``restart``
+        is called and the new object is read from its first byte, so the
+        bytes never mix two objects. ``None``: the object was deleted meanwhile.
+        """
+        etag = resp.get("ETag")
+        received = 0
+        current = resp
+        for cut in range(MAX_RESUMES + 1):
+            try:
+                async with current["Body"] as stream:
+                    while chunk := await stream.read(CHUNK_SIZE):
+                        sink(chunk)
+                        received += len(chunk)
+                return resp
+            except _STREAM_ERRORS as err:
+                if cut == MAX_RESUMES:
+                    raise
+                log.info(
+                    "GetObject s3://%s/%s cut after %d bytes (%s); resuming",
+                    self.bucket,
+                    key,
+                    received,
+                    type(err).__name__,
+                )
+            await asyncio.sleep(random.uniform(0, min(0.05 * 2**cut, 1.0)))
+            try:
+                resumed = await self._get_object_or_none(
+                    key, Range=f"bytes={received}-", IfMatch=etag
+                )
+            except bce.ClientError as err:
+                if error_code(err) not in ("PreconditionFailed", "412"):
+                    raise
+                log.info(
+                    "s3://%s/%s was replaced while being read; reading it again", self.bucket, key
+                )
+                restart()
+                received = 0
+                resumed = await self._get_object_or_none(key)
+                if resumed is not None:
+                    resp, etag = resumed, resumed.get("ETag")
+            if resumed is None:
+                return None
+            current = resumed
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def download_to(self, key: str, path: Path) -> tuple[str, int] | None:
         """Stream an object into a new file at ``path`` (mode 0600), hashing as it goes.
 
         Returns ``(sha256, size)``, or ``None`` when the object does not exist.
-        Memory stays at one chunk whatever the object's size.
+        Memory stays at one chunk whatever the object's size; a cut transfer
+        resumes (:meth:`_read_body`).
         """
-        digest = hashlib.sha256()
-        size = 0
         with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
             resp = await self._get_object_or_none(key)
             if resp is None:
                 return None
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with open(fd, "wb") as out:  # noqa: ASYNC230 - a local file, written chunk by chunk
-                async with resp["Body"] as stream:
-                    while chunk := await stream.read(CHUNK_SIZE):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-        return digest.hexdigest(), size
+                digest = [hashlib.sha256()]
+
+                def write(chunk: bytes) -> None:
+                    digest[0].update(chunk)
+                    out.write(chunk)
+
+                def start_over() -> None:
+                    out.seek(0)
+                    out.truncate()
+                    digest[0] = hashlib.sha256()
+
+                if await self._read_body(key, resp, write, start_over) is None:
+                    return None
+                size = out.tell()
+        return digest[0].hexdigest(), size
 
     async def upload(
         self,

@@ -225,6 +225,11 @@ def validate_metadata(metadata: object) -> dict[str, str]:
             raise InvalidArgumentError(
                 f"metadata value for {key!r} must be printable ASCII (S3 user metadata is ASCII)"
             )
+        if val != val.strip():
+            raise InvalidArgumentError(
+                f"metadata value for {key!r} must not start or end with white space: "
+                "HTTP headers (S3 user metadata) drop it, so it would not read back"
+            )
     size = sum(len(k) + len(v) for k, v in out.items())
     # S3 allows 2 KB of user metadata including ours: name and sha256 plus their keys.
     budget = 2048 - len(META_NAME) - MAX_NAME_LENGTH - len(META_SHA256) - 64
@@ -236,12 +241,12 @@ def validate_metadata(metadata: object) -> dict[str, str]:
     return out
 
 
-_TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*")
+_TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")
 
 
 def validate_tags(tags: object) -> dict[str, str]:
     """S3 object tags: at most 10; keys 1-128 and values 0-256 characters of
-    letters, digits, white space and ``_ . : / = + - @``."""
+    letters, digits, spaces and ``_ . : / = + - @``; no ``aws:`` key (AWS's own)."""
     out = validate_str_mapping(tags, "tags")
     if len(out) > 10:
         raise InvalidArgumentError(f"S3 allows at most 10 tags on an object, got {len(out)}")
@@ -252,10 +257,17 @@ def validate_tags(tags: object) -> dict[str, str]:
             )
         if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(val):
             raise InvalidArgumentError(
-                f"tag {key!r}: {val!r} may only use letters, digits, white space "
-                "and _ . : / = + - @"
+                f"tag {key!r}: {val!r} may only use letters, digits, spaces and _ . : / = + - @"
+            )
+        if key.lower().startswith("aws:"):
+            raise InvalidArgumentError(
+                f"tag {key!r}: keys starting with 'aws:' are reserved by AWS"
             )
     return out
+
+
+#: longest accepted content type: it is an HTTP header and an item attribute
+MAX_CONTENT_TYPE_LENGTH = 255
 
 
 def validate_content_type(content_type: object) -> str | None:
@@ -266,9 +278,15 @@ def validate_content_type(content_type: object) -> str | None:
         raise InvalidArgumentTypeError(
             f"content_type must be a str or None, not {type(content_type).__name__}"
         )
-    if not re.fullmatch(r"[\x21-\x7e]+/[\x21-\x7e]+(; ?[\x20-\x7e]+)*", content_type):
+    if len(content_type) > MAX_CONTENT_TYPE_LENGTH:
+        raise InvalidArgumentError(
+            f"content_type is {len(content_type)} characters; at most "
+            f"{MAX_CONTENT_TYPE_LENGTH} are allowed (RFC 6838 keeps MIME types short)"
+        )
+    if not re.fullmatch(r"[\x21-\x7e]+/[\x21-\x7e]+(; ?[\x20-\x7e]*[\x21-\x7e])*", content_type):
         raise InvalidArgumentError(
             f"content_type {content_type!r} must be a MIME type such as 'application/octet-stream'"
+            " (printable ASCII, no trailing white space)"
         )
     return content_type
 

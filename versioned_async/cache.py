@@ -78,7 +78,11 @@ class _ContentDisk(diskcache.Disk):  # type: ignore[misc]
         if not isinstance(value, Staged):
             return super().store(value, read, key=key)
         filename, full_path = self.filename(key, value)
-        os.makedirs(os.path.dirname(full_path), mode=0o700, exist_ok=True)
+        folder = Path(self._directory)
+        for part in Path(filename).parent.parts:  # each level 0700: makedirs sets only the last
+            folder = folder / part
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=0o700)
         os.link(value.path, full_path)
         return value.size, diskcache.core.MODE_BINARY, filename, None
 
@@ -121,8 +125,10 @@ class LocalCache:
         self.stale_if_error = stale_if_error
         self.clock = clock
         self.staging = self.directory / "staging"
-        for folder in (self.directory, self.staging):
+        # every level private: diskcache would create its own folders 0777 & ~umask
+        for folder in (self.directory, self.staging, self.directory / "content"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.directory / "lookups").mkdir(mode=0o700, exist_ok=True)
         with contextlib.suppress(OSError):
             self.directory.chmod(0o700)
         self._content = diskcache.Cache(
@@ -383,7 +389,9 @@ class LocalCache:
     def _publish(self, staged: Staged) -> str | None:
         path = self._find_content(staged.sha256)
         if path is None:
-            self._content.set(("c", staged.sha256), staged, read=True)
+            # add, not set: when another process stored it meanwhile, keep its file
+            # (a set would delete that file from under the process reading it)
+            self._content.add(("c", staged.sha256), staged, read=True)
             path = self._find_content(staged.sha256)
         if path is not None:
             # a hint for the next process's preload; a stale one fails to open and is

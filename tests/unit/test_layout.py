@@ -606,3 +606,33 @@ def test_split_s3uri_gives_bucket_and_key(uri: str, parts: tuple[str, str]) -> N
 )
 def test_console_url_is_the_link_versioned_prints(uri: str, url: str) -> None:
     assert _layout.console_url(uri) == url
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        ({"aws:createdBy": "me"}, "reserved by AWS"),
+        ({"AWS:x": "1"}, "reserved by AWS"),
+        ({"team": "a\nb"}, "only use letters"),
+        ({"team": "a\tb"}, "only use letters"),
+    ],
+)
+def test_tags_s3_would_refuse_are_refused_up_front(tags: dict[str, str], message: str) -> None:
+    with pytest.raises(exc.InvalidArgumentError, match=message):
+        _layout.validate_tags(tags)
+
+
+@pytest.mark.parametrize("value", [" padded", "padded ", " ", "a\t"])
+def test_metadata_values_that_would_not_read_back_are_refused(value: str) -> None:
+    with pytest.raises(exc.InvalidArgumentError):
+        _layout.validate_metadata({"k": value})
+
+
+def test_content_type_is_bounded_and_keeps_no_trailing_space() -> None:
+    assert _layout.validate_content_type("text/plain; charset=utf-8") == (
+        "text/plain; charset=utf-8"
+    )
+    with pytest.raises(exc.InvalidArgumentError, match="at most 255"):
+        _layout.validate_content_type("application/" + "x" * 300)
+    with pytest.raises(exc.InvalidArgumentError, match="no trailing white space"):
+        _layout.validate_content_type("text/plain; x ")
