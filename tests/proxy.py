@@ -16,6 +16,23 @@ every connection and keeps dropping new ones until :meth:`CountingProxy.come_bac
 :meth:`CountingProxy.fail_next` answers requests with an AWS-shaped error
 without forwarding them; :attr:`CountingProxy.delay` adds latency.
 
+Scheduled faults, each for the next ``n`` requests (of one ``op``, after
+letting ``skip`` of them through), several armed at once:
+
+* :meth:`CountingProxy.inject_errors` answers with an AWS-shaped error (like
+  ``fail_next``, but additive);
+* :meth:`CountingProxy.stall_next` forwards the request and holds its response
+  until the client gives up (its read timeout), then drops the connection;
+* :meth:`CountingProxy.cut_next` forwards the response head and the first
+  ``after_bytes`` of the body, then resets the connection;
+* :meth:`CountingProxy.drop_next` drops the connection without an answer,
+  before forwarding the request or after the upstream answered it;
+* :meth:`CountingProxy.go_down_at` goes down (as :meth:`go_down`) when the
+  ``k``-th request arrives, before forwarding it or after the upstream answered it.
+
+:attr:`CountingProxy.pending_faults` lists those that have not fired yet, so a
+test can prove its fault really happened.
+
 A record is appended as soon as a request's head has been read, and its
 ``status`` is set before the response head is forwarded: when a client call
 returns, the proxy has already recorded everything that call sent.
@@ -26,10 +43,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import secrets
+import socket
+import struct
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Protocol
@@ -75,6 +95,11 @@ class RequestRecord:
     (and stays ``None`` when the connection died first). ``injected`` marks
     the answers :meth:`CountingProxy.fail_next` made up. Body sizes count the
     bytes forwarded so far, as framed on the wire (chunk framing excluded).
+
+    ``fault`` names the scheduled fault that hit this request (``"error"``,
+    ``"stall"``, ``"cut"``, ``"drop"``, ``"down"``), and ``upstream_status``
+    the status the upstream answered it with when the proxy forwarded it but
+    kept the answer from the client (``status`` stays ``None`` then).
     """
 
     method: str
@@ -88,6 +113,8 @@ class RequestRecord:
     injected: bool = False
     request_body_bytes: int = 0
     response_body_bytes: int = 0
+    fault: str | None = None
+    upstream_status: int | None = None
 
 
 @dataclass
@@ -96,6 +123,56 @@ class _FailRule:
     status: int
     code: str | None
     op: str | None
+
+
+#: called with the request's record when a cut fires, before the connection is reset
+CutHook = Callable[[RequestRecord], Awaitable[None]]
+
+
+@dataclass
+class _Fault:
+    """A scheduled fault: acts on ``remaining`` requests (of ``op``) after ``skip`` pass."""
+
+    kind: str  # "error", "stall", "cut", "drop", "down"
+    remaining: int
+    op: str | None
+    skip: int = 0
+    forward: bool = False
+    status: int = 503
+    code: str | None = None
+    after_bytes: int = 0
+    hold: float = math.inf
+    reset: bool = True
+    on_cut: CutHook | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        where = f"op={self.op}" if self.op else "any op"
+        return f"{self.kind} x{self.remaining} ({where}, skip={self.skip})"
+
+
+class _CutReached(Exception):
+    """A cut fault forwarded as many body bytes as it allows."""
+
+
+class _Cutoff:
+    """A sink that passes on at most ``limit`` bytes, then stops the copy at its next drain."""
+
+    def __init__(self, writer: asyncio.StreamWriter, limit: int) -> None:
+        self.writer = writer
+        self.left = limit
+        self.forwarded = 0
+
+    def write(self, data: bytes) -> None:
+        part = data[: max(self.left, 0)]
+        if part:
+            self.writer.write(part)
+            self.left -= len(part)
+            self.forwarded += len(part)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+        if self.left <= 0:
+            raise _CutReached
 
 
 class _Head:
@@ -327,10 +404,20 @@ _S3_PLAIN_PARAMS = frozenset(
 )
 
 
+def _plain_param(key: str) -> bool:
+    """A query key that names no subresource: a parameter, or presigned-URL authentication."""
+    return (
+        key in _S3_PLAIN_PARAMS
+        or key.startswith("response-")
+        or key.lower().startswith("x-amz-")
+        or key in ("x-id", "AWSAccessKeyId", "Signature", "Expires")
+    )
+
+
 def _s3_op(method: str, path: str, query: str, head: _Head) -> str:
     """Name the S3 operation of a path-style request; ``"<METHOD> <target>"`` when unknown."""
     keys = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
-    plain = all(k in _S3_PLAIN_PARAMS or k.startswith("response-") for k in keys)
+    plain = all(_plain_param(k) for k in keys)
     bucket, _, key = path.lstrip("/").partition("/")
     if not bucket:
         rules: tuple[tuple[str, tuple[str, ...], str], ...] = (("GET", (), "ListBuckets"),)
@@ -386,6 +473,7 @@ class CountingProxy:
         self._port = 0
         self._down = False
         self._fail: _FailRule | None = None
+        self._faults: list[_Fault] = []
         self._connections: dict[int, _Connection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = 0
@@ -479,6 +567,154 @@ class CountingProxy:
             raise ValueError("n must be >= 0 and status an HTTP status")
         self._fail = _FailRule(n, status, code, op) if n else None
 
+    # -- scheduled faults --------------------------------------------------------------------
+    #
+    # Each applies to the next ``n`` requests of ``op`` (any op when ``None``) after letting
+    # ``skip`` of them through. Several can be armed at once: every armed fault whose op
+    # matches counts the request toward its ``skip``, and the first one past its ``skip``
+    # acts on it. ``fail_next`` is looked at first and does not count toward ``skip``.
+
+    def inject_errors(
+        self,
+        n: int = 1,
+        status: int = 503,
+        *,
+        code: str | None = None,
+        op: str | None = None,
+        skip: int = 0,
+    ) -> None:
+        """Answer ``n`` requests with an AWS-shaped error, unforwarded (see :meth:`fail_next`).
+
+        Unlike ``fail_next`` it adds to the faults already armed, so one call can
+        meet errors on several operations. DynamoDB 400 throttling is
+        ``inject_errors(n, 400, code="ThrottlingException")`` (or
+        ``"ProvisionedThroughputExceededException"``): a JSON body whose ``__type``
+        is ``com.amazonaws.dynamodb.v20120810#<code>``, as DynamoDB sends it.
+        """
+        if not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status")
+        self._arm(_Fault("error", n, op, skip, status=status, code=code))
+
+    def stall_next(
+        self, n: int = 1, *, op: str | None = None, skip: int = 0, hold: float = math.inf
+    ) -> None:
+        """Forward ``n`` requests, then hold back each response until the client gives up.
+
+        The request reaches the upstream (a write is applied); the client gets
+        nothing until its read timeout ends the call or retries it. When the
+        client hangs up, the connection is dropped. With a finite ``hold`` a
+        client still waiting after ``hold`` seconds gets the response then.
+        """
+        if not hold > 0:
+            raise ValueError("hold must be > 0 seconds")
+        self._arm(_Fault("stall", n, op, skip, forward=True, hold=hold))
+
+    def cut_next(
+        self,
+        n: int = 1,
+        *,
+        after_bytes: int,
+        op: str | None = None,
+        skip: int = 0,
+        hold: float = 0.2,
+        reset: bool = True,
+        on_cut: CutHook | None = None,
+    ) -> None:
+        """Forward the head and the first ``after_bytes`` body bytes of ``n`` responses, then
+        drop the connection in the middle of the body.
+
+        The bytes are flushed to the client's socket, then the proxy waits
+        ``hold`` seconds (or until the client hangs up; ``math.inf``: only
+        then) so the client can read what it got, awaits ``on_cut(record)``
+        when given, and resets the connection (``reset=False``: closes it,
+        the client sees an early EOF). ``after_bytes`` counts bytes as framed
+        on the wire after the head. A body shorter than that is forwarded
+        whole, and the connection closed after it.
+        """
+        if after_bytes < 0:
+            raise ValueError("after_bytes must be >= 0")
+        self._arm(
+            _Fault(
+                "cut",
+                n,
+                op,
+                skip,
+                forward=True,
+                after_bytes=after_bytes,
+                hold=hold,
+                reset=reset,
+                on_cut=on_cut,
+            )
+        )
+
+    def drop_next(
+        self, n: int = 1, *, op: str | None = None, skip: int = 0, forward: bool = False
+    ) -> None:
+        """Drop the connection of ``n`` requests without answering them.
+
+        ``forward=False``: the request never reaches the upstream. ``forward=True``:
+        it is forwarded, the upstream's whole answer is read and thrown away,
+        and then the connection is dropped: the write happened, the client
+        cannot know.
+        """
+        self._arm(_Fault("drop", n, op, skip, forward=forward))
+
+    def go_down_at(self, k: int = 1, *, op: str | None = None, forward: bool = False) -> None:
+        """Go down (as :meth:`go_down`) at the ``k``-th request (of ``op``) from now on.
+
+        ``forward=False``: before forwarding it. ``forward=True``: after the
+        upstream answered it, before the client gets the answer. The proxy stays
+        down until :meth:`come_back`.
+        """
+        if k < 1:
+            raise ValueError("k counts requests from 1")
+        self._arm(_Fault("down", 1, op, k - 1, forward=forward))
+
+    def clear_faults(self) -> None:
+        """Disarm every scheduled fault (``fail_next`` too)."""
+        self._faults = []
+        self._fail = None
+
+    @property
+    def pending_faults(self) -> list[str]:
+        """The scheduled faults that have not acted on all their requests yet."""
+        return [f.describe() for f in self._faults]
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "a condition"
+    ) -> None:
+        """Poll ``predicate`` until it holds; ``TimeoutError`` after ``timeout`` seconds.
+
+        The timeout is a hang guard, not a timing claim.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise TimeoutError(f"still waiting for {what} after {timeout} s")
+            await asyncio.sleep(0.01)
+
+    def _arm(self, fault: _Fault) -> None:
+        if fault.remaining < 1 or fault.skip < 0:
+            raise ValueError("n must be >= 1 and skip >= 0")
+        self._faults.append(fault)
+
+    def _take_fault(self, op: str) -> _Fault | None:
+        """The fault that acts on this request, after counting it toward every ``skip``."""
+        chosen = None
+        for fault in list(self._faults):
+            if fault.op is not None and fault.op != op:
+                continue
+            if fault.skip > 0:
+                fault.skip -= 1
+                continue
+            if chosen is None:
+                chosen = fault
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+        return chosen
+
     # -- serving -----------------------------------------------------------------------------
 
     def _abort_all(self) -> None:
@@ -516,7 +752,9 @@ class CountingProxy:
             if self.is_down:  # (a property: mypy would narrow the attribute across awaits)
                 conn.abort()
             else:
-                await self._close(conn)
+                # stop() may cancel us here: end quietly, the connection is going anyway
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._close(conn)
             self._connections.pop(conn.id, None)
             self._tasks.discard(task)
 
@@ -556,7 +794,19 @@ class CountingProxy:
             if rule.remaining <= 0:
                 self._fail = None
             return await self._answer_injected(conn, head, record, rule)
-        return await self._forward(conn, head, record)
+        fault = self._take_fault(op)
+        if fault is not None:
+            record.fault = fault.kind
+            if fault.kind == "error":
+                error = _FailRule(1, fault.status, fault.code, fault.op)
+                return await self._answer_injected(conn, head, record, error)
+            if not fault.forward:  # drop or down, before the upstream sees anything
+                if fault.kind == "down":
+                    self.go_down()
+                else:
+                    conn.abort()
+                return False
+        return await self._forward(conn, head, record, fault)
 
     async def _answer_injected(
         self, conn: _Connection, head: _Head, record: RequestRecord, rule: _FailRule
@@ -590,7 +840,9 @@ class CountingProxy:
             self.upstream_connections += 1
         return conn.upstream
 
-    async def _forward(self, conn: _Connection, head: _Head, record: RequestRecord) -> bool:
+    async def _forward(
+        self, conn: _Connection, head: _Head, record: RequestRecord, fault: _Fault | None = None
+    ) -> bool:
         """Send the request upstream and its response back, both streamed."""
         up_reader, up_writer = await self._upstream(conn)
         up_writer.write(head.raw)
@@ -611,7 +863,7 @@ class CountingProxy:
         # servers that answer early, both work
         body = None if framing[0] == "none" else asyncio.create_task(forward_request_body())
         try:
-            return await self._forward_response(conn, head, record, up_reader, body)
+            return await self._forward_response(conn, head, record, up_reader, body, fault)
         finally:
             if body is not None:  # settle it, and collect its exception if it had one
                 body.cancel()
@@ -625,6 +877,7 @@ class CountingProxy:
         record: RequestRecord,
         up_reader: asyncio.StreamReader,
         body: asyncio.Task[None] | None,
+        fault: _Fault | None = None,
     ) -> bool:
         """Forward interim responses and the final one; ``True`` to keep the client connection.
 
@@ -632,6 +885,7 @@ class CountingProxy:
         the framing allows, even when the upstream (moto's werkzeug closes after
         every response) is not; the next request then gets a new upstream connection.
         """
+        continued = False
         while True:
             raw = await _read_head(up_reader)
             if raw is None:
@@ -642,6 +896,13 @@ class CountingProxy:
             status = int(response.start[1])
             if not 100 <= status < 200 or status == 101:
                 break
+            if status == 100 and continued:
+                # moto's werkzeug answers "Expect: 100-continue" twice (http.server's and
+                # its own). A second 100 arriving after the body makes aiohttp drop its
+                # read timeout, so a held response would hang the client: pass on one, as
+                # S3 sends.
+                continue
+            continued = continued or status == 100
             conn.client_writer.write(raw)  # interim (100 Continue): pass it on
             await conn.client_writer.drain()
         if head.start[0] == "HEAD" or status in (101, 204, 304):
@@ -654,6 +915,21 @@ class CountingProxy:
         if body is not None and body_sent and body.exception() is not None:
             raise ProxyProtocolError("the request body broke off") from body.exception()
         keep_client = head.keeps_alive() and body_sent and framing[0] != "close" and status != 101
+        if fault is not None and fault.kind != "cut":
+            record.upstream_status = status
+            if body is not None:  # the client must not be sending when we listen for it
+                await asyncio.wait([body])
+            if fault.kind == "stall":
+                if await self._client_hangs_up(conn, fault.hold):
+                    conn.abort()
+                    return False
+            else:  # drop or down: the upstream did it, the client never hears
+                await _copy_body(framing, up_reader, _Discard(), lambda n: None)
+                if fault.kind == "down":
+                    self.go_down()
+                else:
+                    conn.abort()
+                return False
         record.status = status
         conn.client_writer.write(response.with_connection(keep_client))
         await conn.client_writer.drain()
@@ -661,10 +937,56 @@ class CountingProxy:
         def received(n: int) -> None:
             record.response_body_bytes += n
 
+        if fault is not None and fault.kind == "cut":
+            await self._cut(conn, record, fault, framing, up_reader, body)
+            return False
         await _copy_body(framing, up_reader, conn.client_writer, received)
         if not response.keeps_alive() or framing[0] == "close" or status == 101:
             await conn.close_upstream()
         return keep_client
+
+    async def _client_hangs_up(self, conn: _Connection, seconds: float) -> bool:
+        """Wait until the client closes its connection (``True``) or ``seconds`` pass."""
+        try:
+            data = await asyncio.wait_for(
+                conn.client_reader.read(1), None if math.isinf(seconds) else seconds
+            )
+        except asyncio.TimeoutError:
+            return False
+        except (ConnectionError, OSError):
+            return True
+        if data:  # HTTP/1.1 clients do not pipeline: a request before our answer is a bug
+            raise ProxyProtocolError("the client sent data while waiting for a response")
+        return True
+
+    async def _cut(
+        self,
+        conn: _Connection,
+        record: RequestRecord,
+        fault: _Fault,
+        framing: tuple[str, int],
+        up_reader: asyncio.StreamReader,
+        body: asyncio.Task[None] | None,
+    ) -> None:
+        """Forward ``fault.after_bytes`` of the body, let the client read them, then reset."""
+        cutoff = _Cutoff(conn.client_writer, fault.after_bytes)
+        with contextlib.suppress(_CutReached):
+            await _copy_body(framing, up_reader, cutoff, lambda n: None)
+        record.response_body_bytes = cutoff.forwarded
+        transport = conn.client_writer.transport
+        transport.set_write_buffer_limits(high=0)  # drain() returns when all is handed over
+        await conn.client_writer.drain()
+        if body is not None:
+            await asyncio.wait([body])
+        await self._client_hangs_up(conn, fault.hold)
+        if fault.on_cut is not None:
+            await fault.on_cut(record)
+        if fault.reset:
+            sock = conn.client_writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.abort()
 
 
 class _Discard:

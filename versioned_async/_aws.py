@@ -307,10 +307,10 @@ class AwsBackend:
             current = resumed
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def download_to(self, key: str, path: Path) -> tuple[str, int] | None:
+    async def download_to(self, key: str, path: Path) -> tuple[str, int, ObjectInfo] | None:
         """Stream an object into a new file at ``path`` (mode 0600), hashing as it goes.
 
-        Returns ``(sha256, size)``, or ``None`` when the object does not exist.
+        Returns ``(sha256, size, info)``, or ``None`` when the object does not exist.
         Memory stays at one chunk whatever the object's size; a cut transfer
         resumes (:meth:`_read_body`).
         """
@@ -331,10 +331,11 @@ class AwsBackend:
                     out.truncate()
                     digest[0] = hashlib.sha256()
 
-                if await self._read_body(key, resp, write, start_over) is None:
+                came_from = await self._read_body(key, resp, write, start_over)
+                if came_from is None:
                     return None
                 size = out.tell()
-        return digest[0].hexdigest(), size
+        return digest[0].hexdigest(), size, ObjectInfo.from_response(came_from)
 
     async def upload(
         self,

@@ -200,6 +200,8 @@ class Repository:
         self.cache = cache
         self.s3_options = S3Options(server_side_encryption, sse_kms_key_id, expected_bucket_owner)
         self._alias_memo: dict[tuple[str, ...], tuple[float, Alias]] = {}
+        # name -> {version: token}: reservations a failed publish may have left behind
+        self._unreleased: dict[str, dict[str, str]] = {}
         # cache keys name the repository, so one cache directory can serve several
         self._identity = (
             endpoint_url or "aws",
@@ -420,6 +422,7 @@ class Repository:
         """
         _layout.validate_name(name)
         aws = self._backend
+        await self._release_leftovers(name)
         latest, top = None, 0
         async for raw in aws.query(name, descending=True, limit=2):
             item = _codec.structure_version_item(raw)
@@ -458,7 +461,7 @@ class Repository:
                 values=values,
                 names=names,
             )
-            if not done:
+            if not done and not await self._is_published(name, stored, sha):
                 raise ConflictError(
                     f"version {number} of {name!r} was overwritten by a writer that does not "
                     "reserve numbers (an older `versioned` client?); publish again"
@@ -482,15 +485,34 @@ class Repository:
                 update_at=_utcnow(),
                 publish_token=token,
             )
-            if await self._backend.put_item(
-                _codec.to_item(reservation), condition="attribute_not_exists(pk)"
-            ):
+            stored = reservation.sk
+            try:
+                placed = await self._backend.put_item(
+                    _codec.to_item(reservation), condition="attribute_not_exists(pk)"
+                )
+            except BaseException:  # the answer was lost: it may have been placed
+                self._unreleased.setdefault(name, {})[stored] = token
+                raise
+            if placed or await self._is_our_reservation(name, stored, token):
                 return number, token
         if first + _PUBLISH_ATTEMPTS <= _layout.MAX_VERSION:
             raise ConflictError(f"could not claim a version number for {name!r}; retry")
         raise InvalidArgumentError(
             f"{name!r} has used every version number up to {_layout.MAX_VERSION}"
         )
+
+    async def _is_published(self, name: str, stored: str, sha: str) -> bool:
+        """Whether a refused completion had in fact landed: an attempt whose answer
+        was lost, retried by botocore, finds its own token already removed."""
+        raw = await self._backend.get_item(name, stored)
+        item = None if raw is None else _codec.structure_version_item(raw)
+        return item is not None and item.is_visible and item.sha256 == sha
+
+    async def _is_our_reservation(self, name: str, stored: str, token: str) -> bool:
+        """Whether a refused reservation was our own, placed by an attempt whose answer
+        was lost and which botocore then retried."""
+        raw = await self._backend.get_item(name, stored)
+        return raw is not None and raw.get("publish_token", {}).get("S") == token
 
     async def _release_reservation(self, name: str, stored: str, token: str) -> None:
         try:
@@ -501,6 +523,14 @@ class Repository:
             )
         except Exception:  # the publish already failed; report that, not this
             log.warning("could not release the reservation of %r version %s", name, stored)
+            self._unreleased.setdefault(name, {})[stored] = token
+        else:
+            self._unreleased.get(name, {}).pop(stored, None)
+
+    async def _release_leftovers(self, name: str) -> None:
+        """Release reservations an earlier failed publish could not, so no number is skipped."""
+        for stored, token in list(self._unreleased.get(name, {}).items()):
+            await self._release_reservation(name, stored, token)
 
     async def _hash_object(self, name: str, stored: str) -> str:
         """sha256 of an object written without our metadata (by some other tool)."""
@@ -611,17 +641,33 @@ class Repository:
 
     async def _get_content_direct(self, name: str, stored: str) -> bytes:
         for attempt in range(2):
-            body, item = await self._fetch_with_item(name, stored)
+            body, item, info = await self._fetch_with_item(name, stored)
             assert item.sha256 is not None
             actual = await _sha256(body)
-            if actual == item.sha256:
+            if actual == item.sha256 or await self._repaired_latest(name, stored, actual, info):
                 return body
             if stored != LATEST or attempt:
                 raise IntegrityError(name, _layout.decode_version(stored), item.sha256, actual)
             # LATEST may have been put between the two reads: read both again
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _fetch_with_item(self, name: str, stored: str) -> tuple[bytes, VersionItem]:
+    async def _repaired_latest(self, name: str, stored: str, actual: str, info: ObjectInfo) -> bool:
+        """Whether content that disagrees with LATEST's item is a half-done put, now repaired.
+
+        put_artifact writes the object before the item; when it failed between
+        the two, the object (whose own metadata carries the sha256 its bytes
+        have) is newer than the item. The item is brought up to date, as the
+        put would have done, and the content served.
+        """
+        if stored != LATEST or info.sha256 != actual:
+            return False
+        log.info("LATEST of %r is newer than its item (a put was cut short); repairing", name)
+        await self._record_latest(name, info)
+        return True
+
+    async def _fetch_with_item(
+        self, name: str, stored: str
+    ) -> tuple[bytes, VersionItem, ObjectInfo]:
         aws = self._backend
         download = asyncio.ensure_future(aws.get_object(self.layout.key(name, stored)))
         try:
@@ -632,13 +678,13 @@ class Repository:
             raise
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return got[0], item
+        return got[0], item, got[1]
 
     async def _download_direct(self, name: str, stored: str, part: Path) -> None:
         """Stream a version into ``part``, overlapping the lookup; verify the sha256."""
         for attempt in range(2):
-            sha, item = await self._stream_with_item(name, stored, part)
-            if sha == item.sha256:
+            sha, item, info = await self._stream_with_item(name, stored, part)
+            if sha == item.sha256 or await self._repaired_latest(name, stored, sha, info):
                 return
             part.unlink(missing_ok=True)
             if stored != LATEST or attempt:
@@ -646,7 +692,7 @@ class Repository:
 
     async def _stream_with_item(
         self, name: str, stored: str, part: Path
-    ) -> tuple[str, VersionItem]:
+    ) -> tuple[str, VersionItem, ObjectInfo]:
         aws = self._backend
         download = asyncio.ensure_future(aws.download_to(self.layout.key(name, stored), part))
         try:
@@ -662,7 +708,7 @@ class Repository:
         if self.cache is not None:
             self.cache.count("downloads")
             self.cache.count("bytes_downloaded", got[1])
-        return got[0], item
+        return got[0], item, got[2]
 
     # -- the cached read path ----------------------------------------------------------
 
@@ -773,8 +819,10 @@ class Repository:
         for attempt in range(2):
             part = cache.new_staging_path()
             if expected is None:
-                sha, item = await self._stream_with_item(name, stored, part)
+                sha, item, info = await self._stream_with_item(name, stored, part)
                 recorded = str(item.sha256)
+                if sha != recorded and await self._repaired_latest(name, stored, sha, info):
+                    recorded = sha
             else:
                 got = await self._backend.download_to(self.layout.key(name, stored), part)
                 if got is None:
@@ -1033,4 +1081,12 @@ async def _bounded_gather(coros: Iterable[Awaitable[_T]], limit: int) -> list[_T
         async with semaphore:
             return await aw
 
-    return list(await asyncio.gather(*(run(c) for c in coros)))
+    tasks = [asyncio.ensure_future(run(c)) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        # the caller is told the whole call failed: nothing of it may land afterwards
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
