@@ -1,4 +1,10 @@
-"""Shared fixtures: a moto server on 127.0.0.1 for the session, wiped before each test."""
+"""Shared fixtures: a moto server on 127.0.0.1 for the session, wiped before each test.
+
+``VERSIONED_ASYNC_TEST_ENGINE=node`` swaps moto for a second, independent
+engine, dynalite + s3rver behind one endpoint (tests/engines.py), wiped through
+the APIs before each test. ``moto`` is the default. Tests that embed moto
+themselves (``MotoServer``, ``serve-local``, the demo) use their own moto either way.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +34,32 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
 
 
-@pytest.fixture
-def endpoint_url(moto_server: MotoServer) -> str:
-    """The moto endpoint, wiped clean for this test."""
-    moto_server.reset()
-    return moto_server.endpoint_url
+#: which AWS engine `endpoint_url` points at: "moto" (default) or "node" (dynalite + s3rver)
+ENGINE = os.environ.get("VERSIONED_ASYNC_TEST_ENGINE", "moto").strip().lower() or "moto"
+if ENGINE not in ("moto", "node"):
+    raise pytest.UsageError(f"VERSIONED_ASYNC_TEST_ENGINE must be 'moto' or 'node', not {ENGINE!r}")
+
+if ENGINE == "node":
+    from tests.engines import NodeEngines
+
+    @pytest.fixture(scope="session")
+    def node_engines() -> Iterator[NodeEngines]:
+        with NodeEngines() as engines:
+            yield engines
+
+    @pytest.fixture
+    def endpoint_url(node_engines: NodeEngines) -> str:
+        """dynalite + s3rver behind one endpoint, every table and bucket deleted (~50 ms)."""
+        node_engines.reset()
+        return node_engines.endpoint_url
+
+else:
+
+    @pytest.fixture
+    def endpoint_url(moto_server: MotoServer) -> str:
+        """The moto endpoint, wiped clean for this test."""
+        moto_server.reset()
+        return moto_server.endpoint_url
 
 
 @pytest.fixture(scope="session")

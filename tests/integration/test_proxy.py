@@ -18,7 +18,7 @@ import pytest
 from aiobotocore.session import AioSession
 from aiohttp import web
 
-from tests.conftest import BUCKET, REGION, RepoFactory
+from tests.conftest import BUCKET, ENGINE, REGION, RepoFactory
 from tests.integration.conftest import fail_fast_config
 from tests.proxy import CountingProxy
 from versioned_async import Repository, exc
@@ -158,7 +158,10 @@ async def test_keep_alive_connection_counts_every_request(
     # one pooled client connection carried all ten, though moto closes after every response
     assert len({r.connection_id for r in proxy.requests}) == 1
     assert proxy.connections_accepted <= 1
-    assert proxy.upstream_connections >= 1
+    if ENGINE == "moto":
+        # moto (werkzeug) closes after every response, so the proxy had to reconnect upstream;
+        # the node engine's endpoint keeps its connections alive and needs no reconnect
+        assert proxy.upstream_connections >= 1
 
 
 async def test_five_mib_body_passes_intact(proxied_repo: Repository, proxy: CountingProxy) -> None:
