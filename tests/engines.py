@@ -169,7 +169,7 @@ class DispatchingProxy:
         self.errors: list[BaseException] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
     @property
@@ -303,8 +303,7 @@ class DispatchingProxy:
             finally:
                 if not pump.done():
                     pump.cancel()
-                with contextlib.suppress(BaseException):
-                    await pump
+                await asyncio.gather(pump, return_exceptions=True)
         finally:
             up_writer.close()
             with contextlib.suppress(Exception):
@@ -438,7 +437,8 @@ class NodeEngines:
     """dynalite and s3rver on 127.0.0.1 behind one :class:`DispatchingProxy`."""
 
     def __init__(self, credentials: tuple[str, str] | None = None, region: str = "us-east-1"):
-        #: what reset()'s own clients sign with (both emulators accept any key)
+        #: registered with s3rver, so V2 (presigned) signatures with it verify; reset()'s
+        #: clients sign with it too (V4 requests with any other key are accepted as well)
         self.credentials = credentials or (
             os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -460,6 +460,7 @@ class NodeEngines:
             self._s3rver = _NodeProcess(
                 "s3rver",
                 self._directory.name,
+                ":".join(self.credentials),
                 # s3rver encrypts ListObjectsV2 continuation tokens with DES, which
                 # OpenSSL 3 (node >= 17) only has in its legacy provider
                 node_options=("--openssl-legacy-provider",),

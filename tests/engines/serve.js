@@ -3,13 +3,14 @@
 // it listens; exits when its stdin closes (so a crashed test run leaves no orphans).
 //
 //   node serve.js dynalite
-//   node serve.js s3rver <directory>
+//   node serve.js s3rver <directory> [<access key id>:<secret> ...]
 //
-// ENGINES_VERBOSE=1 in the environment makes both log every request on stderr.
+// ENGINES_VERBOSE=1 in the environment makes both log every request (tests/engines.py
+// keeps what they print: _NodeProcess.log_text).
 //
 // Used by tests/engines.py. A launcher rather than the packages' CLIs because
 // dynalite's CLI cannot listen on port 0, and s3rver's only accepts its built-in
-// S3RVER/S3RVER key while the tests sign with fake credentials of their own; it also
+// S3RVER/S3RVER key while the tests sign with fake credentials of their own. It also
 // fixes two s3rver bugs (patchS3rverDeleteRace, fixCopySourceDecoding).
 'use strict';
 
@@ -101,13 +102,22 @@ if (engine === 'dynalite') {
   exitWithParent(() => process.exit(0));
 } else if (engine === 's3rver') {
   const S3rver = require('s3rver');
-  // Like moto and dynalite, accept any access key: s3rver checks only that the key id
-  // is registered (it does not verify V4 signatures), and tests sign with their own keys.
+  // s3rver knows one key pair, S3RVER/S3RVER, and refuses any other key id with 403
+  // InvalidAccessKeyId. It checks V2 signatures (presigned URLs) but not V4 ones, so:
+  // the key pairs given on the command line are registered, V2-signed requests with them
+  // verify as on S3, and any other key id is accepted like moto and dynalite do (its V4
+  // requests pass; its V2 ones fail with SignatureDoesNotMatch, its secret being unknown).
   const AWSAccount = require('s3rver/lib/models/account');
+  const [directory, ...keyPairs] = args;
+  for (const pair of keyPairs) {
+    const at = pair.indexOf(':');
+    AWSAccount.DUMMY_ACCOUNT.createKeyPair(pair.slice(0, at), pair.slice(at + 1));
+  }
+  const anyKey = new AWSAccount(AWSAccount.DUMMY_ACCOUNT.id, AWSAccount.DUMMY_ACCOUNT.displayName);
+  anyKey.accessKeys = { get: () => '' };
   const registered = AWSAccount.registry.get.bind(AWSAccount.registry);
-  AWSAccount.registry.get = keyId => registered(keyId) || AWSAccount.DUMMY_ACCOUNT;
+  AWSAccount.registry.get = keyId => registered(keyId) || anyKey;
   patchS3rverDeleteRace();
-  const [directory] = args;
   const server = new S3rver({
     address: '127.0.0.1',
     port: 0,
@@ -126,6 +136,6 @@ if (engine === 'dynalite') {
   );
   exitWithParent(() => process.exit(0));
 } else {
-  console.error('usage: serve.js dynalite | serve.js s3rver <directory>');
+  console.error('usage: serve.js dynalite | serve.js s3rver <directory> [key:secret ...]');
   process.exit(2);
 }
