@@ -193,9 +193,7 @@ class LocalCache:
             await self.single_flight("preload", lambda: asyncio.to_thread(self._preload))
             found = self._memory_lookups.get(key)
         if found is None:  # written by another process since the preload, perhaps
-            found = await self._disk_reads(key)
-            if found is not None:
-                self._memory_lookups.setdefault(key, found)
+            found = await self.reload_lookup(key)
         return found
 
     def _all_lookups(self) -> Iterator[tuple[Any, Any]]:
