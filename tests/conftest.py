@@ -39,6 +39,25 @@ ENGINE = os.environ.get("VERSIONED_ASYNC_TEST_ENGINE", "moto").strip().lower() o
 if ENGINE not in ("moto", "node"):
     raise pytest.UsageError(f"VERSIONED_ASYNC_TEST_ENGINE must be 'moto' or 'node', not {ENGINE!r}")
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.engine_gap(reason)``: a strict xfail on the node engine, nothing on moto.
+
+    For a test (or a ``pytest.param`` case) that fails only because dynalite or s3rver
+    lacks something S3/DynamoDB (and moto) do. Strict, so the mark goes once the gap does.
+    """
+    for item in items:
+        reasons: list[str] = []
+        for mark in item.iter_markers("engine_gap"):
+            given = [*mark.args, *mark.kwargs.values()] if set(mark.kwargs) <= {"reason"} else []
+            if len(given) != 1 or not isinstance(given[0], str) or not given[0]:
+                raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.engine_gap('reason')")
+            reasons.append(given[0])
+        if reasons and ENGINE == "node":
+            reason = "node engine: " + "; ".join(reasons)
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 if ENGINE == "node":
     from tests.engines import NodeEngines
 

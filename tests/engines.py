@@ -14,6 +14,16 @@ port on 127.0.0.1; a small dispatching reverse proxy in front of them gives the
 library the single ``endpoint_url`` it expects: requests carrying an
 ``X-Amz-Target: DynamoDB_...`` header go to dynalite, every other one to s3rver.
 
+dynalite has no TransactWriteItems (``UnknownOperationException``). The proxy
+answers it itself (:class:`_Transactions`): under an exclusive gate that holds
+back every other DynamoDB request, it checks each condition against dynalite
+with a write that changes nothing, then applies the actions one by one and
+restores the items' earlier images if one fails. So the condition and
+expression syntax is still checked by dynalite, and other clients see all of a
+transaction or none of it. What it does not give: atomicity if dynalite itself
+dies midway, idempotency by ``ClientRequestToken``, and the 4 MB / 25-action
+(now 100) size checks beyond the action count.
+
     with NodeEngines() as engines:
         repo = Repository("us-east-1", "bucket", endpoint_url=engines.endpoint_url)
         ...
@@ -26,11 +36,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -135,6 +148,22 @@ async def _copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         await writer.drain()
 
 
+async def _read_body(head: _Head, reader: asyncio.StreamReader) -> bytes:
+    """A whole (small) message body, in either framing."""
+    if "chunked" in head.tokens("transfer-encoding"):
+        chunks: list[bytes] = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass
+                return b"".join(chunks)
+            chunks.append((await reader.readexactly(size + 2))[:-2])
+    if (length := head.get("content-length")) is not None:
+        return await reader.readexactly(int(length))
+    return await reader.read()
+
+
 async def _copy_body(
     head: _Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, until_eof: bool
 ) -> None:
@@ -144,6 +173,281 @@ async def _copy_body(
         await _copy_exact(reader, writer, int(length))
     elif until_eof:
         await _copy_until_eof(reader, writer)
+
+
+# -- TransactWriteItems, emulated ---------------------------------------------------
+
+_JSON_TYPE = "application/x-amz-json-1.0"
+_DYNAMODB_ERROR = "com.amazonaws.dynamodb.v20120810#"
+_MAX_TRANSACT_ITEMS = 100
+_ACTIONS = ("ConditionCheck", "Put", "Delete", "Update")
+_PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
+
+
+class _Gate:
+    """Many shared holders or one exclusive one; a waiting exclusive holder goes first.
+
+    Releases are synchronous, so a holder cancelled in its ``finally`` cannot
+    leave the gate closed for good.
+    """
+
+    def __init__(self) -> None:
+        self._shared = 0
+        self._writers = asyncio.Lock()
+        self._no_writer = asyncio.Event()
+        self._no_writer.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        while not self._no_writer.is_set():
+            await self._no_writer.wait()
+        self._shared += 1  # no await since the check: still true
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._shared -= 1
+            if self._shared == 0:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._writers:
+            self._no_writer.clear()
+            try:
+                await self._idle.wait()
+                yield
+            finally:
+                self._no_writer.set()
+
+
+class _DynamoDBError(Exception):
+    """An error answer to relay to the client as it is."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message") or body.get("Message") or body.get("__type"))
+        self.status = status
+        self.body = body
+
+    @property
+    def code(self) -> str:
+        return str(self.body.get("__type", "")).rsplit("#", 1)[-1]
+
+
+def _validation_error(message: str) -> _DynamoDBError:
+    return _DynamoDBError(
+        400, {"__type": _DYNAMODB_ERROR + "ValidationException", "message": message}
+    )
+
+
+def _used_placeholders(
+    action: dict[str, Any], expression: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The names and values ``expression`` uses (dynalite refuses unused ones)."""
+    used = set(_PLACEHOLDER.findall(expression))
+    names = {k: v for k, v in action.get("ExpressionAttributeNames", {}).items() if k in used}
+    values = {k: v for k, v in action.get("ExpressionAttributeValues", {}).items() if k in used}
+    return names, values
+
+
+class _Transactions:
+    """TransactWriteItems on top of dynalite's single-item calls (see the module docstring)."""
+
+    def __init__(self, dynamodb: tuple[str, int]) -> None:
+        self.dynamodb = dynamodb
+        self.gate = _Gate()
+        self._key_names: dict[str, list[str]] = {}
+
+    async def _call(
+        self, headers: list[tuple[str, str]], operation: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One request to dynalite with the client's signed headers (their form is checked)."""
+        body = json.dumps(payload).encode()
+        lines = ["POST / HTTP/1.1", f"X-Amz-Target: DynamoDB_20120810.{operation}"]
+        for name, value in headers:
+            if name not in (
+                "x-amz-target",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "expect",
+            ):
+                lines.append(f"{name}: {value}")
+        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        reader, writer = await asyncio.open_connection(*self.dynamodb, limit=_HEAD_LIMIT)
+        try:
+            writer.write("\r\n".join(lines).encode("latin-1") + body)
+            await writer.drain()
+            head = await _read_head(reader)
+            if head is None:
+                raise ConnectionError(f"dynalite closed without answering {operation}")
+            raw = await _read_body(head, reader)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        status = int(head.start.split(" ", 2)[1])
+        answer: dict[str, Any] = json.loads(raw) if raw else {}
+        if status != 200:
+            raise _DynamoDBError(status, answer)
+        return answer
+
+    async def _key_of(
+        self, headers: list[tuple[str, str]], table: str, item: dict[str, Any]
+    ) -> dict[str, Any]:
+        if table not in self._key_names:
+            described = await self._call(headers, "DescribeTable", {"TableName": table})
+            self._key_names[table] = [k["AttributeName"] for k in described["Table"]["KeySchema"]]
+        try:
+            return {name: item[name] for name in self._key_names[table]}
+        except KeyError as missing:
+            raise _validation_error(
+                "One or more parameter values were invalid: "
+                f"Missing the key {missing.args[0]} in the item"
+            ) from None
+
+    def forget_tables(self) -> None:
+        self._key_names.clear()
+
+    async def write(
+        self, headers: list[tuple[str, str]], request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Apply one TransactWriteItems request; raises :class:`_DynamoDBError` to answer with."""
+        entries = request.get("TransactItems")
+        if not isinstance(entries, list) or not 1 <= len(entries) <= _MAX_TRANSACT_ITEMS:
+            raise _validation_error(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy "
+                f"constraint: Member must have length between 1 and {_MAX_TRANSACT_ITEMS}"
+            )
+        actions: list[tuple[str, dict[str, Any]]] = []
+        for entry in entries:
+            kinds = [k for k in _ACTIONS if k in entry] if isinstance(entry, dict) else []
+            if len(kinds) != 1 or len(entry) != 1:
+                raise _validation_error(
+                    "TransactItems can only contain one of Check, Put, Update or Delete"
+                )
+            action = entry[kinds[0]]
+            if not isinstance(action, dict) or not isinstance(action.get("TableName"), str):
+                raise _validation_error("Each transaction action needs a TableName")
+            actions.append((kinds[0], action))
+        keys: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for kind, action in actions:
+            key = (
+                await self._key_of(headers, action["TableName"], action["Item"])
+                if kind == "Put"
+                else action.get("Key")
+            )
+            if not isinstance(key, dict):
+                raise _validation_error(f"{kind} needs a Key")
+            identity = json.dumps([action["TableName"], key], sort_keys=True)
+            if identity in seen:
+                raise _validation_error(
+                    "Transaction request cannot include multiple operations on one item"
+                )
+            seen.add(identity)
+            keys.append(key)
+        async with self.gate.exclusive():
+            before = [
+                (
+                    await self._call(
+                        headers,
+                        "GetItem",
+                        {"TableName": action["TableName"], "Key": key, "ConsistentRead": True},
+                    )
+                ).get("Item")
+                for (_, action), key in zip(actions, keys, strict=True)
+            ]
+            reasons = [
+                await self._check(headers, kind, action, key, image)
+                for (kind, action), key, image in zip(actions, keys, before, strict=True)
+            ]
+            if any(r["Code"] != "None" for r in reasons):
+                codes = ", ".join(r["Code"] for r in reasons)
+                raise _DynamoDBError(
+                    400,
+                    {
+                        "__type": _DYNAMODB_ERROR + "TransactionCanceledException",
+                        "message": "Transaction cancelled, please refer cancellation reasons "
+                        f"for specific reasons [{codes}]",
+                        "CancellationReasons": reasons,
+                    },
+                )
+            done: list[int] = []
+            try:
+                for i, (kind, action) in enumerate(actions):
+                    if kind == "ConditionCheck":
+                        continue
+                    payload = {
+                        k: v
+                        for k, v in action.items()
+                        if k != "ReturnValuesOnConditionCheckFailure"
+                    }
+                    await self._call(
+                        headers,
+                        {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}[kind],
+                        payload,
+                    )
+                    done.append(i)
+            except BaseException:
+                for i in reversed(done):
+                    await self._restore(headers, actions[i][1]["TableName"], keys[i], before[i])
+                raise
+        return {}
+
+    async def _check(
+        self,
+        headers: list[tuple[str, str]],
+        kind: str,
+        action: dict[str, Any],
+        key: dict[str, Any],
+        image: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """This action's cancellation reason, tested with a write that leaves the item as it was."""
+        expression = action.get("ConditionExpression")
+        if not expression:
+            if kind == "ConditionCheck":
+                raise _validation_error("ConditionCheck needs a ConditionExpression")
+            return {"Code": "None"}
+        names, values = _used_placeholders(action, expression)
+        probe: dict[str, Any] = {
+            "TableName": action["TableName"],
+            "Item": image if image is not None else key,
+            "ConditionExpression": expression,
+        }
+        if names:
+            probe["ExpressionAttributeNames"] = names
+        if values:
+            probe["ExpressionAttributeValues"] = values
+        try:
+            await self._call(headers, "PutItem", probe)
+        except _DynamoDBError as err:
+            if err.code != "ConditionalCheckFailedException":
+                raise
+            reason: dict[str, Any] = {
+                "Code": "ConditionalCheckFailed",
+                "Message": "The conditional request failed",
+            }
+            if image is not None and action.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+                reason["Item"] = image
+            return reason
+        if image is None:
+            await self._call(headers, "DeleteItem", {"TableName": action["TableName"], "Key": key})
+        return {"Code": "None"}
+
+    async def _restore(
+        self,
+        headers: list[tuple[str, str]],
+        table: str,
+        key: dict[str, Any],
+        image: dict[str, Any] | None,
+    ) -> None:
+        if image is None:
+            await self._call(headers, "DeleteItem", {"TableName": table, "Key": key})
+        else:
+            await self._call(headers, "PutItem", {"TableName": table, "Item": image})
 
 
 class DispatchingProxy:
@@ -171,6 +475,8 @@ class DispatchingProxy:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        #: TransactWriteItems, which dynalite lacks, answered here
+        self.transactions = _Transactions(dynamodb)
 
     @property
     def endpoint_url(self) -> str:
@@ -259,6 +565,45 @@ class DispatchingProxy:
         target = request.get("x-amz-target") or ""
         service = "dynamodb" if target.startswith("DynamoDB_") else "s3"
         self.requests[service] += 1
+        if service == "s3":
+            return await self._forward(request, reader, writer, service, method)
+        if target == "DynamoDB_20120810.TransactWriteItems":
+            return await self._transact(request, reader, writer)
+        if target == "DynamoDB_20120810.DeleteTable":
+            self.transactions.forget_tables()
+        async with self.transactions.gate.shared():
+            return await self._forward(request, reader, writer, service, method)
+
+    async def _transact(
+        self, request: _Head, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer a TransactWriteItems request with :class:`_Transactions`."""
+        raw = await _read_body(request, reader)
+        status, answer = 200, {}
+        try:
+            answer = await self.transactions.write(request.headers, json.loads(raw or b"{}"))
+        except _DynamoDBError as err:
+            status, answer = err.status, err.body
+        except (ValueError, TypeError) as err:
+            status, answer = 400, _validation_error(f"malformed TransactWriteItems: {err}").body
+        body = json.dumps(answer).encode()
+        reason = "OK" if status == 200 else "Bad Request" if status == 400 else "Error"
+        writer.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {_JSON_TYPE}\r\n"
+            f"x-amzn-RequestId: {uuid.uuid4()}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        return request.keep_alive()
+
+    async def _forward(
+        self,
+        request: _Head,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        service: str,
+        method: str,
+    ) -> bool:
         host, port = self.dynamodb if service == "dynamodb" else self.s3
         try:
             up_reader, up_writer = await asyncio.open_connection(host, port, limit=_HEAD_LIMIT)
@@ -274,6 +619,14 @@ class DispatchingProxy:
             up_writer.write(request.raw)
             await up_writer.drain()
             pump = asyncio.ensure_future(_copy_body(request, reader, up_writer, until_eof=False))
+
+            def abandon(done: asyncio.Future[None]) -> None:
+                # the client went away inside its request body: the emulator would wait
+                # for the rest forever (holding the DynamoDB gate), so hang up on it too
+                if not done.cancelled() and done.exception() is not None:
+                    up_writer.close()
+
+            pump.add_done_callback(abandon)
             try:
                 while True:
                     response = await _read_head(up_reader)

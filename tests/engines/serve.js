@@ -11,7 +11,8 @@
 // Used by tests/engines.py. A launcher rather than the packages' CLIs because
 // dynalite's CLI cannot listen on port 0, and s3rver's only accepts its built-in
 // S3RVER/S3RVER key while the tests sign with fake credentials of their own. It also
-// fixes two s3rver bugs (patchS3rverDeleteRace, fixCopySourceDecoding).
+// fixes three s3rver bugs (patchS3rverDeleteRace, patchS3rverAtomicWrites,
+// fixCopySourceDecoding) and one dynalite bug (survivePeersHangingUp).
 'use strict';
 
 const [engine, ...args] = process.argv.slice(2);
@@ -33,21 +34,25 @@ function exitWithParent(close) {
 // share a directory, one removes it under the other, which fails with ENOENT and turns
 // the whole DeleteObjects into a 500 InternalError (botocore retries it). Same logic,
 // but a directory that is already gone ends the clean-up instead of failing the request.
+// (The unlinks also hold the key's lock, see patchS3rverAtomicWrites: a GET sees the
+// whole object or none of it.)
 function patchS3rverDeleteRace() {
   const fs = require('fs');
   const path = require('path');
   const FilesystemStore = require('s3rver/lib/stores/filesystem');
   // lib/stores/filesystem.js deleteObject, with the readdir guarded
   FilesystemStore.prototype.deleteObject = async function deleteObject(bucket, key) {
-    await Promise.all(
-      [
-        this.getResourcePath(bucket, key, 'object'),
-        this.getResourcePath(bucket, key, 'object.md5'),
-        this.getResourcePath(bucket, key, 'metadata.json'),
-      ].map(filePath =>
-        fs.promises.unlink(filePath).catch(err => {
-          if (err.code !== 'ENOENT') throw err;
-        }),
+    await withKeyLock(bucket, key, () =>
+      Promise.all(
+        [
+          this.getResourcePath(bucket, key, 'object'),
+          this.getResourcePath(bucket, key, 'object.md5'),
+          this.getResourcePath(bucket, key, 'metadata.json'),
+        ].map(filePath =>
+          fs.promises.unlink(filePath).catch(err => {
+            if (err.code !== 'ENOENT') throw err;
+          }),
+        ),
       ),
     );
     const bucketPath = this.getBucketPath(bucket);
@@ -71,6 +76,186 @@ function patchS3rverDeleteRace() {
   };
 }
 
+// One lock per object key: a promise chain per "bucket/key", each holder running once
+// the previous one has settled. Held only for short file-system steps (renames, unlinks,
+// opening a file and reading its metadata), never while a body streams.
+const keyLocks = new Map();
+function withKeyLock(bucket, key, fn) {
+  const id = `${bucket}/${key}`;
+  const previous = keyLocks.get(id) || Promise.resolve();
+  const result = previous.then(() => fn());
+  const tail = result.then(
+    () => {},
+    () => {},
+  );
+  keyLocks.set(id, tail);
+  tail.then(() => {
+    if (keyLocks.get(id) === tail) keyLocks.delete(id);
+  });
+  return result;
+}
+
+// s3rver 3.7.1 bug: PutObject is not atomic. lib/stores/filesystem.js keeps an object as
+// three files (<key>._S3rver_object, ._S3rver_object.md5 = the ETag, ._S3rver_metadata.json)
+// and putObject rewrites them in place, one after the other (it even reports success
+// before the object file is flushed). A GET racing a PUT of the same key then streams
+// a truncated or half-new body under the old ETag and Content-Length (or fails with 500
+// or a cut connection), where S3 returns either the whole old object or the whole new
+// one. copyObject copies in place the same way (and, with REPLACE metadata onto another
+// key, leaves that key's old .md5 behind), and CompleteMultipartUpload goes through
+// putObject. So: putObject writes the three files to temporary files in the storage
+// root (not in the bucket, where ListObjects' walk would stat them as they vanish) and
+// renames them into place under the key's lock; getObject and getMetadata read the
+// metadata files and open the object file under the same lock (an open file keeps its
+// old contents when a rename replaces it); copyObject is a locked read of the source
+// streamed through putObject.
+function patchS3rverAtomicWrites() {
+  const crypto = require('crypto');
+  const fs = require('fs');
+  const path = require('path');
+  const { Transform } = require('stream');
+  const { pipeline } = require('stream/promises');
+  const FilesystemStore = require('s3rver/lib/stores/filesystem');
+  const S3Object = require('s3rver/lib/models/object');
+  const { pick, pickBy } = require('lodash');
+  const proto = FilesystemStore.prototype;
+  const readMetadata = proto.getMetadata; // the original, unlocked
+  let tempCount = 0;
+
+  function tempPath(store) {
+    // not a valid bucket name, so ListBuckets skips it like any other non-directory
+    return path.join(store.rootDirectory, `._S3rver_tmp.${process.pid}.${++tempCount}`);
+  }
+
+  async function unlinkQuietly(file) {
+    await fs.promises.unlink(file).catch(() => {});
+  }
+
+  // rename, recreating the key's directory if a concurrent deletion of a sibling key
+  // removed it after it was made (deleteObject cleans up empty parent directories)
+  async function renameInto(from, to) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.promises.rename(from, to);
+        return;
+      } catch (err) {
+        if (err.code !== 'ENOENT' || attempt >= 5) throw err;
+        await fs.promises.stat(from); // the temporary file itself missing: give up
+        await fs.promises.mkdir(path.dirname(to), { recursive: true });
+      }
+    }
+  }
+
+  // writes object.content and its metadata; returns { size, md5, metadata } where
+  // metadata is what getMetadata returns right after the commit
+  async function storeObject(store, object) {
+    const { bucket, key } = object;
+    const objectTemp = tempPath(store);
+    const md5Temp = tempPath(store);
+    const metadataTemp = tempPath(store);
+    try {
+      const md5Context = crypto.createHash('md5');
+      let size = 0;
+      if (Buffer.isBuffer(object.content)) {
+        md5Context.update(object.content);
+        size = object.content.length;
+        await fs.promises.writeFile(objectTemp, object.content, { flag: 'wx' });
+      } else {
+        await pipeline(
+          object.content,
+          new Transform({
+            transform(chunk, encoding, callback) {
+              md5Context.update(chunk, encoding);
+              size += chunk.length;
+              callback(null, chunk);
+            },
+          }),
+          fs.createWriteStream(objectTemp, { flags: 'wx' }),
+        );
+      }
+      const md5 = md5Context.digest('hex');
+      // lib/stores/filesystem.js putMetadata's selection of metadata
+      const json = {
+        ...pick(object.metadata, S3Object.ALLOWED_METADATA),
+        ...pickBy(object.metadata, (value, name) => name.startsWith('x-amz-meta-')),
+      };
+      await Promise.all([
+        fs.promises.writeFile(md5Temp, md5, { flag: 'wx' }),
+        fs.promises.writeFile(metadataTemp, JSON.stringify(json, null, 2), { flag: 'wx' }),
+      ]);
+      const objectPath = store.getResourcePath(bucket, key, 'object');
+      await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+      const metadata = await withKeyLock(bucket, key, async () => {
+        await renameInto(md5Temp, store.getResourcePath(bucket, key, 'object.md5'));
+        await renameInto(metadataTemp, store.getResourcePath(bucket, key, 'metadata.json'));
+        await renameInto(objectTemp, objectPath);
+        return readMetadata.call(store, bucket, key);
+      });
+      return { size, md5, metadata };
+    } finally {
+      await Promise.all([objectTemp, md5Temp, metadataTemp].map(unlinkQuietly));
+    }
+  }
+
+  proto.putObject = async function putObject(object) {
+    const { size, md5 } = await storeObject(this, object);
+    return { size, md5 };
+  };
+
+  proto.getMetadata = function getMetadata(bucket, key) {
+    return withKeyLock(bucket, key, () => readMetadata.call(this, bucket, key));
+  };
+
+  // lib/stores/filesystem.js getObject, its metadata read and file opened under the lock
+  proto.getObject = async function getObject(bucket, key, options) {
+    try {
+      return await withKeyLock(bucket, key, async () => {
+        const metadata = await readMetadata.call(this, bucket, key);
+        const lastByte = Math.max(0, Number(metadata['content-length']) - 1);
+        const range = {
+          start: (options && options.start) || 0,
+          end: Math.min((options && options.end) || Infinity, lastByte),
+        };
+        const ranged = options && (options.start !== undefined || options.end);
+        let content = null;
+        if (!(range.start < 0 || Math.min(range.end, lastByte) < range.start)) {
+          content = await new Promise((resolve, reject) => {
+            const stream = fs
+              .createReadStream(this.getResourcePath(bucket, key, 'object'), range)
+              .on('error', reject)
+              .on('open', () => resolve(stream));
+          });
+        } // else: the range is not satisfiable
+        const object = new S3Object(bucket, key, content, metadata);
+        if (ranged) object.range = range;
+        return object;
+      });
+    } catch (err) {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    }
+  };
+
+  // a consistent snapshot of the source (one locked getObject), written like a PutObject
+  proto.copyObject = async function copyObject(
+    srcBucket,
+    srcKey,
+    destBucket,
+    destKey,
+    replacementMetadata,
+  ) {
+    const source = await this.getObject(srcBucket, srcKey);
+    if (!source) {
+      const err = new Error(`ENOENT: no such object ${srcBucket}/${srcKey}`);
+      err.code = 'ENOENT';
+      throw err;
+    }
+    const metadata = replacementMetadata || source.metadata;
+    const object = new S3Object(destBucket, destKey, source.content, metadata);
+    return (await storeObject(this, object)).metadata;
+  };
+}
+
 // s3rver 3.7.1 bug: CopyObject decodes x-amz-copy-source with decodeURI, which leaves
 // escaped reserved characters (%3D, %2B, %40, %3A, %2C, %3B, %24, %26, %23, %3F) as they
 // are, so the copy of a key such as "a/=/LATEST" looks for "a/%3D/LATEST" and fails with
@@ -89,7 +274,21 @@ function fixCopySourceDecoding(ctx, next) {
   return next();
 }
 
+// dynalite 4.0.0 bug: index.js handles a request stream error with
+// `req.on('error', function (err) { throw err })`, so a client that hangs up inside its
+// request body (what the fault tests do, and what a timed-out client does) kills the
+// whole server with an uncaught "aborted" ECONNRESET. DynamoDB just drops that request;
+// so do we. Any other uncaught error still ends the process.
+function survivePeersHangingUp() {
+  process.on('uncaughtException', err => {
+    if (err && err.code === 'ECONNRESET' && err.message === 'aborted') return;
+    console.error(err);
+    process.exit(1);
+  });
+}
+
 if (engine === 'dynalite') {
+  survivePeersHangingUp();
   const dynalite = require('dynalite');
   // in memory (no path); tables are ACTIVE / gone as soon as created / deleted
   const server = dynalite({
@@ -118,6 +317,7 @@ if (engine === 'dynalite') {
   const registered = AWSAccount.registry.get.bind(AWSAccount.registry);
   AWSAccount.registry.get = keyId => registered(keyId) || anyKey;
   patchS3rverDeleteRace();
+  patchS3rverAtomicWrites();
   const server = new S3rver({
     address: '127.0.0.1',
     port: 0,
