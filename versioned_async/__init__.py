@@ -8,16 +8,20 @@ from . import exc
 from ._layout import LATEST
 from ._version import __version__
 from .cache import CacheStats, LocalCache
-from .models import Alias, Artifact
+from .models import Alias, AliasChange, AliasHistoryPage, Artifact, Hold, RolloutResult
 from .repository import Repository
 
 __all__ = [
     "LATEST",
     "Alias",
+    "AliasChange",
+    "AliasHistoryPage",
     "Artifact",
     "CacheStats",
+    "Hold",
     "LocalCache",
     "Repository",
+    "RolloutResult",
     "__version__",
     "exc",
 ]

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import aiohttp
 import attrs
 import botocore.exceptions as bce
+from aiobotocore.config import AioConfig
 
 from . import _layout
 from ._coalesce import Coalescer
@@ -615,10 +616,19 @@ class AwsBackend:
         limit: int | None = None,
         sk_between: tuple[str, str] | None = None,
         page_size: int | None = None,
+        filter: str | None = None,
+        filter_values: Item | None = None,
+        filter_names: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Item]:
-        """Every item of partition ``pk`` (or the first ``limit``), following pages."""
+        """Every item of partition ``pk`` (or the first ``limit``), following pages.
+
+        ``filter`` is a FilterExpression (with its own ``:values`` and
+        ``#names``; it may not use ``pk``/``sk``). DynamoDB applies it after
+        reading: every item of the partition is still read and paid for, only
+        fewer are returned. ``limit`` then counts the items that passed it.
+        """
         condition = "pk = :pk"
-        values: Item = {":pk": {"S": pk}}
+        values: Item = {":pk": {"S": pk}, **(filter_values or {})}
         if sk_between is not None:
             condition += " AND sk BETWEEN :lo AND :hi"
             values[":lo"] = {"S": sk_between[0]}
@@ -630,7 +640,11 @@ class AwsBackend:
             "ScanIndexForward": not descending,
             "ConsistentRead": True,
         }
-        if page_size is not None or limit is not None:
+        if filter is not None:
+            kwargs["FilterExpression"] = filter
+        if filter_names:
+            kwargs["ExpressionAttributeNames"] = dict(filter_names)
+        if page_size is not None or (limit is not None and filter is None):
             kwargs["Limit"] = page_size or limit
         returned = 0
         with aws_errors(f"Query {self.table} pk={pk!r}"):
@@ -645,12 +659,39 @@ class AwsBackend:
                     return
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
-    async def scan_keys(self) -> AsyncIterator[Item]:
-        """The key of every item in the table."""
+    async def scan(
+        self,
+        filter: str,
+        values: Item | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Item]:
+        """Every item of the table that passes ``filter``, following pages.
+
+        A Scan reads the whole table (every item of every partition, 1 MB a
+        page) and is billed for all of it; the filter only trims what comes
+        back. Strongly consistent, like :meth:`query`.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "ProjectionExpression": "pk, sk",
+            "FilterExpression": filter,
+            "ConsistentRead": True,
         }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        async for item in self._scan_pages(kwargs):
+            yield item
+
+    async def scan_keys(self) -> AsyncIterator[Item]:
+        """The key of every item in the table."""
+        async for item in self._scan_pages(
+            {"TableName": self.table, "ProjectionExpression": "pk, sk"}
+        ):
+            yield item
+
+    async def _scan_pages(self, kwargs: dict[str, Any]) -> AsyncIterator[Item]:
+        """Every item a Scan with ``kwargs`` returns, page after page."""
         with aws_errors(f"Scan {self.table}"):
             while True:
                 resp = await self.dynamodb.scan(**kwargs)
@@ -767,3 +808,21 @@ async def _part_checksum(data: bytes) -> str:
 
 def _key_text(item: Item) -> str:
     return f"{item['pk'].get('S')!r}/{item['sk'].get('S')!r}"
+
+
+async def caller_arn(session: Any, region: str | None, endpoint_url: str | None) -> str | None:
+    """The caller's AWS identity (STS GetCallerIdentity ARN), or ``None`` when it
+    cannot be had quickly: the default ``actor`` of alias history is only a hint,
+    never a reason for an alias change to fail."""
+    config = AioConfig(
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}
+    )
+    try:
+        async with session.create_client(
+            "sts", region_name=region or "us-east-1", endpoint_url=endpoint_url, config=config
+        ) as sts:
+            arn = (await sts.get_caller_identity()).get("Arn")
+    except Exception as err:
+        log.info("alias history: caller identity unknown (%s); actor left empty", err)
+        return None
+    return arn if isinstance(arn, str) else None

@@ -20,17 +20,23 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from . import _layout
 from .exc import BackendError
-from .models import Alias, Artifact
+from .models import Alias, Artifact, Hold
 
 __all__ = [
     "AliasItem",
+    "AliasState",
+    "HistoryItem",
+    "HoldItem",
     "VersionItem",
     "format_update_at",
     "from_attribute_values",
     "item_to_alias",
     "item_to_artifact",
+    "item_to_hold",
     "parse_update_at",
     "structure_alias_item",
+    "structure_history_item",
+    "structure_hold_item",
     "structure_version_item",
     "to_attribute_values",
     "unstructure",
@@ -79,6 +85,46 @@ class AliasItem:
     version: str
     secondary_version: str | None = None
     secondary_version_weight: int | None = None
+
+
+@attrs.frozen
+class AliasState:
+    """Where an alias pointed, as kept in a history record (versions stored-form)."""
+
+    update_at: datetime
+    version: str
+    secondary_version: str | None = None
+    secondary_version_weight: int | None = None
+
+
+@attrs.frozen
+class HistoryItem:
+    """One alias change: ``pk`` = ``__{name}-alias-history``,
+    ``sk`` = ``{alias}#{changed_at}#{nonce}`` (text that sorts by time).
+
+    ``before``/``after`` are ``None`` when the alias did not exist before /
+    was deleted. Written once, in the transaction that makes the change.
+    """
+
+    pk: str
+    sk: str
+    alias: str
+    changed_at: datetime
+    action: str
+    before: AliasState | None = None
+    after: AliasState | None = None
+    actor: str | None = None
+    reason: str | None = None
+
+
+@attrs.frozen
+class HoldItem:
+    """A retention hold: ``pk`` = ``__{name}-holds``, ``sk`` = stored version."""
+
+    pk: str
+    sk: str
+    created_at: datetime
+    reason: str | None = None
 
 
 def format_update_at(value: datetime) -> str:
@@ -131,8 +177,16 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(
         AliasItem, make_dict_unstructure_fn(AliasItem, conv, _cattrs_omit_if_default=True)
     )
-    for cls in (VersionItem, AliasItem):
+    for nested in (AliasState, HistoryItem):
+        conv.register_unstructure_hook(
+            nested, make_dict_unstructure_fn(nested, conv, _cattrs_omit_if_default=True)
+        )
+    for cls in (VersionItem, AliasItem, AliasState, HistoryItem):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
+    conv.register_unstructure_hook(
+        HoldItem, make_dict_unstructure_fn(HoldItem, conv, _cattrs_omit_if_default=True)
+    )
+    conv.register_structure_hook(HoldItem, make_dict_structure_fn(HoldItem, conv))
     return conv
 
 
@@ -141,7 +195,10 @@ converter = _make_converter()
 _T = TypeVar("_T")
 
 
-def unstructure(record: VersionItem | AliasItem) -> dict[str, Any]:
+Record = VersionItem | AliasItem | HistoryItem | HoldItem
+
+
+def unstructure(record: Record) -> dict[str, Any]:
     """A record as a plain dict, ``None`` fields left out."""
     out: dict[str, Any] = converter.unstructure(record)
     return out
@@ -165,6 +222,14 @@ def structure_version_item(item: Item) -> VersionItem:
 
 def structure_alias_item(item: Item) -> AliasItem:
     return _structure(item, AliasItem)
+
+
+def structure_history_item(item: Item) -> HistoryItem:
+    return _structure(item, HistoryItem)
+
+
+def structure_hold_item(item: Item) -> HoldItem:
+    return _structure(item, HoldItem)
 
 
 # -- the low-level AttributeValue form -------------------------------------------
@@ -209,7 +274,7 @@ def from_attribute_values(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
     return {k: _from_av(v) for k, v in item.items()}
 
 
-def to_item(record: VersionItem | AliasItem) -> Item:
+def to_item(record: Record) -> Item:
     """A record as a DynamoDB item in AttributeValue form."""
     return to_attribute_values(unstructure(record))
 
@@ -245,4 +310,13 @@ def item_to_alias(item: AliasItem, layout: _layout.Layout) -> Alias:
         secondary_version_weight=None if secondary is None else item.secondary_version_weight,
         version_s3uri=layout.s3uri(name, item.version),
         secondary_version_s3uri=None if secondary is None else layout.s3uri(name, secondary),
+    )
+
+
+def item_to_hold(item: HoldItem, name: str) -> Hold:
+    return Hold(
+        name=name,
+        version=_layout.decode_version(item.sk),
+        created_at=item.created_at,
+        reason=item.reason,
     )

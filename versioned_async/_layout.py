@@ -154,6 +154,20 @@ def alias_pk(name: str) -> str:
     return f"__{name}-alias"
 
 
+def history_pk(name: str) -> str:
+    """Partition key of the alias history records of ``name``.
+
+    Its own partition, so `versioned`'s queries (``pk = name`` and
+    ``pk = "__{name}-alias"``) never meet a history record.
+    """
+    return f"__{name}-alias-history"
+
+
+def holds_pk(name: str) -> str:
+    """Partition key of the retention holds (``protect``) of ``name``'s versions."""
+    return f"__{name}-holds"
+
+
 def name_from_alias_pk(pk: str) -> str:
     """Inverse of :func:`alias_pk`."""
     return pk.removeprefix("__").removesuffix("-alias")
@@ -289,6 +303,21 @@ def validate_content_type(content_type: object) -> str | None:
             " (printable ASCII, no trailing white space)"
         )
     return content_type
+
+
+#: longest ``actor`` or ``reason`` kept in a history record or a hold: a note, not a document
+MAX_NOTE_LENGTH: Final = 1024
+
+
+def validate_note(what: str, value: object, limit: int = MAX_NOTE_LENGTH) -> str | None:
+    """``actor`` or ``reason``: ``None``, or a str of at most ``limit`` characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(f"{what} must be a str or None, not {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidArgumentError(f"{what} must be at most {limit} characters, got {len(value)}")
+    return value
 
 
 def validate_weight(weight: object) -> int:

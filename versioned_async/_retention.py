@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from ._layout import LATEST
+from . import _layout
+from ._layout import LATEST, VersionLike
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 from .models import Alias, Artifact
 
@@ -44,16 +45,17 @@ def plan_purge(
     keep_last_n: int,
     purge_older_than_secs: float,
     now: datetime,
+    held: Iterable[str] = (),
 ) -> list[Artifact]:
     """The numbered versions to soft-delete, newest first.
 
     Kept: LATEST, the newest ``keep_last_n`` numbered versions, every version
-    updated less than ``purge_older_than_secs`` before ``now``, and every
-    version an alias points at. Unlike `versioned` 1.0, the count of kept
-    versions does not depend on whether LATEST exists, and aliased versions
-    are never purged.
+    updated less than ``purge_older_than_secs`` before ``now``, every
+    version an alias points at, and every ``held`` one (public form). Unlike
+    `versioned` 1.0, the count of kept versions does not depend on whether
+    LATEST exists, and aliased versions are never purged.
     """
-    pinned = pinned_versions(aliases)
+    pinned = pinned_versions(aliases) | frozenset(held)
     numbered = sorted(
         (v for v in versions if v.version != LATEST), key=lambda v: int(v.version), reverse=True
     )
@@ -62,3 +64,24 @@ def plan_purge(
         for v in numbered[keep_last_n:]
         if (now - v.update_at).total_seconds() > purge_older_than_secs and v.version not in pinned
     ]
+
+
+def restorable(deleted: Iterable[Artifact], aliases: Iterable[Alias]) -> list[Artifact]:
+    """The just-deleted versions that ``aliases`` (read after the deletes) point at.
+
+    An alias created while a purge ran was not among those its deletes
+    checked; a version it points at must come back.
+    """
+    pinned = pinned_versions(aliases)
+    return [v for v in deleted if v.version in pinned]
+
+
+def holdable_version(version: VersionLike) -> str:
+    """Stored form of a version that can be held: a published (numbered) one."""
+    stored = _layout.encode_version(version)
+    if stored == LATEST:
+        raise InvalidArgumentError(
+            "LATEST cannot be protected: it is mutable; protect a published version "
+            "(publish_artifact_version() makes one)"
+        )
+    return stored

@@ -12,6 +12,10 @@ Downloads are staged in ``directory/staging`` and verified before they are
 hard-linked into the store, so a reader never sees a partial or unverified
 file, and eviction never pulls a file from under a reader (POSIX keeps an
 open file readable after it is unlinked).
+
+Eviction is ours, not diskcache's: content that an alias the cache knows
+points at is kept (see :mod:`._eviction`), so a service restarting while AWS
+is down still finds it; other content goes least recently used first.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Hashable,
+    Iterator,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +45,7 @@ from typing import Any, TypeVar
 import attrs
 import diskcache
 
+from . import _eviction
 from ._coalesce import Coalescer
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 
@@ -94,8 +107,11 @@ class LocalCache:
         share one directory.
     :param ttl: seconds a lookup (alias -> versions, version -> sha256) is
         served without asking AWS.
-    :param size_limit: bytes of content to keep; least recently used content
-        is evicted beyond it.
+    :param size_limit: bytes of content to keep. Beyond it, content is evicted
+        least recently used first, except content that an alias the cache
+        knows points at (primary or canary): that is kept, and counts toward
+        the size. Should it alone exceed the limit, it is kept anyway and a
+        warning logged once.
     :param stale_if_error: serve a lookup older than ``ttl`` (with a warning)
         when AWS cannot be reached, so a service still starts.
     :param clock: wall-clock seconds; lookups record when they were fetched,
@@ -131,10 +147,12 @@ class LocalCache:
         (self.directory / "lookups").mkdir(mode=0o700, exist_ok=True)
         with contextlib.suppress(OSError):
             self.directory.chmod(0o700)
+        # diskcache keeps the LRU clock (access_time); we evict (cull_limit 0: it never does)
         self._content = diskcache.Cache(
             str(self.directory / "content"),
             size_limit=size_limit,
             eviction_policy="least-recently-used",
+            cull_limit=0,
             disk=_ContentDisk,
         )
         self._lookups = diskcache.Cache(
@@ -156,6 +174,7 @@ class LocalCache:
         self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
         self._counts_lock = threading.Lock()
         self._counts = dict.fromkeys(attrs.fields_dict(CacheStats), 0)
+        self._warned_pinned_over = False
         self._sweep_staging()
 
     def __repr__(self) -> str:
@@ -389,7 +408,8 @@ class LocalCache:
         if path is None:
             # add, not set: when another process stored it meanwhile, keep its file
             # (a set would delete that file from under the process reading it)
-            self._content.add(("c", staged.sha256), staged, read=True)
+            if self._content.add(("c", staged.sha256), staged, read=True):
+                self._evict(keep=staged.sha256)
             path = self._find_content(staged.sha256)
         if path is not None:
             # a hint for the next process's preload; a stale one fails to open and is
@@ -405,6 +425,100 @@ class LocalCache:
         """
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule on
             asyncio.get_running_loop().run_in_executor(None, self._find_content, sha256)
+
+    # -- eviction ------------------------------------------------------------------
+
+    def _evict(self, keep: str) -> None:
+        """Bring content under ``size_limit``; what aliases point at, and ``keep``, stay.
+
+        Called after each store (in its thread). Planned and done in one
+        transaction on the content store, so processes sharing the directory
+        evict one at a time, each from the reads the others recorded; the pins
+        come from the lookups on disk, so every process's aliases count. A
+        removed file is unlinked: a reader that has it open reads on, one that
+        only knew its path fetches it again. Best effort: should the store be
+        busy, the content stays over the limit until the next store.
+        """
+        try:
+            if self.content_bytes <= self.size_limit:
+                return
+            pinned = _eviction.pinned_content(self._pinning_lookups())
+            with self._content.transact():
+                with contextlib.closing(self._least_recently_used()) as walk:
+                    plan = _eviction.plan_eviction(
+                        walk, self.content_bytes, pinned, self.size_limit, keep=keep
+                    )
+                for sha in plan.evict:
+                    self._content.delete(("c", sha))
+            with self._lookups.transact():  # their path hints would only fail to open
+                for sha in plan.evict:
+                    self._lookups.delete(("path", sha))
+        except (diskcache.Timeout, sqlite3.Error, OSError) as err:
+            log.warning("could not evict cached content (%s); trying again at the next store", err)
+            return
+        for sha in plan.evict:
+            self._memory_paths.pop(sha, None)
+        if plan.pinned_exceed(self.size_limit) and not self._warned_pinned_over:
+            self._warned_pinned_over = True
+            log.warning(
+                "content that aliases point at takes %d bytes, more than the cache's "
+                "size_limit of %d: it is kept anyway; raise size_limit",
+                plan.pinned_bytes,
+                self.size_limit,
+            )
+
+    def _pinning_lookups(self) -> list[tuple[Any, Any]]:
+        """The alias and version lookups, the ones pins derive from, in one SQL query.
+
+        Their values are pickled; path hints and leases (text) are most rows
+        and are skipped, as :meth:`_all_lookups` reads, with the same fallback.
+        """
+        cache = self._lookups
+        try:
+            rows = cache._sql(
+                "SELECT key, raw, mode, filename, value FROM Cache WHERE mode = ?",
+                (diskcache.core.MODE_PICKLE,),
+            ).fetchall()
+            disk = cache._disk
+            return [
+                (disk.get(key, raw), disk.fetch(mode, filename, value, False))
+                for key, raw, mode, filename, value in rows
+            ]
+        except (AttributeError, TypeError, ValueError, sqlite3.Error) as err:
+            log.debug("bulk read of the alias lookups failed (%s); reading them all", err)
+            return list(self._all_lookups())
+
+    def _least_recently_used(self) -> Generator[_eviction.StoredContent, None, None]:
+        """Stored content, least recently used first, read lazily.
+
+        diskcache has no public read of its LRU clock (``access_time``); this
+        reads its table as its own cull does, falling back to the public API,
+        and to oldest-stored-first order, should that change.
+        """
+        cache = self._content
+        try:
+            rows = cache._sql("SELECT key, raw, size FROM Cache ORDER BY access_time, rowid")
+            found: Iterator[tuple[Any, int | None]] = (
+                (cache._disk.get(key, raw), size) for key, raw, size in rows
+            )
+        except (AttributeError, TypeError, ValueError, sqlite3.Error) as err:
+            log.debug("ordered read of the content store failed (%s); reading it in order", err)
+            rows = None
+            found = ((key, self._stored_size(key)) for key in cache)
+        try:
+            for key, size in found:
+                if isinstance(key, tuple) and len(key) == 2 and key[0] == "c" and size is not None:
+                    yield _eviction.StoredContent(key[1], int(size))
+        finally:
+            if rows is not None:
+                rows.close()
+
+    def _stored_size(self, key: Hashable) -> int | None:
+        handle = self._content.get(key, read=True)
+        if handle is None or isinstance(handle, bytes):
+            return None
+        with handle:
+            return os.fstat(handle.fileno()).st_size
 
     # -- single flight -------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import itertools
 import json
@@ -40,7 +41,7 @@ from rich.table import Table
 from . import _layout, exc
 from ._version import __version__
 from .cache import LocalCache
-from .models import Alias, Artifact
+from .models import Alias, AliasChange, Artifact, RolloutResult
 from .repository import Repository
 
 __all__ = ["EXIT_CODES", "ExitCode", "exit_code_for", "fail", "main"]
@@ -53,7 +54,8 @@ class ExitCode(enum.IntEnum):
     """What ``versioned-async`` exits with."""
 
     OK = 0
-    #: integrity or conflict errors, other AWS errors, local file errors, aborted
+    #: integrity or conflict errors, a failed roll-out (rolled back), other AWS errors,
+    #: local file errors, aborted
     ERROR = 1
     #: a usage error or invalid input; nothing was written
     USAGE = 2
@@ -84,7 +86,7 @@ def exit_code_for(error: BaseException) -> ExitCode:
 
 _EXIT_CODE_HELP = {
     ExitCode.OK: "success",
-    ExitCode.ERROR: "integrity or conflict error, other AWS error, local file error, aborted",
+    ExitCode.ERROR: "integrity, conflict, AWS or local file error; roll-out failed (rolled back)",
     ExitCode.USAGE: "usage error or invalid input (bad option, bad k=v, invalid name/version)",
     ExitCode.NOT_FOUND: "no such artifact, version or alias; repository not bootstrapped",
     ExitCode.UNAVAILABLE: "S3/DynamoDB unreachable or failing after retries (retry later)",
@@ -402,7 +404,9 @@ def main(
     """Versioned binary artifacts in S3 + DynamoDB (the `versioned` 1.0 layout).
 
     LATEST is the mutable working copy; publish snapshots it into immutable
-    numbered versions; aliases point at a version, optionally with a canary.
+    numbered versions; aliases point at a version, optionally with a canary;
+    rollout moves an alias to a new version step by step, with a health check,
+    and `alias history` shows who changed an alias, when and why.
     """
     source = ctx.get_parameter_source("endpoint_url")
     if source is ParameterSource.ENVIRONMENT and (
@@ -594,7 +598,7 @@ def names(settings: Settings, as_json: bool) -> None:
 
 @main.group("alias")
 def alias_group() -> None:
-    """Set, show, list and delete aliases (prod, staging, canaries)."""
+    """Set, show, list and delete aliases (prod, staging, canaries); show their history."""
 
 
 @alias_group.command("set")
@@ -661,6 +665,223 @@ def alias_delete(settings: Settings, name: str, alias: str) -> None:
     click.echo(f"deleted alias {alias!r} of {name!r}")
 
 
+def _target(alias: Alias | None) -> str:
+    """``1``, ``1 (+2 at 10%)`` or ``(none)``: where an alias points, in one short phrase."""
+    if alias is None:
+        return "(none)"
+    if alias.secondary_version is None:
+        return alias.version
+    return f"{alias.version} (+{alias.secondary_version} at {alias.secondary_version_weight}%)"
+
+
+@alias_group.command("history")
+@click.argument("name")
+@click.argument("alias")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show at most this many changes.",
+)
+@_json_option
+@click.pass_obj
+def alias_history(settings: Settings, name: str, alias: str, limit: int, as_json: bool) -> None:
+    """Show the changes of ALIAS of NAME, newest first, one line each: when (UTC),
+    action, from -> to, by whom, and why."""
+
+    async def newest(repo: Repository) -> list[AliasChange]:
+        changes: list[AliasChange] = []
+        token = None
+        while len(changes) < limit:
+            page = await repo.list_alias_history(
+                name, alias, limit=min(limit - len(changes), 1000), page_token=token
+            )
+            changes += page.changes
+            token = page.next_page_token
+            if token is None:
+                break
+        return changes[:limit]
+
+    changes = settings.run(newest)
+    if as_json:
+        _echo_json([attrs.asdict(change) for change in changes])
+        return
+    if not changes:
+        click.echo(f"alias {alias!r} of {name!r} has no recorded changes", err=True)
+    for change in changes:
+        action = change.action if change.recorded else f"{change.action}*"
+        line = f"{_when(change.changed_at)}  {action:<9} {_target(change.before)} -> "
+        line += _target(change.after)
+        if change.actor:
+            line += f"  by {change.actor}"
+        if change.reason:
+            line += f"  {' '.join(change.reason.split())}"
+        click.echo(line)
+    if any(not change.recorded for change in changes):
+        click.echo("* changed outside versioned_async, not recorded yet", err=True)
+
+
+#: what a --check command is told about the alias it checks
+_CHECK_ENVIRONMENT = (
+    "VERSIONED_ARTIFACT",
+    "VERSIONED_ALIAS",
+    "VERSIONED_VERSION",
+    "VERSIONED_SECONDARY_VERSION",
+    "VERSIONED_WEIGHT",
+)
+
+
+async def _run_check(command: str, alias: Alias) -> int:
+    """Run the shell ``command`` about ``alias``; its exit status. Its output goes to stderr."""
+    told = (
+        alias.name,
+        alias.alias,
+        alias.version,
+        alias.secondary_version or "",
+        str(alias.secondary_version_weight or 0),
+    )
+    process = await asyncio.create_subprocess_shell(
+        command,
+        env={**os.environ, **dict(zip(_CHECK_ENVIRONMENT, told, strict=True))},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await process.communicate()
+    except BaseException:  # cancelled (Ctrl-C): the check must not outlive the roll-out
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    if output:
+        click.echo(output.decode(errors="replace"), err=True, nl=False)
+    assert process.returncode is not None
+    return process.returncode
+
+
+def _parse_steps(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of percents, such as 10,50,100", ctx, param
+        ) from None
+
+
+@main.command()
+@click.argument("name")
+@click.argument("alias")
+@click.argument("to_version")
+@click.option(
+    "--steps",
+    default="10,50,100",
+    show_default=True,
+    callback=_parse_steps,
+    metavar="P1,P2,...",
+    help="Percent of traffic on TO_VERSION at each step, increasing, ending at 100.",
+)
+@click.option(
+    "--bake-seconds",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait after each step before checking it.",
+)
+@click.option(
+    "--check",
+    "command",
+    metavar="COMMAND",
+    help="Shell command run after each bake; exit status 0 = healthy, else roll back. It gets "
+    + ", ".join(_CHECK_ENVIRONMENT)
+    + " (percent on the secondary; 0 without one).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the steps; write nothing, run no check.")
+@click.option("--actor", help="Who rolls out, for the alias history (default: AWS identity).")
+@click.option("--reason", help="Why, for the alias history.")
+@_json_option
+@click.pass_obj
+def rollout(
+    settings: Settings,
+    name: str,
+    alias: str,
+    to_version: str,
+    steps: tuple[int, ...],
+    bake_seconds: float,
+    command: str | None,
+    dry_run: bool,
+    actor: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Move ALIAS of NAME to TO_VERSION in steps of traffic, checking each step.
+
+    Each step below 100 sends that percent of traffic to TO_VERSION (the rest
+    stays on the alias's version); at 100 the alias points at TO_VERSION alone.
+    After each step it waits --bake-seconds, then runs --check: a failing check,
+    an error or Ctrl-C puts the alias back as it started and exits non-zero.
+    Every step is recorded in the alias history (see `alias history`). If
+    someone else changes the alias meanwhile, the roll-out stops and leaves
+    their change alone.
+    """
+    say = functools.partial(click.echo, err=as_json)  # --json keeps stdout for the document
+    options: dict[str, Any] = {
+        "steps": steps,
+        "bake_seconds": bake_seconds,
+        "actor": actor,
+        "reason": reason,
+    }
+
+    async def work(repo: Repository) -> RolloutResult:
+        plan = await repo.rollout(name, alias, to_version, dry_run=True, **options)
+        weights = [
+            100 if a.secondary_version is None else a.secondary_version_weight or 0
+            for a in plan.steps
+        ]
+        say(
+            f"{'dry run: would roll' if dry_run else 'rolling'} out version {plan.to_version} "
+            f"to alias {alias!r} of {name!r} (now {_target(plan.start)}) in "
+            f"{len(weights)} step{'s' * (len(weights) > 1)}: "
+            f"{', '.join(f'{w}%' for w in weights)}; {bake_seconds:g} s bake each"
+        )
+        if dry_run:
+            for number, step in enumerate(plan.steps, start=1):
+                say(f"step {number}/{len(plan.steps)}  {_target(step)}")
+            return plan
+        numbers = {_target(step): n for n, step in enumerate(plan.steps, start=1)}
+
+        async def check(now: Alias) -> bool:
+            status = 0 if command is None else await _run_check(command, now)
+            verdict = (
+                "baked"
+                if command is None
+                else "healthy"
+                if status == 0
+                else f"unhealthy (check exited with {status})"
+            )
+            number = numbers.get(_target(now), "?")
+            say(f"step {number}/{len(plan.steps)}  {_target(now)}  {verdict}")
+            return status == 0
+
+        return await repo.rollout(name, alias, to_version, check=check, **options)
+
+    try:
+        result = settings.run(work)
+    except exc.ConcurrentModificationError as err:
+        when = "it was deleted" if err.actual is None else f"at {_when(err.actual)}"
+        fail(
+            f"alias {alias!r} of {name!r} was changed by someone else during the roll-out "
+            f"({when}): the roll-out stopped and left their change in place; see "
+            f"`versioned-async alias history {name} {alias}`",
+            ExitCode.ERROR,
+        )
+    if as_json:
+        _echo_json(attrs.asdict(result))
+    elif not dry_run:
+        say(f"done: alias {alias!r} of {name!r} points at {_target(result.final)}")
+
+
 #: keys routed per batch by `resolve`: memory stays bounded, hashing runs batched
 _RESOLVE_BATCH = 65_536
 
@@ -717,6 +938,7 @@ def resolve(settings: Settings, name: str, alias: str, keys: IO[bytes] | None) -
     "--all", "everything", is_flag=True, help="Delete NAME for good: every object, version, alias."
 )
 @click.option("--yes", "-y", is_flag=True, help="With --all: do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print what would be purged; delete nothing.")
 @_json_option
 @click.pass_obj
 def purge(
@@ -726,15 +948,19 @@ def purge(
     older_than_days: float | None,
     everything: bool,
     yes: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Soft-delete old versions of NAME; never LATEST or a version an alias points at.
+    """Soft-delete old versions of NAME; never LATEST, a version an alias points at,
+    or a protected (held) one.
 
     With --all, delete NAME entirely (asks first, unless --yes).
     """
     if everything:
         if keep_last is not None or older_than_days is not None:
             raise click.UsageError("--all deletes everything: drop --keep-last/--older-than-days")
+        if dry_run:
+            raise click.UsageError("--dry-run plans a retention purge: it does not go with --all")
         if not yes:
             click.confirm(
                 f"Delete {name!r} for good: every version, object and alias?",
@@ -752,11 +978,16 @@ def purge(
         retention["keep_last_n"] = keep_last
     if older_than_days is not None:
         retention["purge_older_than_secs"] = older_than_days * 86400
-    purge_time, deleted = settings.run(lambda repo: repo.purge_artifact_versions(name, **retention))
+    purge_time, deleted = settings.run(
+        lambda repo: repo.purge_artifact_versions(name, **retention, dry_run=dry_run)
+    )
     if as_json:
-        _echo_json({"purge_time": purge_time, "deleted": [_plain(a) for a in deleted]})
+        _echo_json(
+            {"purge_time": purge_time, "dry_run": dry_run, "deleted": [_plain(a) for a in deleted]}
+        )
     elif deleted:
-        click.echo(f"deleted versions {', '.join(a.version for a in deleted)} of {name!r}")
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"{verb} versions {', '.join(a.version for a in deleted)} of {name!r}")
     else:
         click.echo(f"nothing to purge in {name!r}")
 

@@ -21,7 +21,8 @@ from rich.table import Table
 
 from ._layout import LATEST
 from .cache import LocalCache
-from .models import Alias, Artifact
+from .exc import RolloutFailedError
+from .models import Alias, AliasChange, Artifact
 from .repository import Repository
 from .testing import fake_aws_environment
 
@@ -92,6 +93,22 @@ def _aliases_table(aliases: list[Alias]) -> Table:
     table.add_column("serves")
     for alias in aliases:
         table.add_row(alias.alias, _route(alias))
+    return table
+
+
+def _history_table(changes: list[AliasChange]) -> Table:
+    table = Table(title="history of production (newest first)", title_justify="left")
+    for column in ("when (UTC)", "action", "from", "to"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis")
+    for change in changes:
+        table.add_row(
+            f"{change.changed_at:%H:%M:%S.%f}"[:-3],
+            change.action,
+            _route(change.before) if change.before else "-",
+            _route(change.after) if change.after else "-",
+            change.reason or "",
+        )
     return table
 
 
@@ -185,24 +202,39 @@ async def run_demo(  # noqa: PLR0915 - a narrative, step by step
                 f"production -> {_route(prod)}; services now read schema {schema_of(content)}"
             )
 
-            step("6. Canary: 10%, then 50% of production traffic to v3")
-            for weight in (10, 50):
-                prod = await repo.put_alias(NAME, "production", 2, 3, weight)
-                split, counts = _split_table(prod, draws)
-                out.print(f"production -> {_route(prod)}")
-                out.print(split)
-                out.print(f"canary share {weight}%: observed v3 {counts['3'] / draws:.1%}")
-            sticky = {key: prod.choose_version(key) for key in ("user-17", "user-42", "user-99")}
+            step("6. Progressive roll-out of v3: 10%, 50%, 100%, health-checked at each step")
+            sticky: dict[str, str] = {}
+
+            async def healthy(alias: Alias) -> bool:
+                out.print(f"production -> {_route(alias)}")
+                weight = alias.secondary_version_weight or 0
+                if alias.secondary_version is not None:
+                    split, counts = _split_table(alias, draws)
+                    out.print(split)
+                    out.print(f"canary share {weight}%: observed v3 {counts['3'] / draws:.1%}")
+                    sticky.update(
+                        (key, alias.choose_version(key))
+                        for key in ("user-17", "user-42", "user-99")
+                    )
+                # the check a real deploy would make against its metrics: here the
+                # schema 3 database fails the reports at half the traffic
+                return weight < 50
+
+            try:
+                await repo.rollout(
+                    NAME, "production", 3, bake_seconds=0, check=healthy, reason="schema 3"
+                )
+            except RolloutFailedError as err:
+                out.print(f"[bold red]check failed[/]: {err}")
             out.print(f"sticky routing by key (same answer in every call and process): {sticky}")
 
-            step("7. Full roll-out, then an emergency rollback")
-            prod = await repo.put_alias(NAME, "production", 3)
-            out.print(f"roll-out: production -> {_route(prod)}")
-            prod = await repo.put_alias(NAME, "production", 2)
+            step("7. Automatic rollback, and the alias's audit trail")
+            prod = await repo.get_alias(NAME, "production")
             content = await prod.get_version_content()
             out.print(
                 f"rollback: production -> {_route(prod)}; content is schema {schema_of(content)}"
             )
+            out.print(_history_table((await repo.list_alias_history(NAME, "production")).changes))
 
             step("8. Retention: keep LATEST, the newest version and every aliased one")
             purge_time, deleted = await repo.purge_artifact_versions(

@@ -11,9 +11,13 @@ conventions keeps working::
     ├── NotFoundError (LookupError)
     │   ├── ArtifactNotFoundError               no such artifact or version (or it is deleted)
     │   ├── AliasNotFoundError                  no such alias
+    │   ├── NoHistoryError                      no recorded alias change to answer from
     │   └── RepositoryNotFoundError             the bucket or table is missing: run bootstrap()
     ├── IntegrityError                          content does not match its recorded sha256
     ├── ConflictError                           a concurrent writer won; safe to retry
+    │   ├── ConcurrentModificationError         the alias moved since you read it (if_update_at)
+    │   └── VersionProtectedError               the version is held (protect): unprotect() first
+    ├── RolloutFailedError                      a roll-out's check failed; the alias was rolled back
     ├── RepositoryClosedError                   used outside ``async with repo``
     └── BackendError                            S3 or DynamoDB refused or failed the call
         └── BackendUnavailableError             could not be reached (network, timeouts, 5xx)
@@ -24,18 +28,24 @@ attributes, so callers can react without parsing messages.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = [
     "AliasNotFoundError",
     "ArtifactNotFoundError",
     "BackendError",
     "BackendUnavailableError",
+    "ConcurrentModificationError",
     "ConflictError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
+    "NoHistoryError",
     "NotFoundError",
     "RepositoryClosedError",
     "RepositoryNotFoundError",
+    "RolloutFailedError",
+    "VersionProtectedError",
     "VersionedError",
 ]
 
@@ -90,6 +100,10 @@ class AliasNotFoundError(NotFoundError):
         return (type(self), (self.name, self.alias))
 
 
+class NoHistoryError(NotFoundError):
+    """The alias has no recorded change to answer from (``as_of``, ``rollback_alias``)."""
+
+
 class RepositoryNotFoundError(NotFoundError):
     """The S3 bucket or DynamoDB table of the repository does not exist."""
 
@@ -116,6 +130,65 @@ class IntegrityError(VersionedError):
 
 class ConflictError(VersionedError):
     """A concurrent writer changed the same thing first; nothing was changed, retry."""
+
+
+class ConcurrentModificationError(ConflictError):
+    """The alias is not in the state the caller read (``if_update_at``); nothing changed.
+
+    Someone else moved or deleted it since: read it again, decide again.
+    ``actual`` is its ``update_at`` now, ``None`` when it no longer exists.
+    """
+
+    def __init__(
+        self, name: str, alias: str, expected: datetime | None, actual: datetime | None
+    ) -> None:
+        self.name = name
+        self.alias = alias
+        self.expected = expected
+        self.actual = actual
+        now = "it was deleted" if actual is None else f"it was changed at {actual.isoformat()}"
+        super().__init__(
+            f"alias {alias!r} of {name!r} is not the one read at "
+            f"{expected.isoformat() if expected else '(absent)'}: {now}; "
+            "read it again (get_alias) and retry with its update_at"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name, self.alias, self.expected, self.actual))
+
+
+class VersionProtectedError(ConflictError):
+    """The version is held (``protect``), so it was not deleted; nothing changed."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(
+            f"version {version!r} of {name!r} is protected: call "
+            f"unprotect({name!r}, {version!r}) first to delete it"
+        )
+
+    def __reduce__(self) -> tuple[type[VersionProtectedError], tuple[str, str]]:
+        return (type(self), (self.name, self.version))
+
+
+class RolloutFailedError(VersionedError):
+    """A roll-out step failed its health check (or the check raised); the alias was
+    put back to its starting state, recorded in its history. ``step`` is the
+    weight that failed, ``__cause__`` the check's exception if it raised."""
+
+    def __init__(self, name: str, alias: str, step: int, why: str) -> None:
+        self.name = name
+        self.alias = alias
+        self.step = step
+        self.why = why
+        super().__init__(
+            f"roll-out of alias {alias!r} of {name!r} failed at {step}%: {why}; "
+            "the alias was rolled back to where it started"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name, self.alias, self.step, self.why))
 
 
 # -- lifecycle and transport ---------------------------------------------------

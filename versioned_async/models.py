@@ -22,7 +22,7 @@ from .exc import InvalidArgumentError, RepositoryClosedError
 if TYPE_CHECKING:
     from .repository import Repository
 
-__all__ = ["Alias", "Artifact"]
+__all__ = ["Alias", "AliasChange", "AliasHistoryPage", "Artifact", "Hold", "RolloutResult"]
 
 _REPO_ATTR = "_versioned_async_repository"
 
@@ -50,8 +50,10 @@ def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
 class Artifact:
     """One version of an artifact: LATEST or an immutable numbered version.
 
-    ``size``, ``content_type`` and ``metadata`` are ``None``/empty when the
-    item was written by a library that does not record them (`versioned` 1.0).
+    ``size``, ``content_type`` and ``metadata`` are the S3 object's. For a
+    version whose item `versioned` 1.0 wrote (it records none of them) the
+    repository reads them off the object; they are ``None``/empty only when
+    that object no longer holds the content the item records.
     """
 
     name: str
@@ -147,3 +149,70 @@ class Alias:
                 f"alias {self.alias!r} of {self.name!r} has no secondary version"
             )
         return await _bound_repository(self).get_content(self.name, self.secondary_version)
+
+
+@attrs.frozen(slots=False)
+class AliasChange:
+    """One entry of an alias's history (audit trail), newest first in listings.
+
+    ``before``/``after`` are the alias as it was and became (``None``: it did
+    not exist / was deleted). ``action`` is ``"put"``, ``"delete"``,
+    ``"rollback"``, ``"rollout"`` or ``"external"`` (a change made outside
+    versioned_async, e.g. by `versioned` 1.0, found when the alias no longer
+    matched its newest record). ``recorded`` is ``False`` for an external
+    change detected by this listing but not yet written down; the next change
+    to the alias records it. ``page_token`` resumes a listing after this entry.
+    """
+
+    name: str
+    alias: str
+    changed_at: datetime
+    action: str
+    before: Alias | None
+    after: Alias | None
+    actor: str | None = None
+    reason: str | None = None
+    recorded: bool = True
+    page_token: str | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(slots=False)
+class AliasHistoryPage:
+    """A page of :class:`AliasChange`, newest first; ``next_page_token`` is
+    ``None`` on the last page."""
+
+    changes: list[AliasChange]
+    next_page_token: str | None
+
+
+@attrs.frozen(slots=False)
+class Hold:
+    """A retention hold on a published version (``Repository.protect``): purges and
+    ``delete_artifact_version`` leave the version alone until it is unprotected.
+
+    ``version`` is in public form (``"3"``); ``reason`` is the caller's note.
+    """
+
+    name: str
+    version: str
+    created_at: datetime
+    reason: str | None = None
+
+
+@attrs.frozen(slots=False)
+class RolloutResult:
+    """What ``Repository.rollout`` did, or with ``dry_run``, would do.
+
+    ``start`` is the alias as the roll-out found it; ``steps`` the alias after
+    each step, in order (planned ones carry ``start.update_at``: they were not
+    written). ``final`` is the alias the roll-out left, ``None`` for a dry run.
+    ``to_version`` is in public form.
+    """
+
+    name: str
+    alias: str
+    to_version: str
+    start: Alias
+    steps: list[Alias]
+    final: Alias | None
+    dry_run: bool = False

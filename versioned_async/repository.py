@@ -11,10 +11,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
+import random
 import secrets
 import shutil
-from collections.abc import Awaitable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +35,9 @@ import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from . import _codec, _layout, _retention
-from ._aws import AwsBackend, ObjectInfo
-from ._codec import AliasItem, VersionItem
+from . import _codec, _history, _layout, _retention, _rollout
+from ._aws import AwsBackend, ObjectInfo, caller_arn
+from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
 from ._freshness import Freshness, freshness, may_serve_stale
 from ._layout import LATEST, VersionLike
 from ._s3_options import S3Options
@@ -35,14 +45,18 @@ from .cache import LocalCache, Staged
 from .exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
+    BackendError,
     BackendUnavailableError,
+    ConcurrentModificationError,
     ConflictError,
     IntegrityError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    NoHistoryError,
     RepositoryClosedError,
+    VersionProtectedError,
 )
-from .models import Alias, Artifact, bind
+from .models import Alias, AliasChange, AliasHistoryPage, Artifact, Hold, RolloutResult, bind
 
 __all__ = ["Repository"]
 
@@ -58,8 +72,52 @@ _PUBLISH_ATTEMPTS = 1000
 _CONVERGE_ATTEMPTS = 8
 #: concurrent requests one bulk operation (purge) keeps in flight
 _BULK_CONCURRENCY = 16
+#: a transaction takes 100 actions: a purge's delete, its hold check, and this many alias checks
+_MAX_ALIAS_GUARDS = 97
+#: version items a metadata search checks at once (HeadObjects for `versioned`'s items)
+_SEARCH_BATCH = 100
 
 _VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
+#: how often an alias change re-reads and retries when another writer got in between
+_ALIAS_ATTEMPTS = 8
+#: longest actor or reason kept in an alias history record
+_MAX_NOTE = _layout.MAX_NOTE_LENGTH
+_UNKNOWN: Any = object()
+
+#: (primary, secondary, weight), versions in stored form
+_AliasTarget = tuple[str, str | None, int | None]
+
+
+def _alias_target(
+    version: VersionLike, secondary_version: VersionLike, secondary_version_weight: object
+) -> _AliasTarget:
+    """Check and encode an alias's versions: they must differ, a weight needs a secondary."""
+    primary = _layout.encode_version(version)
+    if secondary_version is None:
+        if secondary_version_weight is not None:
+            raise InvalidArgumentError(
+                "secondary_version_weight is only allowed with a secondary_version"
+            )
+        return primary, None, None
+    secondary = _layout.encode_version(secondary_version)
+    weight = _layout.validate_weight(secondary_version_weight)
+    if secondary == primary:
+        raise InvalidArgumentError(
+            f"version {_layout.decode_version(primary)!r} and secondary_version "
+            f"{_layout.decode_version(secondary)!r} must differ"
+        )
+    return primary, secondary, weight
+
+
+def _aware(value: object, what: str) -> datetime:
+    """A timezone-aware datetime, or a clear error (a naive one is ambiguous)."""
+    if not isinstance(value, datetime):
+        raise InvalidArgumentTypeError(f"{what} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgumentError(
+            f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {value!r}"
+        )
+    return value
 
 
 @attrs.frozen
@@ -102,8 +160,69 @@ def _describe_object(name: str, stored: str, sha256: str, info: ObjectInfo) -> V
         update_at=info.last_modified,
         size=info.size,
         content_type=info.content_type,
-        metadata=info.metadata or None,
+        # always written, even empty: an item without it was written by `versioned`
+        metadata=dict(info.metadata),
     )
+
+
+def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionItem:
+    """``item`` with size, content type and metadata read off its S3 object.
+
+    Only when the object holds the content the item records: an object
+    replaced since (a put in flight) describes other content, so the item is
+    returned as it is.
+    """
+    if info is None or info.sha256 != item.sha256:
+        return item
+    return attrs.evolve(
+        item, size=info.size, content_type=info.content_type, metadata=dict(info.metadata)
+    )
+
+
+def _has_metadata(item: VersionItem, wanted: Mapping[str, str]) -> bool:
+    """Whether the item's metadata holds every wanted entry (exact match)."""
+    have = item.metadata or {}
+    return all(have.get(key) == value for key, value in wanted.items())
+
+
+def _search_filter(
+    wanted: Mapping[str, str], *, across_names: bool, include_latest: bool
+) -> tuple[str, _codec.Item, dict[str, str]]:
+    """FilterExpression, values and names of a metadata search.
+
+    It passes visible version items whose ``metadata`` map holds every wanted
+    entry, and those with no ``metadata`` attribute at all (written by
+    `versioned`), whose S3 object is then checked instead. Every key goes
+    through a ``#name``: metadata keys may hold ``-`` or ``.`` or be reserved
+    words. Across names (a Scan) it also skips other item kinds (``__``
+    partitions) and, without ``include_latest``, LATEST; a Query does that
+    with its key condition instead (a Query filter may not use keys).
+    """
+    parts = ["attribute_exists(sha256)", "attribute_exists(update_at)", "is_deleted = :false"]
+    values: _codec.Item = {":false": {"BOOL": False}}
+    names: dict[str, str] = {}
+    if across_names:
+        parts.insert(0, "NOT begins_with(pk, :dunder)")
+        values[":dunder"] = {"S": "__"}
+        if not include_latest:
+            parts.append("sk <> :latest")
+            values[":latest"] = {"S": LATEST}
+    if wanted:
+        names["#meta"] = "metadata"
+        tests = []
+        for n, (key, value) in enumerate(sorted(wanted.items())):
+            names[f"#k{n}"] = key
+            values[f":v{n}"] = {"S": value}
+            tests.append(f"#meta.#k{n} = :v{n}")
+        parts.append(f"(({' AND '.join(tests)}) OR attribute_not_exists(#meta))")
+    return " AND ".join(parts), values, names
+
+
+def _search_metadata(metadata: object) -> dict[str, str]:
+    """The entries to search for: user metadata as put_artifact accepts it."""
+    if isinstance(metadata, Mapping) and not isinstance(metadata, dict):
+        metadata = dict(metadata)
+    return _layout.validate_metadata(metadata)
 
 
 def _utcnow() -> datetime:
@@ -154,6 +273,10 @@ class Repository:
     for the objects written, and ``expected_bucket_owner`` (a 12-digit account
     id) so that S3 refuses to talk to a bucket another account owns. Uploads
     always carry a SHA-256 checksum that S3 verifies on arrival.
+
+    ``actor`` names who makes this repository's alias changes in their history
+    (a pipeline, a service); left ``None``, the caller's AWS identity is asked
+    of STS once and used when known.
     """
 
     def __init__(
@@ -172,6 +295,7 @@ class Repository:
         server_side_encryption: str | None = None,
         sse_kms_key_id: str | None = None,
         expected_bucket_owner: str | None = None,
+        actor: str | None = None,
     ) -> None:
         for what, value in (
             ("s3_bucket", s3_bucket),
@@ -220,6 +344,12 @@ class Repository:
         self._client_config = config.merge(client_config) if client_config else config
         self._stack: AsyncExitStack | None = None
         self._aws: AwsBackend | None = None
+        if actor is not None and not isinstance(actor, str):
+            raise InvalidArgumentTypeError(f"actor must be a str, not {type(actor).__name__}")
+        #: who alias changes are recorded as, unless a call says; ``None``: the AWS identity
+        self.actor = actor
+        self._caller_arn: str | None = _UNKNOWN
+        self._identity_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -347,6 +477,8 @@ class Repository:
         )
         if unchanged and head is not None:
             if item is not None and item.is_visible and item.sha256 == sha:
+                if item.metadata is None:  # written by `versioned`: the object knows the rest
+                    item = _with_object_facts(item, head)
                 return self._artifact(item)
             info = head  # the object is right, the item is not: repair it
         else:
@@ -387,29 +519,146 @@ class Repository:
                 raw = await aws.get_item(name, LATEST)
                 current = None if raw is None else _codec.structure_version_item(raw)
                 if current is not None and current.is_visible and current.sha256 == fresh.sha256:
+                    if current.metadata is None:  # written by `versioned`: the object knows
+                        current = _with_object_facts(current, fresh)
                     return self._artifact(current)
             info = fresh
         raise ConflictError(f"LATEST of {name!r} kept changing while it was being put; retry")
 
     async def get_artifact_version(self, name: str, version: VersionLike = None) -> Artifact:
-        """One version (LATEST by default); ``ArtifactNotFoundError`` when missing or deleted."""
+        """One version (LATEST by default); ``ArtifactNotFoundError`` when missing or deleted.
+
+        One GetItem. A version written by `versioned` 1.0, whose item records
+        no size, content type or metadata, costs one HeadObject more to fill them in.
+        """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
-        return self._artifact(await self._visible_item(name, stored))
+        [item] = await self._complete_from_objects([await self._visible_item(name, stored)])
+        return self._artifact(item)
 
     async def list_artifact_versions(self, name: str) -> list[Artifact]:
-        """Every visible version: LATEST first, then newest to oldest. ``[]`` for none."""
+        """Every visible version: LATEST first, then newest to oldest. ``[]`` for none.
+
+        One Query of the name's items. Versions written by `versioned` 1.0
+        (items without size, content type and metadata) get them from their S3
+        object: one HeadObject each, 16 at a time.
+        """
         _layout.validate_name(name)
-        out: list[Artifact] = []
-        async for raw in self._backend.query(name, descending=True):
-            item = _codec.structure_version_item(raw)
-            if item.is_visible:
-                out.append(self._artifact(item))
-        return out
+        items = [
+            item
+            async for raw in self._backend.query(name, descending=True)
+            if (item := _codec.structure_version_item(raw)).is_visible
+        ]
+        return [self._artifact(item) for item in await self._complete_from_objects(items)]
 
     async def list_artifact_names(self) -> list[str]:
         """Names of every artifact with content in the repository, sorted."""
         return sorted(await self._backend.list_folders(self.layout.root))
+
+    async def find_artifact_versions(
+        self,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        include_latest: bool = True,
+        limit: int | None = None,
+    ) -> list[Artifact]:
+        """Visible versions whose user metadata holds every ``key: value`` of ``metadata``.
+
+        Exact, case-sensitive matches, all of them (AND); keys follow
+        put_artifact's rules. ``None`` or ``{}`` matches every version. With
+        ``name``, the versions of that artifact; with ``None``, of every
+        artifact. ``include_latest=False`` leaves LATEST out (it moves; numbered
+        versions do not). Sorted by name, then as :meth:`list_artifact_versions`
+        (LATEST first, then newest to oldest); ``limit`` keeps the first ``limit``.
+
+        Cost. With ``name``: one strongly consistent Query of that name's
+        partition. DynamoDB filters after reading, so every version item of
+        the name is read and billed (1 RCU per 4 KB), matching or not; with
+        ``limit`` the Query stops after the page that completes it. Without
+        ``name``: a Scan of the whole table, every item of every artifact
+        (aliases and their history too), billed in full: for occasional or
+        administrative use, not a request path. Either way, each candidate
+        version written by `versioned` 1.0 (which keeps no metadata in the
+        table) costs a HeadObject, 16 at a time, since its S3 object is the
+        truth. There is no index: a GSI can only index a top-level attribute,
+        not a key of the metadata map.
+        """
+        if name is not None:
+            _layout.validate_name(name)
+        wanted = _search_metadata(metadata)
+        if not isinstance(include_latest, bool):
+            raise InvalidArgumentTypeError(
+                f"include_latest must be a bool, not {type(include_latest).__name__}"
+            )
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidArgumentError(f"limit must be None or an int of at least 1, got {limit!r}")
+        condition, values, names = _search_filter(
+            wanted, across_names=name is None, include_latest=include_latest
+        )
+        aws = self._backend
+        if name is not None:
+            numbered = (_layout.FIRST_STORED_VERSION, _layout.LAST_STORED_VERSION)
+            found = await self._matching(
+                aws.query(
+                    name,
+                    descending=True,
+                    sk_between=None if include_latest else numbered,
+                    filter=condition,
+                    filter_values=values,
+                    filter_names=names,
+                ),
+                wanted,
+                limit,
+            )
+        else:
+            found = await self._matching(aws.scan(condition, values, names), wanted, None)
+            found.sort(key=lambda item: item.sk, reverse=True)  # LATEST, then newest
+            found.sort(key=lambda item: item.pk)
+            found = found[:limit]
+        return [self._artifact(item) for item in found]
+
+    async def _matching(
+        self, raws: AsyncIterator[_codec.Item], wanted: Mapping[str, str], limit: int | None
+    ) -> list[VersionItem]:
+        """The visible items among ``raws`` whose metadata holds ``wanted``, in the order
+        read, at most ``limit``. Items `versioned` wrote are judged by their S3 object."""
+        found: list[VersionItem] = []
+        batch: list[VersionItem] = []
+
+        async def check() -> None:
+            found.extend(
+                i for i in await self._complete_from_objects(batch) if _has_metadata(i, wanted)
+            )
+            batch.clear()
+
+        async for raw in raws:
+            item = _codec.structure_version_item(raw)
+            if item.is_visible:
+                batch.append(item)
+            if len(batch) >= _SEARCH_BATCH:
+                await check()
+                if limit is not None and len(found) >= limit:
+                    break
+        await check()
+        return found[:limit]
+
+    async def _complete_from_objects(self, items: list[VersionItem]) -> list[VersionItem]:
+        """The items, those `versioned` wrote (no ``metadata`` attribute) completed from a
+        HeadObject of their object, :data:`_BULK_CONCURRENCY` at a time."""
+        lacking = [n for n, item in enumerate(items) if item.metadata is None]
+        if not lacking:
+            return items
+        infos = await _bounded_gather(
+            (self._backend.head_object(self.layout.key(items[n].pk, items[n].sk)) for n in lacking),
+            _BULK_CONCURRENCY,
+        )
+        out = list(items)
+        for n, info in zip(lacking, infos, strict=True):
+            out[n] = _with_object_facts(items[n], info)
+        return out
 
     async def publish_artifact_version(self, name: str) -> Artifact:
         """Snapshot LATEST as the next immutable version and return it.
@@ -542,17 +791,36 @@ class Repository:
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
         """Soft-delete a version: hidden from get and list, its number never reused.
 
-        Deleting a version that does not exist changes nothing.
+        Deleting a version that does not exist changes nothing. A held version
+        (:meth:`protect`) is not deleted: ``VersionProtectedError``; the hold
+        check and the delete are one transaction.
         """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
-        await self._backend.update_item(
-            name,
-            stored,
-            update="SET is_deleted = :true",
-            condition="attribute_exists(pk)",
-            values={":true": {"BOOL": True}},
-        )
+        update, exists, true = "SET is_deleted = :true", "attribute_exists(pk)", {"BOOL": True}
+        if stored == LATEST:  # never held (protect refuses it): no hold to check
+            await self._backend.update_item(
+                name, stored, update=update, condition=exists, values={":true": true}
+            )
+        else:
+            delete = {
+                "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+                "UpdateExpression": update,
+                "ConditionExpression": exists,
+                "ExpressionAttributeValues": {":true": true},
+            }
+            hold_absent = {
+                "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+            reasons = await self._backend.transact_write(
+                f"delete version {_layout.decode_version(stored)} of {name!r}",
+                [{"Update": delete}, {"ConditionCheck": hold_absent}],
+            )
+            # one reason per action, in order: a missing version is a no-op, as before
+            missing = reasons[:1] == ["ConditionalCheckFailed"]
+            if not missing and reasons[1:2] == ["ConditionalCheckFailed"]:
+                raise VersionProtectedError(name, _layout.decode_version(stored))
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
 
@@ -713,6 +981,7 @@ class Repository:
     # -- the cached read path ----------------------------------------------------------
 
     def _lookup_key(self, kind: str, name: str, which: str) -> tuple[str, ...]:
+        # the cache's eviction reads these keys to keep alias targets: see _eviction
         return (kind, *self._identity, name, which)
 
     async def _cached_content(self, name: str, stored: str) -> ContentRef | None:
@@ -935,64 +1204,47 @@ class Repository:
         version: VersionLike = None,
         secondary_version: VersionLike = None,
         secondary_version_weight: int | None = None,
+        *,
+        if_update_at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> Alias:
         """Point ``alias`` at ``version`` (LATEST by default), optionally splitting traffic.
 
         With ``secondary_version``, ``secondary_version_weight`` (an int, 0 <= w
         < 100) percent of traffic goes to it. The versions must exist and
-        differ; the check and the write are one DynamoDB transaction, so an
-        alias never points at a version deleted meanwhile.
+        differ; the check, the write and its history record are one DynamoDB
+        transaction, so an alias never points at a version deleted meanwhile
+        and no change goes unrecorded.
+
+        ``if_update_at`` makes it a compare-and-set: pass the ``update_at`` of
+        the Alias you read, and the move fails with
+        :class:`~versioned_async.exc.ConcurrentModificationError` if anyone
+        (us or `versioned`) changed the alias since. ``actor`` and ``reason``
+        go into the history record; ``actor`` defaults to the repository's
+        ``actor``, else the caller's AWS identity (STS), when known.
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        primary = _layout.encode_version(version)
-        secondary: str | None = None
-        weight: int | None = None
-        if secondary_version is not None:
-            secondary = _layout.encode_version(secondary_version)
-            weight = _layout.validate_weight(secondary_version_weight)
-            if secondary == primary:
-                raise InvalidArgumentError(
-                    f"version {_layout.decode_version(primary)!r} and secondary_version "
-                    f"{_layout.decode_version(secondary)!r} must differ"
-                )
-        elif secondary_version_weight is not None:
-            raise InvalidArgumentError(
-                "secondary_version_weight is only allowed with a secondary_version"
-            )
-        record = AliasItem(
-            pk=_layout.alias_pk(name),
-            sk=alias,
-            update_at=_utcnow(),
-            version=primary,
-            secondary_version=secondary,
-            secondary_version_weight=weight,
+        target = _alias_target(version, secondary_version, secondary_version_weight)
+        record = await self._change_alias(
+            name, alias, target, _history.PUT, if_update_at=if_update_at, actor=actor, reason=reason
         )
-        targets = [primary] if secondary is None else [primary, secondary]
-        checks: list[dict[str, Any]] = [
-            {
-                "ConditionCheck": {
-                    "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-                    "ConditionExpression": _VISIBLE,
-                    "ExpressionAttributeValues": {":false": {"BOOL": False}},
-                }
-            }
-            for stored in targets
-        ]
-        reasons = await self._backend.transact_write(
-            f"put alias {alias!r} of {name!r}",
-            [*checks, {"Put": {"Item": _codec.to_item(record)}}],
-        )
-        for stored, reason in zip(targets, reasons, strict=False):
-            if reason == "ConditionalCheckFailed":
-                raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        await self._remember_alias(record)
+        assert record is not None
         return self._alias(record)
 
-    async def get_alias(self, name: str, alias: str) -> Alias:
-        """The alias; ``AliasNotFoundError`` when it does not exist."""
+    async def get_alias(self, name: str, alias: str, *, as_of: datetime | None = None) -> Alias:
+        """The alias; ``AliasNotFoundError`` when it does not exist.
+
+        With ``as_of`` (an aware datetime), the alias as it was then, from its
+        history: ``AliasNotFoundError`` if it did not exist then, and
+        :class:`~versioned_async.exc.NoHistoryError` if its history does not
+        reach back that far.
+        """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
+        if as_of is not None:
+            return await self._alias_as_of(name, alias, _aware(as_of, "as_of"))
         raw = await self._backend.get_item(_layout.alias_pk(name), alias)
         if raw is None:
             raise AliasNotFoundError(name, alias)
@@ -1008,13 +1260,497 @@ class Repository:
             async for raw in self._backend.query(_layout.alias_pk(name))
         ]
 
-    async def delete_alias(self, name: str, alias: str) -> None:
-        """Delete the alias; deleting a missing alias changes nothing."""
+    async def delete_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        if_update_at: datetime | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Delete the alias, recording it in its history; deleting a missing alias
+        changes nothing (unless ``if_update_at`` expected it to exist)."""
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        await self._backend.delete_item(_layout.alias_pk(name), alias)
-        if self.cache is not None:
-            await self.cache.forget(self._lookup_key("a", name, alias))
+        await self._change_alias(
+            name,
+            alias,
+            None,
+            _history.DELETE,
+            if_update_at=if_update_at,
+            actor=actor,
+            reason=reason,
+        )
+
+    async def rollback_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Alias | None:
+        """Put the alias back as it was before its last change, and record that.
+
+        The last change is the newest history record, or a change made outside
+        versioned_async since it. Returns the alias now, ``None`` when it did
+        not exist before that change (it is deleted).
+        :class:`~versioned_async.exc.NoHistoryError` when there is nothing
+        recorded to undo; ``ConcurrentModificationError`` when the alias moved
+        while rolling back (nothing changed).
+        """
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        newest = await self._newest_history(name, alias)  # after the alias: see _change_alias
+        current = None if raw is None else _codec.structure_alias_item(raw)
+        try:
+            state = _history.rollback_target(_history.state_of(current), newest)
+        except LookupError:
+            raise NoHistoryError(
+                f"alias {alias!r} of {name!r} has no recorded change to roll back"
+            ) from None
+        target = (
+            None
+            if state is None
+            else (state.version, state.secondary_version, state.secondary_version_weight)
+        )
+        if target is None and current is None:
+            return None  # it was created outside and is already gone again
+        record = await self._change_alias(
+            name,
+            alias,
+            target,
+            _history.ROLLBACK,
+            if_update_at=None if current is None else current.update_at,
+            expect_absent=current is None,
+            actor=actor,
+            reason=reason,
+        )
+        return None if record is None else self._alias(record)
+
+    async def list_alias_history(
+        self, name: str, alias: str, *, limit: int = 50, page_token: str | None = None
+    ) -> AliasHistoryPage:
+        """One page of the alias's changes, newest first (the audit trail).
+
+        Pass the page's ``next_page_token`` to get the next one. The first page
+        starts with an ``"external"`` change (``recorded=False``) when the alias
+        was changed outside versioned_async since its newest record.
+        """
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidArgumentError(f"limit must be an int from 1 to 1000, got {limit!r}")
+        low, high = _history.sk_range(alias)
+        if page_token is not None:
+            if not isinstance(page_token, str) or not page_token.startswith(low):
+                raise InvalidArgumentError(
+                    f"page_token {page_token!r} is not a history page token of alias {alias!r}; "
+                    "pass the next_page_token of a page of this alias"
+                )
+            high = page_token
+        current: AliasState | None = None
+        if page_token is None:  # the alias before its history: see _history.changed_outside
+            found = await self._backend.get_item(_layout.alias_pk(name), alias)
+            current = _history.state_of(
+                None if found is None else _codec.structure_alias_item(found)
+            )
+        records: list[HistoryItem] = []
+        async for raw in self._backend.query(
+            _layout.history_pk(name),
+            descending=True,
+            sk_between=(low, high),
+            page_size=limit + 1,
+        ):
+            record = _codec.structure_history_item(raw)
+            if record.alias != alias or record.sk == page_token:
+                continue
+            records.append(record)
+            if len(records) > limit:
+                break
+        more = len(records) > limit
+        records = records[:limit]
+        changes = [self._alias_change(name, r) for r in records]
+        if page_token is None:
+            newest = records[0] if records else None
+            if _history.changed_outside(current, newest):
+                detected = _history.external_record(name, alias, current, newest, _utcnow())
+                changes.insert(0, self._alias_change(name, detected, recorded=False))
+        return AliasHistoryPage(changes, records[-1].sk if more and records else None)
+
+    async def iter_alias_history(self, name: str, alias: str) -> AsyncIterator[AliasChange]:
+        """Every change of the alias, newest first, fetching pages as it goes."""
+        token: str | None = None
+        while True:
+            page = await self.list_alias_history(name, alias, limit=100, page_token=token)
+            for change in page.changes:
+                yield change
+            token = page.next_page_token
+            if token is None:
+                return
+
+    async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
+        raw, newest = await asyncio.gather(
+            self._backend.get_item(_layout.alias_pk(name), alias),
+            self._newest_history(name, alias, until=as_of),
+        )
+        current = None if raw is None else _codec.structure_alias_item(raw)
+        try:
+            state = _history.state_as_of(as_of, _history.state_of(current), newest)
+        except LookupError:
+            raise NoHistoryError(
+                f"alias {alias!r} of {name!r} has no history reaching back to "
+                f"{as_of.isoformat()}: it was created later, or before history was recorded"
+            ) from None
+        if state is None:
+            raise AliasNotFoundError(name, alias)
+        return self._alias(_history.alias_item(name, alias, state))
+
+    async def _newest_history(
+        self, name: str, alias: str, until: datetime | None = None
+    ) -> HistoryItem | None:
+        """The alias's newest history record (dated at or before ``until``)."""
+        async for raw in self._backend.query(
+            _layout.history_pk(name),
+            descending=True,
+            sk_between=_history.sk_range(alias, until),
+            page_size=10,
+        ):
+            record = _codec.structure_history_item(raw)
+            if record.alias == alias:
+                return record
+        return None
+
+    async def _change_alias(
+        self,
+        name: str,
+        alias: str,
+        target: _AliasTarget | None,
+        action: str,
+        *,
+        if_update_at: datetime | None,
+        actor: str | None,
+        reason: str | None,
+        expect_absent: bool = False,
+    ) -> AliasItem | None:
+        """Move (``target``) or delete (``None``) the alias and record it, atomically.
+
+        Reads the alias and its newest record, then writes the alias (on the
+        condition that it is still as read), the history record and, if the
+        alias was changed outside since its newest record, a record of that
+        change, in one transaction. Retries when another writer got in
+        between, unless the caller pinned the state it expects.
+        """
+        expected = None if if_update_at is None else _aware(if_update_at, "if_update_at")
+        pinned = expected is not None or expect_absent
+        actor = _layout.validate_note("actor", actor)
+        reason = _layout.validate_note("reason", reason)
+        if actor is None:
+            actor = await self._default_actor()
+        pk, history_pk = _layout.alias_pk(name), _layout.history_pk(name)
+        for _ in range(_ALIAS_ATTEMPTS):
+            # in this order: a change committed between the two reads is then seen in
+            # the history, never in the alias alone (see _history.changed_outside)
+            raw = await self._backend.get_item(pk, alias)
+            newest = await self._newest_history(name, alias)
+            prev = None if raw is None else _codec.structure_alias_item(raw)
+            if (expected is not None and (prev is None or prev.update_at != expected)) or (
+                expect_absent and prev is not None
+            ):
+                raise ConcurrentModificationError(
+                    name, alias, expected, None if prev is None else prev.update_at
+                )
+            if prev is None and target is None:
+                return None  # nothing to delete, nothing happened
+            current = _history.state_of(prev)
+            now = _utcnow()
+            external = (
+                _history.external_record(name, alias, current, newest, now)
+                if _history.changed_outside(current, newest)
+                else None
+            )
+            changed_at = _history.change_time(
+                now,
+                None if prev is None else prev.update_at,
+                None if newest is None else newest.changed_at,
+                None if external is None else external.changed_at,
+            )
+            after = None
+            if target is not None:
+                after = AliasState(changed_at, target[0], target[1], target[2])
+            record = HistoryItem(
+                pk=history_pk,
+                sk=_history.sk(alias, changed_at),
+                alias=alias,
+                changed_at=changed_at,
+                action=action,
+                before=current,
+                after=after,
+                actor=actor,
+                reason=reason,
+            )
+            checks: list[dict[str, Any]] = [
+                {
+                    "ConditionCheck": {
+                        "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+                        "ConditionExpression": _VISIBLE,
+                        "ExpressionAttributeValues": {":false": {"BOOL": False}},
+                    }
+                }
+                for stored in ([] if target is None else [v for v in target[:2] if v is not None])
+            ]
+            # the stored text itself, not our rendering of it: the condition must match
+            # whatever writer wrote it
+            unchanged: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(pk)"}
+                if raw is None
+                else {
+                    "ConditionExpression": "update_at = :seen",
+                    "ExpressionAttributeValues": {":seen": raw["update_at"]},
+                }
+            )
+            new_item = None if after is None else _history.alias_item(name, alias, after)
+            write = (
+                {"Put": {"Item": _codec.to_item(new_item), **unchanged}}
+                if new_item is not None
+                else {"Delete": {"Key": {"pk": {"S": pk}, "sk": {"S": alias}}, **unchanged}}
+            )
+            fresh = {"ConditionExpression": "attribute_not_exists(pk)"}
+            records = [r for r in (external, record) if r is not None]
+            reasons = await self._backend.transact_write(
+                f"{action} alias {alias!r} of {name!r}",
+                [
+                    *checks,
+                    write,
+                    *({"Put": {"Item": _codec.to_item(r), **fresh}} for r in records),
+                ],
+            )
+            if not reasons:
+                if new_item is not None:
+                    await self._remember_alias(new_item)
+                elif self.cache is not None:
+                    await self.cache.forget(self._lookup_key("a", name, alias))
+                return new_item
+            for check, code in zip(checks, reasons, strict=False):
+                if code == "ConditionalCheckFailed":
+                    stored = check["ConditionCheck"]["Key"]["sk"]["S"]
+                    raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+            if await self._backend.get_item(history_pk, record.sk) is not None:
+                # our own earlier attempt landed and only its answer was lost (a retry
+                # the engine did not recognise by its ClientRequestToken): done
+                if new_item is not None:
+                    await self._remember_alias(new_item)
+                elif self.cache is not None:
+                    await self.cache.forget(self._lookup_key("a", name, alias))
+                return new_item
+            if pinned and reasons[len(checks)] == "ConditionalCheckFailed":
+                again = await self._backend.get_item(pk, alias)
+                raise ConcurrentModificationError(
+                    name,
+                    alias,
+                    expected,
+                    None if again is None else _codec.structure_alias_item(again).update_at,
+                )
+            # another writer moved the alias (or recorded a change) in between: read again
+        raise ConflictError(
+            f"alias {alias!r} of {name!r} kept changing under {_ALIAS_ATTEMPTS} attempts to "
+            f"{action} it; retry later"
+        )
+
+    async def _default_actor(self) -> str | None:
+        """The repository's ``actor``, else the caller's AWS identity (ARN), once per
+        repository; ``None`` when STS cannot tell (no STS on the endpoint, no rights)."""
+        if self.actor is not None:
+            return self.actor
+        async with self._identity_lock:
+            if self._caller_arn is _UNKNOWN:
+                self._caller_arn = await caller_arn(
+                    self._session or get_session(), self.aws_region, self.endpoint_url
+                )
+        return self._caller_arn if isinstance(self._caller_arn, str) else None
+
+    def _alias_change(
+        self, name: str, record: HistoryItem, *, recorded: bool = True
+    ) -> AliasChange:
+        def model(state: AliasState | None) -> Alias | None:
+            return (
+                None
+                if state is None
+                else self._alias(_history.alias_item(name, record.alias, state))
+            )
+
+        return AliasChange(
+            name=name,
+            alias=record.alias,
+            changed_at=record.changed_at,
+            action=record.action,
+            before=model(record.before),
+            after=model(record.after),
+            actor=record.actor,
+            reason=record.reason,
+            recorded=recorded,
+            page_token=record.sk if recorded else None,
+        )
+
+    async def rollout(
+        self,
+        name: str,
+        alias: str,
+        to_version: VersionLike,
+        *,
+        steps: Sequence[int] = _rollout.DEFAULT_STEPS,
+        bake_seconds: float = 60.0,
+        check: Callable[[Alias], Awaitable[bool]] | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        dry_run: bool = False,
+    ) -> RolloutResult:
+        """Move ``alias`` to ``to_version`` in steps of traffic (10%, 50%, 100% by default).
+
+        A step below 100 splits traffic: the alias's primary keeps it, and
+        ``to_version`` gets that many percent as the secondary; the step at 100
+        points the alias at ``to_version`` alone. After each step, the last one
+        too, it waits ``bake_seconds`` and awaits ``check(alias)``: anything but
+        ``True``, or an exception, puts the alias back exactly as it started and
+        raises :class:`~versioned_async.exc.RolloutFailedError` (chained from the
+        check's exception). A cancellation (Ctrl-C) or a failed write puts it
+        back too, then propagates.
+
+        Each write is a compare-and-set on the state before it, recorded in the
+        alias's history as ``"rollout"`` (a put-back as ``"rollback"``), its
+        reason ``"rollout to 3: step 2/3 (50%)"`` followed by ``reason``.
+        Someone else moving the alias mid-roll-out stops it with
+        :class:`~versioned_async.exc.ConcurrentModificationError`, and their
+        change stands.
+
+        The alias must exist and ``to_version`` must exist and differ from its
+        primary. An alias that already splits traffic is rolled out from its
+        primary: its other canary goes at the first step (and comes back if the
+        roll-out is put back); when its canary already is ``to_version``, steps
+        at or below its weight are skipped. ``dry_run=True`` writes nothing,
+        calls no check and returns the plan.
+        """
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        weights = _rollout.validate_steps(steps)
+        bake = _rollout.validate_bake(bake_seconds)
+        if check is not None and not callable(check):
+            raise InvalidArgumentTypeError(
+                f"check must be an async function taking the Alias, not {type(check).__name__}"
+            )
+        if not isinstance(dry_run, bool):
+            raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+        actor = _layout.validate_note("actor", actor)
+        reason = _layout.validate_note("reason", reason)
+        wanted = _layout.encode_version(to_version)
+        raw, _ = await asyncio.gather(
+            self._backend.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
+        )
+        if raw is None:
+            raise AliasNotFoundError(name, alias)
+        item = _codec.structure_alias_item(raw)
+        origin = (item.version, item.secondary_version, item.secondary_version_weight)
+        plan = _rollout.plan(origin, wanted, weights, reason=reason, limit=_MAX_NOTE)
+        start = self._alias(item)
+        public = _layout.decode_version(wanted)
+        if dry_run:
+            planned = [
+                self._alias(
+                    attrs.evolve(
+                        item,
+                        version=step.target[0],
+                        secondary_version=step.target[1],
+                        secondary_version_weight=step.target[2],
+                    )
+                )
+                for step in plan
+            ]
+            return RolloutResult(name, alias, public, start, planned, None, dry_run=True)
+
+        async def write(
+            target: _AliasTarget, action: str, if_update_at: datetime, note: str
+        ) -> Alias:
+            record = await self._change_alias(
+                name, alias, target, action, if_update_at=if_update_at, actor=actor, reason=note
+            )
+            assert record is not None
+            return self._alias(record)
+
+        written = await _rollout.run(
+            plan,
+            start=start,
+            start_target=origin,
+            write=write,
+            check=check,
+            bake_seconds=bake,
+            reason=reason,
+            limit=_MAX_NOTE,
+        )
+        return RolloutResult(name, alias, public, start, written, written[-1])
+
+    def watch_alias(
+        self, name: str, alias: str, *, interval: float = 30.0, jitter: float = 0.2
+    ) -> AsyncGenerator[Alias, None]:
+        """Follow an alias: yield it now, then again each time it changes.
+
+        It polls every ``interval`` seconds, times a random factor within
+        ``1 ± jitter`` (so that many watchers do not poll in step), with a
+        consistent read that bypasses the LocalCache (and refreshes it when the
+        alias changed): one GetItem per poll. A change is a new ``update_at`` or
+        new versions, made by anyone (`versioned` 1.0 included). While the alias
+        does not exist nothing is yielded. S3/DynamoDB errors are logged and the
+        poll is retried; closing the repository ends the watch with
+        :class:`~versioned_async.exc.RepositoryClosedError`. Arguments are
+        checked when called; stop with ``break`` or ``aclose()``::
+
+            async with contextlib.aclosing(repo.watch_alias("app", "prod")) as changes:
+                async for alias in changes:
+                    reload(alias)
+        """
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        for what, value in (("interval", interval), ("jitter", jitter)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidArgumentTypeError(
+                    f"{what} must be a number, not {type(value).__name__}"
+                )
+        if not (math.isfinite(interval) and interval > 0):
+            raise InvalidArgumentError(f"interval must be a number of seconds > 0, got {interval}")
+        if not 0 <= jitter < 1:
+            raise InvalidArgumentError(f"jitter must be from 0 to less than 1, got {jitter}")
+        return self._watch_alias(name, alias, float(interval), float(jitter))
+
+    async def _watch_alias(
+        self, name: str, alias: str, interval: float, jitter: float
+    ) -> AsyncGenerator[Alias, None]:
+        pk = _layout.alias_pk(name)
+        seen: Alias | None = None
+        absent = False  # logged that it does not exist
+        while True:
+            try:  # a closed repository raises RepositoryClosedError here
+                raw = await self._backend.get_item(pk, alias)
+            except BackendError as err:
+                if not self.is_open:
+                    raise RepositoryClosedError(
+                        f"the Repository was closed while watching alias {alias!r} of {name!r}"
+                    ) from err
+                log.warning("watching alias %r of %r: %s; polling on", alias, name, err)
+            else:
+                if raw is None:
+                    if not absent:
+                        log.info("watching alias %r of %r: it does not exist", alias, name)
+                    absent = True
+                else:
+                    absent = False
+                    record = _codec.structure_alias_item(raw)
+                    now = self._alias(record)
+                    if now != seen:
+                        seen = now
+                        await self._remember_alias(record)
+                        yield now
+            await asyncio.sleep(interval * random.uniform(1 - jitter, 1 + jitter))
 
     # -- retention -------------------------------------------------------------------
 
@@ -1023,33 +1759,198 @@ class Repository:
         name: str,
         keep_last_n: int = 10,
         purge_older_than_secs: float = 90 * 24 * 60 * 60,
+        *,
+        dry_run: bool = False,
     ) -> tuple[datetime, list[Artifact]]:
         """Soft-delete old numbered versions; returns the purge time and what was deleted.
 
         Kept: LATEST, the newest ``keep_last_n`` numbered versions, versions
-        younger than ``purge_older_than_secs``, and every version an alias
-        points at (primary or canary).
+        younger than ``purge_older_than_secs``, every version an alias points
+        at (primary or canary) and every version held with :meth:`protect`.
+        ``dry_run=True`` returns the plan and writes nothing.
+
+        Safe against concurrent alias moves and holds: each delete is one
+        transaction that also checks that no alias read for the plan has
+        changed and that the version is not held; a version whose check fails
+        is kept and left out of the result. An alias created meanwhile is
+        caught by reading the aliases again after the deletes: a version it
+        points at is restored. Cost: one transaction per deleted version, one
+        at a time, and up to four queries.
         """
         _layout.validate_name(name)
         keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
-        versions, aliases = await asyncio.gather(
-            self.list_artifact_versions(name), self.list_aliases(name)
+        if not isinstance(dry_run, bool):
+            raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+        versions, aliases, holds = await asyncio.gather(
+            self.list_artifact_versions(name), self._alias_tokens(name), self.list_protected(name)
         )
         purge_time = _utcnow()
         doomed = _retention.plan_purge(
-            versions, aliases, keep_last_n=keep, purge_older_than_secs=older_than, now=purge_time
+            versions,
+            [self._alias(record) for record, _ in aliases],
+            keep_last_n=keep,
+            purge_older_than_secs=older_than,
+            now=purge_time,
+            held=[hold.version for hold in holds],
         )
-        await _bounded_gather(
-            (self.delete_artifact_version(name, v.version) for v in doomed), _BULK_CONCURRENCY
+        if dry_run or not doomed:
+            return purge_time, doomed
+        guards = [(record.pk, record.sk, token) for record, token in aliases]
+        if len(guards) > _MAX_ALIAS_GUARDS:
+            # Too many aliases for one transaction: the deletes check the hold only, and
+            # the re-read below restores any version an alias (moved or new) points at.
+            guards = []
+        # One at a time: concurrent transactions that check the same alias items
+        # conflict (TransactionConflict), and moto rolls a cancelled transaction back
+        # by restoring the whole table, undoing whatever ran beside it.
+        deleted = [v for v in doomed if await self._purge_version(name, v, guards)]
+        if not deleted:
+            return purge_time, deleted
+        # an alias created (or, unchecked, moved) since the plan was read may point at a
+        # version just deleted: bring it back
+        after = [self._alias(record) for record, _ in await self._alias_tokens(name)]
+        back = _retention.restorable(deleted, after)
+        await _bounded_gather((self._restore_version(name, v) for v in back), _BULK_CONCURRENCY)
+        restored = {v.version for v in back}
+        return purge_time, [v for v in deleted if v.version not in restored]
+
+    async def _alias_tokens(self, name: str) -> list[tuple[AliasItem, dict[str, Any]]]:
+        """The alias items of ``name``, each with its stored ``update_at``: the change
+        token both libraries rewrite on every put."""
+        return [
+            (_codec.structure_alias_item(raw), raw["update_at"])
+            async for raw in self._backend.query(_layout.alias_pk(name))
+        ]
+
+    async def _purge_version(
+        self, name: str, artifact: Artifact, guards: list[tuple[str, str, dict[str, Any]]]
+    ) -> bool:
+        """Soft-delete one planned version in a transaction that checks the aliases read
+        for the plan are unchanged and no hold appeared. Whether it is now deleted."""
+        stored = _layout.encode_version(artifact.version)
+        actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+                    "UpdateExpression": "SET is_deleted = :true",
+                    "ConditionExpression": _VISIBLE,
+                    "ExpressionAttributeValues": {
+                        ":true": {"BOOL": True},
+                        ":false": {"BOOL": False},
+                    },
+                }
+            },
+            *(
+                {
+                    "ConditionCheck": {
+                        "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+                        "ConditionExpression": "update_at = :u",
+                        "ExpressionAttributeValues": {":u": token},
+                    }
+                }
+                for pk, sk, token in guards
+            ),
+            {
+                "ConditionCheck": {
+                    "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        reasons = await self._backend.transact_write(
+            f"purge version {artifact.version} of {name!r}", actions
         )
-        return purge_time, doomed
+        if reasons and any(code != "None" for code in reasons[1:]):
+            return False  # an alias changed or a hold appeared: kept
+        # Only the version's own condition failed: it is no longer visible. Our own
+        # delete, sent again by botocore after its answer was lost, looks like this,
+        # as does another purge's: deleted as planned if it still holds that content.
+        if reasons and not await self._is_deleted(name, stored, artifact.sha256):
+            return False
+        if self.cache is not None:
+            await self.cache.forget(self._lookup_key("v", name, stored))
+        return True
+
+    async def _is_deleted(self, name: str, stored: str, sha256: str) -> bool:
+        raw = await self._backend.get_item(name, stored)
+        item = None if raw is None else _codec.structure_version_item(raw)
+        return item is not None and item.is_deleted and item.sha256 == sha256
+
+    async def _restore_version(self, name: str, artifact: Artifact) -> None:
+        """Undo a purge's soft delete of a version an alias was pointed at meanwhile."""
+        log.warning(
+            "purge of %r: an alias was pointed at version %s while it was being deleted; "
+            "restoring it",
+            name,
+            artifact.version,
+        )
+        await self._backend.update_item(
+            name,
+            _layout.encode_version(artifact.version),
+            update="SET is_deleted = :false",
+            condition="is_deleted = :true AND sha256 = :sha",
+            values={
+                ":true": {"BOOL": True},
+                ":false": {"BOOL": False},
+                ":sha": {"S": artifact.sha256},
+            },
+        )
+
+    async def protect(self, name: str, version: VersionLike, *, reason: str | None = None) -> Hold:
+        """Hold a published version: purges and :meth:`delete_artifact_version` leave it
+        alone until :meth:`unprotect`. ``reason`` is a note kept with the hold.
+
+        The version must exist and be visible, else ``ArtifactNotFoundError``; the
+        check and the write are one transaction. Protecting a held version again
+        replaces its hold (new ``created_at`` and ``reason``). `versioned` 1.0 does
+        not know holds: its own deletes and purges ignore them.
+        """
+        _layout.validate_name(name)
+        stored = _retention.holdable_version(version)
+        note = _layout.validate_note("reason", reason)
+        record = _codec.HoldItem(
+            pk=_layout.holds_pk(name), sk=stored, created_at=_utcnow(), reason=note
+        )
+        reasons = await self._backend.transact_write(
+            f"protect version {_layout.decode_version(stored)} of {name!r}",
+            [
+                {
+                    "ConditionCheck": {
+                        "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+                        "ConditionExpression": _VISIBLE,
+                        "ExpressionAttributeValues": {":false": {"BOOL": False}},
+                    }
+                },
+                {"Put": {"Item": _codec.to_item(record)}},
+            ],
+        )
+        if reasons:
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return _codec.item_to_hold(record, name)
+
+    async def unprotect(self, name: str, version: VersionLike) -> None:
+        """Release the hold on a version; releasing one that is not held changes nothing."""
+        _layout.validate_name(name)
+        stored = _retention.holdable_version(version)
+        await self._backend.delete_item(_layout.holds_pk(name), stored)
+
+    async def list_protected(self, name: str) -> list[Hold]:
+        """Every hold on ``name``'s versions, lowest version first."""
+        _layout.validate_name(name)
+        return [
+            _codec.item_to_hold(_codec.structure_hold_item(raw), name)
+            async for raw in self._backend.query(_layout.holds_pk(name))
+        ]
 
     async def purge_artifact(self, name: str) -> None:
-        """Delete an artifact for good: every object, version item and alias."""
+        """Delete an artifact for good: every object, version item and alias, and
+        the aliases' history."""
         _layout.validate_name(name)
         aws = self._backend
         # items first: a failure half-way leaves orphan objects, never items without content
         keys = [raw async for raw in aws.query(_layout.alias_pk(name))]
+        keys += [raw async for raw in aws.query(_layout.history_pk(name))]
+        keys += [raw async for raw in aws.query(_layout.holds_pk(name))]
         keys += [raw async for raw in aws.query(name)]
         await aws.batch_delete(keys)
         await aws.delete_prefix(self.layout.artifact_dir(name))

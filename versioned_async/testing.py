@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import urllib.request
 from types import TracebackType
 from typing import Any
@@ -37,6 +38,34 @@ def fake_aws_environment() -> dict[str, str]:
     return dict(FAKE_AWS_ENV)
 
 
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialize_dynamodb() -> None:
+    """Run moto's DynamoDB requests one at a time, as DynamoDB's own are atomic.
+
+    moto applies TransactWriteItems by deep-copying the tables and, when the
+    transaction is cancelled, putting the copy back, with no lock: a write
+    that lands meanwhile from another server thread is silently undone, and
+    the copy itself can fail with "dictionary changed size during iteration"
+    (a 500). One lock around each DynamoDB request (they take microseconds to
+    milliseconds) makes every request atomic, so concurrency tests see
+    DynamoDB's behaviour rather than moto's race. S3 is left concurrent.
+    """
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+
+    if getattr(DynamoHandler.call_action, "_versioned_async_serialized", False):
+        return
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return unlocked(self)
+
+    call_action._versioned_async_serialized = True  # type: ignore[attr-defined]
+    setattr(DynamoHandler, "call_action", call_action)  # noqa: B010 - a method, on purpose
+
+
 class MotoServer:
     """A moto server in a thread, listening on 127.0.0.1 on a free port."""
 
@@ -53,6 +82,7 @@ class MotoServer:
     def start(self) -> str:
         """Start the server; returns its endpoint URL."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _serialize_dynamodb()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

@@ -64,3 +64,33 @@ def make_proxied_repo(proxy: CountingProxy, make_repo: RepoFactory) -> RepoFacto
         return make_repo(**settings)
 
     return make
+
+
+# -- shared by the feature tests -------------------------------------------------------
+
+
+class FakeClock:
+    """Wall-clock seconds that only move when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def published(repo: Repository, name: str = "app", count: int = 3) -> None:
+    """Versions 1..count of ``name``, with contents b"v1", b"v2", ..."""
+    for n in range(count):
+        await repo.put_artifact(name, f"v{n + 1}".encode())
+        await repo.publish_artifact_version(name)
+
+
+@pytest.fixture
+async def other(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+    """A second client of the same repository: "someone else", a concurrent writer."""
+    async with make_repo() as repository:
+        yield repository

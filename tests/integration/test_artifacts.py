@@ -35,6 +35,9 @@ async def test_put_artifact_records_content_type_and_metadata(repo: Repository) 
     assert art.metadata == {"team": "data"}
 
 
+@pytest.mark.engine_gap(
+    "s3rver drops the x-amz-tagging of PutObject: GetObjectTagging returns no tags"
+)
 async def test_put_artifact_stores_tags_on_the_object(repo: Repository, s3: Any) -> None:
     await repo.put_artifact("app", b"x", tags={"env": "dev", "owner": "a b@c.d"})
     resp = await s3.get_object_tagging(Bucket=BUCKET, Key="versioned-artifacts/app/LATEST")
@@ -118,6 +121,8 @@ async def test_list_artifact_versions_pages_through_more_than_one_megabyte(
                     "is_deleted": {"BOOL": False},
                     "update_at": {"S": "2026-01-01T00:00:00.000000+0000"},
                     "pad": {"S": pad},
+                    # as we write them: without it, each would cost a HeadObject
+                    "metadata": {"M": {}},
                 }
             }
         }

@@ -11,21 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import FakeClock
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, Repository, exc
-
-
-class FakeClock:
-    """Wall-clock seconds that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -24,6 +24,13 @@ async def test_demo_walks_through_the_whole_lifecycle(endpoint_url: str) -> None
     assert re.search(r"staging\s+│\s+v2", text)
     assert "production -> v2; services now read schema 2" in text
     assert "rollback: production -> v2; content is schema 2" in text
+    assert "failed at 50%: check returned False" in text
+    history = [
+        re.sub(r"\s+", " ", line.split("│")[2]).strip()
+        for line in text.splitlines()
+        if re.match(r"│ \d\d:\d\d:\d\d\.\d{3} │", line)
+    ]
+    assert history == ["rollback", "rollout", "rollout", "put", "put"], text
     assert "deleted ['1'], kept ['LATEST', '3', '2']" in text
     for weight in (10, 50):
         observed = re.search(rf"canary share {weight}%: observed v3 ([\d.]+)%", text)

@@ -483,10 +483,25 @@ async def test_put_alias_survives_500(
     assert (await writer.get_alias("app", "prod")).version == "2"
 
 
+async def test_an_sts_outage_leaves_alias_changes_recorded_without_an_actor(
+    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+) -> None:
+    async with make_default_repo() as repo:
+        proxy.inject_errors(10, 503, op="POST /")  # STS GetCallerIdentity, every attempt
+        await repo.put_alias("app", "prod", 2)
+        await repo.put_alias("app", "prod", 1)  # asked once per repository, not again
+    sts = [r for r in proxy.requests if r.op == "POST /"]
+    assert sts, "the default actor is asked of STS"
+    assert all(r.fault == "error" for r in sts)
+    changes = (await writer.list_alias_history("app", "prod")).changes
+    assert [c.actor for c in changes[:2]] == [None, None]
+    assert (await writer.get_alias("app", "prod")).version == "1"
+
+
 async def test_delete_alias_survives_throttling(
     released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
 ) -> None:
-    bursts: list[Burst] = [("DeleteItem", 2, 400, THROUGHPUT)]
+    bursts: list[Burst] = [("TransactWriteItems", 2, 400, THROUGHPUT)]
     async with make_default_repo() as repo:
         arm(proxy, bursts)
         await repo.delete_alias("app", "prod")
@@ -500,9 +515,9 @@ async def test_purge_survives_throttling_and_5xx(
 ) -> None:
     bursts: list[Burst] = [
         ("Query", 2, 400, THROTTLING),
-        ("UpdateItem", 1, 400, THROUGHPUT),
+        ("TransactWriteItems", 1, 400, THROUGHPUT),
         # then a 500 for the same soft delete: armed after the throttle, it acts next
-        ("UpdateItem", 1, 500, "InternalServerError"),
+        ("TransactWriteItems", 1, 500, "InternalServerError"),
     ]
     async with make_default_repo() as repo:
         arm(proxy, bursts)
@@ -510,9 +525,10 @@ async def test_purge_survives_throttling_and_5xx(
             "app", keep_last_n=0, purge_older_than_secs=0
         )
     assert proxy.pending_faults == []
-    updates = of(proxy, "UpdateItem")
+    updates = of(proxy, "TransactWriteItems")
     assert [(r.injected, r.status) for r in updates] == [(True, 400), (True, 500), (False, 200)]
-    assert len(of(proxy, "Query")) == 4  # two queries, the first two attempts throttled
+    # versions, aliases, holds, then the aliases again after the delete; two throttled
+    assert len(of(proxy, "Query")) == 6
     assert [a.version for a in purged] == ["2"]  # version 1 is kept: prod points at it
     assert await visible_numbers(writer, "app") == [1]
     assert await writer.get_content("app", 1) == released.one
@@ -656,15 +672,15 @@ async def test_delete_alias_survives_a_lost_answer(
     how: str,
 ) -> None:
     async with make_default_repo(client_config=short_read_timeout()) as repo:
-        lose(proxy, how, "DeleteItem")
+        lose(proxy, how, "TransactWriteItems")
         await repo.delete_alias("app", "prod")
-    assert_lost_then_answered(proxy, "DeleteItem")
+    assert_lost_then_answered(proxy, "TransactWriteItems")
     with pytest.raises(exc.AliasNotFoundError):
         await writer.get_alias("app", "prod")
 
 
 @pytest.mark.parametrize("how", LOST)
-@pytest.mark.parametrize("op", ["Query", "UpdateItem"])
+@pytest.mark.parametrize("op", ["Query", "TransactWriteItems"])
 async def test_purge_survives_a_lost_answer(
     released: Released,
     make_default_repo: RepoFactory,
@@ -775,6 +791,10 @@ async def test_cut_download_resumes_with_a_range(
         assert sorted(cache.staging.iterdir()) == []
 
 
+@pytest.mark.engine_gap(
+    "s3rver ignores If-Match on GetObject: the ranged resume of a replaced object gets 206 "
+    "(the new bytes), where S3 answers 412"
+)
 @pytest.mark.parametrize("cached", [False, True], ids=["no-cache", "LocalCache"])
 @pytest.mark.parametrize("call", list(BIG_READS))
 async def test_object_replaced_between_cut_and_resume_never_mixes_bytes(

@@ -104,14 +104,16 @@ async def test_publish_list_and_purge_are_classified(
 
     proxy.reset_counts()
     await proxied_repo.purge_artifact("app")
+    # Query: the aliases, their history, the holds and the versions
     assert proxy.counts() == {
-        "Query": 2,
+        "Query": 4,
         "BatchWriteItem": 1,
         "ListObjectsV2": 1,
         "DeleteObjects": 1,
     }
 
 
+@pytest.mark.engine_gap("s3rver has no AbortMultipartUpload (405 MethodNotAllowed)")
 async def test_raw_s3_operations_are_classified(
     proxy: CountingProxy, aio_session: AioSession, proxied_repo: Repository
 ) -> None:

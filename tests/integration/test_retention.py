@@ -86,7 +86,8 @@ async def test_purge_artifact_removes_objects_items_and_aliases_of_that_name_onl
     listing = await s3.list_objects_v2(Bucket=BUCKET)
     assert [o["Key"] for o in listing["Contents"]] == ["versioned-artifacts/keep/LATEST"]
     items = (await dynamodb.scan(TableName=TABLE))["Items"]
-    assert sorted((i["pk"]["S"], i["sk"]["S"]) for i in items) == [
+    assert sorted(i["pk"]["S"] for i in items) == ["__keep-alias", "__keep-alias-history", "keep"]
+    assert sorted((i["pk"]["S"], i["sk"]["S"]) for i in items if "history" not in i["pk"]["S"]) == [
         ("__keep-alias", "prod"),
         ("keep", "LATEST"),
     ]

@@ -20,7 +20,11 @@ from pynamodb_session_manager.api import use_boto_session
 from versioned import exc as upstream_exc
 
 from versioned_async import Repository
-from versioned_async.exc import AliasNotFoundError, ArtifactNotFoundError
+from versioned_async.exc import (
+    AliasNotFoundError,
+    ArtifactNotFoundError,
+    ConcurrentModificationError,
+)
 
 from .conftest import CUSTOM_PREFIX, CUSTOM_SUFFIX, MakeUpstream, Upstream
 
@@ -659,8 +663,12 @@ async def test_a_purge_by_either_leaves_no_item_or_object_of_the_artifact(
     await ours.purge_artifact("by_them")
     theirs.purge_artifact("by_us")
 
-    assert await scan(raw_dynamodb, ours.dynamodb_table_name) == []
+    # `versioned` cannot know our alias history partition: only it is left behind
+    left = await scan(raw_dynamodb, ours.dynamodb_table_name)
+    assert {item["pk"]["S"] for item in left} == {"__by_us-alias-history"}
     assert await object_keys(raw_s3, ours.s3_bucket) == set()
+    await ours.purge_artifact("by_us")  # ours clears it
+    assert await scan(raw_dynamodb, ours.dynamodb_table_name) == []
 
 
 # -- (6) aliases deleted by the other ----------------------------------------------------
@@ -786,7 +794,10 @@ async def test_raw_our_update_at_parses_with_pynamodb(
     written_by_us: Repository, raw_dynamodb: Any
 ) -> None:
     for item in await scan(raw_dynamodb, written_by_us.dynamodb_table_name):
-        assert parse_update_at(item["update_at"]).tzinfo is not None
+        if item["pk"]["S"].endswith("-alias-history"):  # our own partition: dated by changed_at
+            assert parse_update_at(item["changed_at"]).tzinfo is not None
+        else:
+            assert parse_update_at(item["update_at"]).tzinfo is not None
 
 
 async def test_raw_we_write_every_attribute_upstream_writes_with_the_same_types(
@@ -821,3 +832,91 @@ async def test_raw_we_write_every_attribute_upstream_writes_with_the_same_types(
             assert types(theirs_item).items() <= ours_types.items()
             if us_pk.startswith("__"):
                 assert ours_types == types(theirs_item)
+
+
+# -- (issue 7) alias history and compare-and-set with `versioned` in between --------------
+
+
+async def test_an_alias_upstream_moved_between_two_of_ours_shows_as_external(
+    ours: Repository, theirs: Upstream
+) -> None:
+    await publish_with_ours(ours, "app", [b"one", b"two", b"three"])
+    await ours.put_alias("app", "prod", version=1, reason="ours first")
+    theirs.put_alias("app", "prod", version=2)
+
+    detected = (await ours.list_alias_history("app", "prod")).changes
+    assert [(c.action, c.recorded) for c in detected] == [("external", False), ("put", True)]
+    assert detected[0].after is not None
+    assert detected[0].after.version == "2"
+    assert detected[0].before is not None
+    assert detected[0].before.version == "1"
+
+    await ours.put_alias("app", "prod", version=3, reason="ours second")
+
+    changes = (await ours.list_alias_history("app", "prod")).changes
+    assert [(c.action, c.recorded) for c in changes] == [
+        ("put", True),
+        ("external", True),
+        ("put", True),
+    ]
+    versions = [(c.before and c.before.version, c.after and c.after.version) for c in changes]
+    assert versions == [("2", "3"), ("1", "2"), (None, "1")]
+    # the external change carries the time `versioned` stamped on the alias
+    upstream_at = changes[1].after.update_at if changes[1].after else None
+    assert upstream_at is not None
+    assert changes[2].changed_at < upstream_at < changes[0].changed_at
+
+
+async def test_an_alias_upstream_deleted_shows_as_external_and_rolls_back(
+    ours: Repository, theirs: Upstream
+) -> None:
+    await publish_with_ours(ours, "app", [b"one"])
+    await ours.put_alias("app", "prod", version=1)
+    theirs.delete_alias("app", "prod")
+
+    [external, _] = (await ours.list_alias_history("app", "prod")).changes
+    assert (external.action, external.after) == ("external", None)
+
+    back = await ours.rollback_alias("app", "prod")  # undoes their delete
+    assert back is not None
+    assert back.version == "1"
+    assert theirs.get_alias("app", "prod").version == "1"
+
+
+async def test_compare_and_set_sees_an_upstream_move(ours: Repository, theirs: Upstream) -> None:
+    await publish_with_ours(ours, "app", [b"one", b"two", b"three"])
+    read = await ours.put_alias("app", "prod", version=1)
+    theirs.put_alias("app", "prod", version=2)
+
+    with pytest.raises(ConcurrentModificationError):
+        await ours.put_alias("app", "prod", version=3, if_update_at=read.update_at)
+    assert theirs.get_alias("app", "prod").version == "2"
+
+
+async def test_compare_and_set_accepts_the_token_of_an_upstream_alias(
+    ours: Repository, theirs: Upstream
+) -> None:
+    publish_with_upstream(theirs, "app", [b"one", b"two"])
+    theirs.put_alias("app", "prod", version=1)
+    read = await ours.get_alias("app", "prod")  # written by `versioned`
+
+    moved = await ours.put_alias("app", "prod", version=2, if_update_at=read.update_at)
+
+    assert theirs.get_alias("app", "prod").version == moved.version == "2"
+    [ours_change, theirs_change] = (await ours.list_alias_history("app", "prod")).changes
+    assert (ours_change.action, theirs_change.action) == ("put", "external")
+    assert theirs_change.after == read
+
+
+async def test_upstream_still_reads_and_moves_aliases_we_keep_history_for(
+    ours: Repository, theirs: Upstream
+) -> None:
+    await publish_with_ours(ours, "app", [b"one", b"two"])
+    await ours.put_alias("app", "prod", version=1, secondary_version=2, secondary_version_weight=5)
+    await ours.rollback_alias("app", "prod")
+    await ours.put_alias("app", "prod", version=2)
+
+    assert theirs.get_alias("app", "prod").version == "2"
+    assert [a.alias for a in theirs.list_aliases("app")] == ["prod"]
+    theirs.put_alias("app", "prod", version=1)
+    assert (await ours.get_alias("app", "prod")).version == "1"
