@@ -127,6 +127,15 @@ class HoldItem:
     reason: str | None = None
 
 
+#: the condition that a version item is readable: complete and not deleted
+VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
+
+
+def utcnow() -> datetime:
+    """Now, aware UTC: the time every item written is stamped with."""
+    return datetime.now(timezone.utc)
+
+
 def format_update_at(value: datetime) -> str:
     """``2026-11-24T22:20:19.929848+0000``: UTC, microseconds, always 31 characters."""
     return value.astimezone(timezone.utc).strftime(UPDATE_AT_FORMAT)
