@@ -440,19 +440,16 @@ class AliasOperations:
                     *({"Put": {"Item": _codec.to_item(r), **fresh}} for r in records),
                 ],
             )
-            if not reasons:
-                if new_item is not None:
-                    await self._remember_alias(new_item)
-                elif self.cache is not None:
-                    await self.cache.forget(self._lookup_key("a", name, alias))
-                return new_item
-            for check, code in zip(checks, reasons, strict=False):
-                if code == "ConditionalCheckFailed":
-                    stored = check["ConditionCheck"]["Key"]["sk"]["S"]
-                    raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-            if await self._backend.get_item(history_pk, record.sk) is not None:
-                # our own earlier attempt landed and only its answer was lost (a retry
-                # the engine did not recognise by its ClientRequestToken): done
+            landed = not reasons
+            if not landed:
+                for check, code in zip(checks, reasons, strict=False):
+                    if code == "ConditionalCheckFailed":
+                        stored = check["ConditionCheck"]["Key"]["sk"]["S"]
+                        raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+                # our own earlier attempt may have landed with only its answer lost (a
+                # retry the engine did not recognise by its ClientRequestToken)
+                landed = await self._backend.get_item(history_pk, record.sk) is not None
+            if landed:
                 if new_item is not None:
                     await self._remember_alias(new_item)
                 elif self.cache is not None:

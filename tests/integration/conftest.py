@@ -94,3 +94,25 @@ async def other(make_repo: RepoFactory) -> AsyncIterator[Repository]:
     """A second client of the same repository: "someone else", a concurrent writer."""
     async with make_repo() as repository:
         yield repository
+
+
+@pytest.fixture
+async def writer(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+    """A bootstrapped repository without cache or proxy: the publisher side."""
+    async with make_repo() as repo:
+        await repo.bootstrap()
+        yield repo
+
+
+@pytest.fixture
+async def five_versions(repo: Repository) -> Repository:
+    """``app`` with versions 1..5 (contents b"v1".. b"v5") and LATEST = version 5."""
+    for n in range(1, 6):
+        await repo.put_artifact("app", f"v{n}".encode())
+        await repo.publish_artifact_version("app")
+    return repo
+
+
+async def versions(repo: Repository, name: str = "app") -> list[str]:
+    """The visible versions of ``name``, as listed."""
+    return [a.version for a in await repo.list_artifact_versions(name)]

@@ -40,14 +40,6 @@ def cache(cache_dir: Path, clock: FakeClock) -> LocalCache:
 
 
 @pytest.fixture
-async def writer(make_repo: Any) -> AsyncIterator[Repository]:
-    """The publisher: no cache."""
-    async with make_repo() as repo:
-        await repo.bootstrap()
-        yield repo
-
-
-@pytest.fixture
 async def others(writer: Repository) -> list[bytes]:
     """Unrelated artifacts ``other0``.. whose reads fill the cache."""
     contents = [os.urandom(SIZE) for _ in range(OTHERS)]

@@ -27,14 +27,6 @@ def cache(tmp_path: Path, clock: FakeClock) -> LocalCache:
 
 
 @pytest.fixture
-async def writer(make_repo: Any) -> AsyncIterator[Repository]:
-    """A repository without cache and without proxy: the publisher side."""
-    async with make_repo() as repo:
-        await repo.bootstrap()
-        yield repo
-
-
-@pytest.fixture
 async def reader(make_proxied_repo: Any, cache: LocalCache) -> AsyncIterator[Repository]:
     """The service side: cached, through the proxy."""
     async with make_proxied_repo(cache=cache) as repo:

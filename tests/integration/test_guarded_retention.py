@@ -16,23 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import TABLE
+from tests.integration.conftest import versions
 from versioned_async import Hold, Repository, exc
 
 #: PynamoDB's UTCDateTimeAttribute text: 31 characters, microseconds, "+0000"
 UPDATE_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+0000")
 PURGE_ALL = {"keep_last_n": 0, "purge_older_than_secs": 0}
-
-
-@pytest.fixture
-async def five_versions(repo: Repository) -> Repository:
-    for n in range(1, 6):
-        await repo.put_artifact("app", f"v{n}".encode())
-        await repo.publish_artifact_version("app")
-    return repo
-
-
-async def versions(repo: Repository, name: str = "app") -> list[str]:
-    return [a.version for a in await repo.list_artifact_versions(name)]
 
 
 async def scan(dynamodb: Any) -> list[dict[str, Any]]:

@@ -7,19 +7,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE
+from tests.integration.conftest import versions
 from versioned_async import Repository
-
-
-@pytest.fixture
-async def five_versions(repo: Repository) -> Repository:
-    for n in range(1, 6):
-        await repo.put_artifact("app", f"v{n}".encode())
-        await repo.publish_artifact_version("app")
-    return repo
-
-
-async def versions(repo: Repository, name: str = "app") -> list[str]:
-    return [a.version for a in await repo.list_artifact_versions(name)]
 
 
 async def test_purge_keeps_latest_and_the_newest_n(five_versions: Repository) -> None:
