@@ -17,7 +17,7 @@ from typing import Any
 
 from aiobotocore.session import AioSession
 
-from benchmarks import big, per_op, routing, scaling, startup, warm_hits
+from benchmarks import backends, big, per_op, routing, scaling, startup, warm_hits
 from benchmarks.harness import (
     BUCKET,
     REGION,
@@ -38,6 +38,7 @@ SCENARIOS = {
     "big": big.run,
     "routing": routing.run,
     "scaling": scaling.run,
+    "backends": backends.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

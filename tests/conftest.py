@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import AioSession, get_session
 
-from versioned_async import Repository
+from versioned_async import Repository, S3OnlyRepository
 from versioned_async.testing import MotoServer, fake_aws_environment
 
 # Before anything creates a client: fake credentials, no ~/.aws, no instance metadata.
@@ -40,19 +40,56 @@ if ENGINE not in ("moto", "node"):
     raise pytest.UsageError(f"VERSIONED_ASYNC_TEST_ENGINE must be 'moto' or 'node', not {ENGINE!r}")
 
 
+#: the repository layouts a ``@pytest.mark.both_backends`` test runs on
+BACKENDS = ("dynamodb", "s3")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.both_backends``: run the test on ``Repository`` and ``S3OnlyRepository``.
+
+    The ``backend`` fixture (``"dynamodb"`` unless parametrised) picks what
+    ``make_repo``/``repo`` build. Within a marked module, a test that reads the
+    table itself (the ``dynamodb`` fixture), works with `versioned`'s S3 + DynamoDB
+    backend (``make_theirs``; tests/interop covers the S3-only one) or is marked
+    ``@pytest.mark.dynamodb_layout(reason)`` is about the DynamoDB layout and runs
+    on it alone.
+    """
+    if "backend" not in metafunc.fixturenames or not metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        return
+    layout_bound = bool(
+        {"dynamodb", "make_theirs"} & set(metafunc.fixturenames)
+        or metafunc.definition.get_closest_marker("dynamodb_layout")
+    )
+    metafunc.parametrize("backend", ("dynamodb",) if layout_bound else BACKENDS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.engine_gap(reason)``: a strict xfail on the node engine, nothing on moto.
 
     For a test (or a ``pytest.param`` case) that fails only because dynalite or s3rver
     lacks something S3/DynamoDB (and moto) do. Strict, so the mark goes once the gap does.
+    ``backend="s3"`` limits it to a ``both_backends`` test's S3-only run.
     """
     for item in items:
         reasons: list[str] = []
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
         for mark in item.iter_markers("engine_gap"):
-            given = [*mark.args, *mark.kwargs.values()] if set(mark.kwargs) <= {"reason"} else []
+            only = mark.kwargs.get("backend")
+            kwargs = {k: v for k, v in mark.kwargs.items() if k != "backend"}
+            given = [*mark.args, *kwargs.values()] if set(kwargs) <= {"reason"} else []
             if len(given) != 1 or not isinstance(given[0], str) or not given[0]:
-                raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.engine_gap('reason')")
-            reasons.append(given[0])
+                raise pytest.UsageError(
+                    f"{item.nodeid}: use @pytest.mark.engine_gap('reason'[, backend='s3'])"
+                )
+            if only is not None and only not in BACKENDS:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: engine_gap backend must be one of {BACKENDS}"
+                )
+            if only is None or only == backend:
+                reasons.append(given[0])
         if reasons and ENGINE == "node":
             reason = "node engine: " + "; ".join(reasons)
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
@@ -91,21 +128,59 @@ RepoFactory = Callable[..., Repository]
 
 
 @pytest.fixture
-def make_repo(endpoint_url: str, aio_session: AioSession) -> RepoFactory:
-    """Build (unopened) repositories on the test's moto server."""
+def backend() -> str:
+    """The layout ``make_repo`` builds: ``"dynamodb"``, or ``"s3"`` (S3OnlyRepository)
+    in a ``both_backends`` test's second run."""
+    return "dynamodb"
+
+
+@pytest.fixture
+def make_repo(endpoint_url: str, aio_session: AioSession, backend: str) -> RepoFactory:
+    """Build (unopened) repositories of the test's backend on the test's moto server.
+
+    Typed as :class:`Repository`: both classes share the API the shared tests use.
+    """
 
     def make(**kwargs: object) -> Repository:
         settings: dict[str, object] = {
             "aws_region": REGION,
             "s3_bucket": BUCKET,
-            "dynamodb_table_name": TABLE,
             "endpoint_url": endpoint_url,
             "session": aio_session,
         }
+        if backend == "s3":
+            settings.update(kwargs)
+            return S3OnlyRepository(**settings)  # type: ignore[arg-type, return-value]
+        settings["dynamodb_table_name"] = TABLE
         settings.update(kwargs)
         return Repository(**settings)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def object_key(backend: str) -> Callable[..., str]:
+    """``object_key(name, version, prefix=..., suffix=...)``: where the test's backend
+    keeps a version, spelled out independently of the library's own layout code."""
+
+    def key(
+        name: str,
+        version: str | int = "LATEST",
+        prefix: str = "versioned-artifacts",
+        suffix: str = "",
+    ) -> str:
+        root = f"{prefix}/" if prefix else ""
+        if backend == "s3":
+            stem = (
+                "000000_LATEST"
+                if version == "LATEST"
+                else f"{1_000_000 - int(version):06d}_{int(version):06d}"
+            )
+            return f"{root}{name}/versions/{stem}{suffix}"
+        stored = "LATEST" if version == "LATEST" else f"{int(version):06d}"
+        return f"{root}{name}/{stored}{suffix}"
+
+    return key
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""versioned_async: an asyncio SDK for versioned binary artifacts in S3 + DynamoDB.
+"""versioned_async: an asyncio SDK for versioned binary artifacts in S3.
 
-The repository layout is that of the `versioned` 1.0 library, so both can work
-on one repository at the same time.
+Two layouts, those of the `versioned` 1.0 library, so both libraries can work
+on one repository at the same time: :class:`Repository` (content in S3,
+metadata in one DynamoDB table) and :class:`S3OnlyRepository` (everything in
+one S3 bucket).
 """
 
 from . import exc
@@ -10,6 +12,7 @@ from ._version import __version__
 from .cache import CacheStats, LocalCache
 from .models import Alias, AliasChange, AliasHistoryPage, Artifact, Hold, RolloutResult
 from .repository import Repository
+from .s3_only import S3OnlyRepository
 
 __all__ = [
     "LATEST",
@@ -22,6 +25,7 @@ __all__ = [
     "LocalCache",
     "Repository",
     "RolloutResult",
+    "S3OnlyRepository",
     "__version__",
     "exc",
 ]

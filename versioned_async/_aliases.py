@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +26,11 @@ from .cache import LocalCache
 from .exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
-    BackendError,
     ConcurrentModificationError,
     ConflictError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     NoHistoryError,
-    RepositoryClosedError,
 )
 from .models import Alias, AliasChange, AliasHistoryPage, RolloutResult
 
@@ -158,12 +154,16 @@ class AliasOperations:
         _layout.validate_alias(alias)
         if as_of is not None:
             return await self._alias_as_of(name, alias, _aware(as_of, "as_of"))
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
-        if raw is None:
+        record = await self._read_alias_record(name, alias)
+        if record is None:
             raise AliasNotFoundError(name, alias)
-        record = _codec.structure_alias_item(raw)
         await self._remember_alias(record)
         return self._alias(record)
+
+    async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
+        """The alias as stored now (a consistent read, past the cache); ``None``: absent."""
+        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        return None if raw is None else _codec.structure_alias_item(raw)
 
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name."""
@@ -599,65 +599,3 @@ class AliasOperations:
             limit=_MAX_NOTE,
         )
         return RolloutResult(name, alias, public, start, written, written[-1])
-
-    def watch_alias(
-        self, name: str, alias: str, *, interval: float = 30.0, jitter: float = 0.2
-    ) -> AsyncGenerator[Alias, None]:
-        """Follow an alias: yield it now, then again each time it changes.
-
-        It polls every ``interval`` seconds, times a random factor within
-        ``1 ± jitter`` (so that many watchers do not poll in step), with a
-        consistent read that bypasses the LocalCache (and refreshes it when the
-        alias changed): one GetItem per poll. A change is a new ``update_at`` or
-        new versions, made by anyone (`versioned` 1.0 included). While the alias
-        does not exist nothing is yielded. S3/DynamoDB errors are logged and the
-        poll is retried; closing the repository ends the watch with
-        :class:`~versioned_async.exc.RepositoryClosedError`. Arguments are
-        checked when called; stop with ``break`` or ``aclose()``::
-
-            async with contextlib.aclosing(repo.watch_alias("app", "prod")) as changes:
-                async for alias in changes:
-                    reload(alias)
-        """
-        _layout.validate_name(name)
-        _layout.validate_alias(alias)
-        for what, value in (("interval", interval), ("jitter", jitter)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidArgumentTypeError(
-                    f"{what} must be a number, not {type(value).__name__}"
-                )
-        if not (math.isfinite(interval) and interval > 0):
-            raise InvalidArgumentError(f"interval must be a number of seconds > 0, got {interval}")
-        if not 0 <= jitter < 1:
-            raise InvalidArgumentError(f"jitter must be from 0 to less than 1, got {jitter}")
-        return self._watch_alias(name, alias, float(interval), float(jitter))
-
-    async def _watch_alias(
-        self, name: str, alias: str, interval: float, jitter: float
-    ) -> AsyncGenerator[Alias, None]:
-        pk = _layout.alias_pk(name)
-        seen: Alias | None = None
-        absent = False  # logged that it does not exist
-        while True:
-            try:  # a closed repository raises RepositoryClosedError here
-                raw = await self._backend.get_item(pk, alias)
-            except BackendError as err:
-                if not self.is_open:
-                    raise RepositoryClosedError(
-                        f"the Repository was closed while watching alias {alias!r} of {name!r}"
-                    ) from err
-                log.warning("watching alias %r of %r: %s; polling on", alias, name, err)
-            else:
-                if raw is None:
-                    if not absent:
-                        log.info("watching alias %r of %r: it does not exist", alias, name)
-                    absent = True
-                else:
-                    absent = False
-                    record = _codec.structure_alias_item(raw)
-                    now = self._alias(record)
-                    if now != seen:
-                        seen = now
-                        await self._remember_alias(record)
-                        yield now
-            await asyncio.sleep(interval * random.uniform(1 - jitter, 1 + jitter))

@@ -159,11 +159,27 @@ class ObjectInfo:
         )
 
 
+@attrs.frozen
+class ListedObject:
+    """One entry of a listing: enough to tell objects apart without reading them."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime
+
+
 class AwsBackend:
-    """S3 objects in one bucket and items in one DynamoDB table."""
+    """S3 objects in one bucket and items in one DynamoDB table (``dynamodb`` is
+    ``None`` for the S3-only layout, which has no table)."""
 
     def __init__(
-        self, s3: Any, dynamodb: Any, bucket: str, table: str, options: S3Options | None = None
+        self,
+        s3: Any,
+        dynamodb: Any,
+        bucket: str,
+        table: str,
+        options: S3Options | None = None,
     ) -> None:
         (options or S3Options()).install(s3)
         self.s3 = s3
@@ -193,18 +209,76 @@ class AwsBackend:
         content_type: str | None,
         tags: Mapping[str, str] | None,
         sha256: str | None = None,
-    ) -> str:
-        """Upload ``body``; returns the ETag.
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str | None:
+        """Upload ``body``; returns the ETag, or ``None`` when a condition failed.
 
         With ``sha256`` (hex) S3 checks the body against it on arrival and
-        refuses a corrupted upload (``x-amz-checksum-sha256``).
+        refuses a corrupted upload (``x-amz-checksum-sha256``). ``if_match``
+        (an ETag) writes only over that object, ``if_none_match`` only where
+        no object is: S3's conditional writes, so a concurrent writer is
+        noticed instead of overwritten.
         """
         kwargs = _object_kwargs(metadata, content_type, tags)
+        kwargs.update(_write_conditions(if_match, if_none_match))
         if sha256 is not None:
             kwargs["ChecksumSHA256"] = _b64_sha256(sha256)
         with aws_errors(f"PutObject s3://{self.bucket}/{key}"):
-            resp = await self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)
+            try:
+                resp = await self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **kwargs)
+            except bce.ClientError as err:
+                if _condition_failed(err, if_match, if_none_match):
+                    return None
+                raise
         return str(resp.get("ETag", ""))
+
+    async def delete_object(self, key: str, *, if_match: str | None = None) -> bool:
+        """Delete an object (a missing one is no error); ``False`` when ``if_match``
+        (an ETag) is not the object's any more, or it is already gone."""
+        kwargs = {} if if_match is None else {"IfMatch": if_match}
+        with aws_errors(f"DeleteObject s3://{self.bucket}/{key}"):
+            try:
+                await self.s3.delete_object(Bucket=self.bucket, Key=key, **kwargs)
+            except bce.ClientError as err:
+                if _condition_failed(err, if_match, False):
+                    return False
+                raise
+        return True
+
+    async def get_tags(self, key: str) -> dict[str, str] | None:
+        """The object's tags, or ``None`` when it does not exist."""
+        with aws_errors(f"GetObjectTagging s3://{self.bucket}/{key}"):
+            try:
+                resp = await self.s3.get_object_tagging(Bucket=self.bucket, Key=key)
+            except bce.ClientError as err:
+                if error_code(err) in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+        return {tag["Key"]: tag["Value"] for tag in resp.get("TagSet", ())}
+
+    async def list_objects(self, prefix: str, *, limit: int | None = None) -> list[ListedObject]:
+        """The objects whose key starts with ``prefix``, in key order; the first ``limit``."""
+        paging: dict[str, int] = {}
+        if limit is not None:
+            paging = {"MaxItems": limit, "PageSize": min(limit, 1000)}
+        found: list[ListedObject] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        with aws_errors(f"ListObjectsV2 s3://{self.bucket}/{prefix}"):
+            async for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=prefix, PaginationConfig=paging
+            ):
+                found.extend(
+                    ListedObject(
+                        key=obj["Key"],
+                        etag=str(obj.get("ETag", "")),
+                        size=int(obj.get("Size", 0)),
+                        last_modified=obj["LastModified"].astimezone(timezone.utc),
+                    )
+                    for obj in page.get("Contents", ())
+                )
+        return found if limit is None else found[:limit]
 
     async def copy_object(self, src_key: str, dst_key: str) -> bool:
         """Server-side copy with metadata; ``False`` when the source does not exist."""
@@ -347,7 +421,9 @@ class AwsBackend:
         content_type: str | None,
         tags: Mapping[str, str] | None,
         sha256: str | None = None,
-    ) -> None:
+        *,
+        if_none_match: bool = False,
+    ) -> bool:
         """Upload bytes or a file; multipart above :data:`MULTIPART_THRESHOLD`.
 
         A file is read one part at a time, so memory stays bounded by
@@ -355,14 +431,17 @@ class AwsBackend:
         carries a SHA-256 checksum that S3 verifies: the whole body's
         (``sha256``, hex) for a single PutObject, each part's for multipart.
         So a file that changes while it is uploaded is refused, not stored
-        under a hash it does not have.
+        under a hash it does not have. ``if_none_match`` stores it only where
+        no object is; ``False`` when one was.
         """
         if size <= MULTIPART_THRESHOLD:
             body = (
                 source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
             )
-            await self.put_object(key, body, metadata, content_type, tags, sha256)
-            return
+            etag = await self.put_object(
+                key, body, metadata, content_type, tags, sha256, if_none_match=if_none_match
+            )
+            return etag is not None
         kwargs = _object_kwargs(metadata, content_type, tags)
         kwargs["ChecksumAlgorithm"] = "SHA256"
         what = f"multipart upload s3://{self.bucket}/{key}"
@@ -372,18 +451,29 @@ class AwsBackend:
         try:
             parts = await self._upload_parts(key, upload_id, source, size, sha256)
             with aws_errors(what):
-                await self.s3.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
+                try:
+                    await self.s3.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        MultipartUpload={"Parts": parts},
+                        **_write_conditions(None, if_none_match),
+                    )
+                except bce.ClientError as err:
+                    if not _condition_failed(err, None, if_none_match):
+                        raise
+                    with contextlib.suppress(Exception):
+                        await self.s3.abort_multipart_upload(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id
+                        )
+                    return False
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(
                     self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
                 )
             raise
+        return True
 
     async def _upload_parts(
         self, key: str, upload_id: str, source: bytes | Path, size: int, sha256: str | None
@@ -471,6 +561,20 @@ class AwsBackend:
                     )
                 deleted += len(keys)
         return deleted
+
+    async def require_bucket(self) -> None:
+        """Raise :class:`RepositoryNotFoundError` unless the bucket exists: a HeadObject's
+        404 does not say whether the key or the whole bucket is missing."""
+        with aws_errors(f"HeadBucket {self.bucket}"):
+            try:
+                await self.s3.head_bucket(Bucket=self.bucket)
+            except bce.ClientError as err:
+                if error_code(err) not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+                raise RepositoryNotFoundError(
+                    f"bucket {self.bucket} does not exist; "
+                    "create the repository with `await repo.bootstrap()`"
+                ) from err
 
     async def ensure_bucket(self, region: str | None) -> bool:
         """Create the bucket unless it exists; ``True`` when it was created."""
@@ -794,6 +898,28 @@ def _object_kwargs(
             f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()
         )
     return kwargs
+
+
+def _write_conditions(if_match: str | None, if_none_match: bool) -> dict[str, str]:
+    conditions = {} if if_match is None else {"IfMatch": if_match}
+    if if_none_match:
+        conditions["IfNoneMatch"] = "*"
+    return conditions
+
+
+def _condition_failed(err: bce.ClientError, if_match: str | None, if_none_match: bool) -> bool:
+    """Whether a conditional write was refused because of its condition.
+
+    412: the condition is false. 409 ``ConditionalRequestConflict``: S3 saw a
+    concurrent conditional write to the key (retry after reading again). A
+    404 under ``If-Match``: the object it named is gone.
+    """
+    if if_match is None and not if_none_match:
+        return False
+    code = error_code(err)
+    if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+        return True
+    return if_match is not None and code in ("NoSuchKey", "404", "NotFound")
 
 
 def _b64_sha256(hex_digest: str) -> str:

@@ -10,6 +10,7 @@ low-level ``{"S": ...}`` form. Nothing else in the package touches item dicts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -19,20 +20,23 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import _layout
-from .exc import BackendError
+from .exc import BackendError, InvalidArgumentError
 from .models import Alias, Artifact, Hold
 
 __all__ = [
+    "AliasDocument",
     "AliasItem",
     "AliasState",
     "HistoryItem",
     "HoldItem",
     "VersionItem",
+    "alias_document",
     "format_update_at",
     "from_attribute_values",
     "item_to_alias",
     "item_to_artifact",
     "item_to_hold",
+    "parse_alias_document",
     "parse_update_at",
     "structure_alias_item",
     "structure_history_item",
@@ -127,6 +131,28 @@ class HoldItem:
     reason: str | None = None
 
 
+@attrs.frozen
+class AliasDocument:
+    """An alias object of the S3-only layout: `versioned`'s 8 keys, in its order.
+
+    `versioned` builds its Alias from exactly these keys (an extra or missing
+    one is a ``TypeError`` there), with versions in public form and the
+    ``secondary_*`` keys ``null`` when there is no split. It writes
+    ``update_at`` as ``"unknown"`` and reads the time off LastModified; we write
+    the real time, to the microsecond, so compare-and-set tokens tell apart
+    changes within one second.
+    """
+
+    name: str
+    alias: str
+    update_at: str
+    version: str
+    secondary_version: str | None
+    secondary_version_weight: int | None
+    version_s3uri: str
+    secondary_version_s3uri: str | None
+
+
 #: the condition that a version item is readable: complete and not deleted
 VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
 
@@ -190,7 +216,7 @@ def _make_converter() -> cattrs.Converter:
         conv.register_unstructure_hook(
             nested, make_dict_unstructure_fn(nested, conv, _cattrs_omit_if_default=True)
         )
-    for cls in (VersionItem, AliasItem, AliasState, HistoryItem):
+    for cls in (VersionItem, AliasItem, AliasState, HistoryItem, AliasDocument):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
     conv.register_unstructure_hook(
         HoldItem, make_dict_unstructure_fn(HoldItem, conv, _cattrs_omit_if_default=True)
@@ -319,6 +345,57 @@ def item_to_alias(item: AliasItem, layout: _layout.Layout) -> Alias:
         secondary_version_weight=None if secondary is None else item.secondary_version_weight,
         version_s3uri=layout.s3uri(name, item.version),
         secondary_version_s3uri=None if secondary is None else layout.s3uri(name, secondary),
+    )
+
+
+def alias_document(item: AliasItem, layout: _layout.Layout) -> bytes:
+    """The S3-only alias object's body for an alias record: what `versioned` reads."""
+    model = item_to_alias(item, layout)
+    document = AliasDocument(
+        name=model.name,
+        alias=model.alias,
+        update_at=item.update_at.isoformat(),
+        version=model.version,
+        secondary_version=model.secondary_version,
+        secondary_version_weight=model.secondary_version_weight,
+        version_s3uri=model.version_s3uri,
+        secondary_version_s3uri=model.secondary_version_s3uri,
+    )
+    return json.dumps(converter.unstructure(document)).encode("utf-8")
+
+
+def parse_alias_document(body: bytes, name: str, alias: str, last_modified: datetime) -> AliasItem:
+    """The alias record an S3-only alias object holds.
+
+    The key names the alias (the body's ``name``/``alias`` are not trusted),
+    and its time is the body's ``update_at`` when it is one (ours), else
+    ``last_modified`` (`versioned` writes ``"unknown"``). Extra keys are
+    ignored. Like `versioned`, a weight without a secondary version is read
+    but means nothing.
+    """
+    try:
+        document = converter.structure(json.loads(body), AliasDocument)
+        version = _layout.encode_version(document.version)
+        secondary = document.secondary_version
+        secondary = None if secondary is None else _layout.encode_version(secondary)
+        weight = document.secondary_version_weight
+        if secondary is not None and (weight is None or not 0 <= weight < 100):
+            raise ValueError(f"secondary_version_weight must be 0..99, not {weight!r}")
+    except (cattrs.BaseValidationError, ValueError, TypeError, InvalidArgumentError) as err:
+        raise BackendError(
+            f"alias {alias!r} of {name!r} is not a valid alias object: {err}"
+        ) from err
+    try:
+        update_at = parse_update_at(document.update_at)
+    except ValueError:  # "unknown": written by `versioned`
+        update_at = last_modified
+    return AliasItem(
+        pk=_layout.alias_pk(name),
+        sk=alias,
+        update_at=update_at,
+        version=version,
+        secondary_version=secondary,
+        secondary_version_weight=document.secondary_version_weight,
     )
 
 

@@ -1,6 +1,7 @@
 """``versioned-async``: the command line, a thin layer over :class:`Repository`.
 
-Every subcommand opens one :class:`~versioned_async.Repository` with ``async
+Every subcommand opens one :class:`~versioned_async.Repository` (or, with
+``--backend s3``, one :class:`~versioned_async.S3OnlyRepository`) with ``async
 with``, runs one coroutine with :func:`asyncio.run` and prints the result:
 rich tables for people, one JSON document with ``--json`` for programs.
 Expected errors print one line, ``error: <message>``, on stderr and exit with
@@ -43,11 +44,15 @@ from ._version import __version__
 from .cache import LocalCache
 from .models import Alias, AliasChange, Artifact, RolloutResult
 from .repository import Repository
+from .s3_only import S3OnlyRepository
 
 __all__ = ["EXIT_CODES", "ExitCode", "exit_code_for", "fail", "main"]
 
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: what the global options open: the DynamoDB layout or the S3-only one (--backend)
+AnyRepository = Repository | S3OnlyRepository
 
 
 class ExitCode(enum.IntEnum):
@@ -103,6 +108,10 @@ STDIN_IN_MEMORY_BYTES = 16 << 20
 
 _PURGE_DEFAULTS = inspect.signature(Repository.purge_artifact_versions).parameters
 
+#: the --backend choices: the `versioned` 1.0 layouts
+BACKEND_DYNAMODB = "dynamodb"
+BACKEND_S3 = "s3"
+
 
 def fail(message: str, code: int) -> NoReturn:
     """Print ``error: <message>`` (one line) on stderr and exit with ``code``."""
@@ -134,6 +143,9 @@ class Settings:
     cache_dir: Path | None
     suffix: str
     max_attempts: int | None
+    backend: str = BACKEND_DYNAMODB
+    #: where a table name other than the default came from ("--table", "VERSIONED_TABLE")
+    table_given_by: str | None = None
 
     def open_cache(self) -> LocalCache | None:
         return None if self.cache_dir is None else LocalCache(self.cache_dir)
@@ -145,7 +157,15 @@ class Settings:
             )
         return self.cache_dir
 
-    def repository(self, cache: LocalCache | None) -> Repository:
+    def require_dynamodb(self, command: str, missing: str) -> None:
+        """Refuse ``command`` on the S3-only backend, which lacks ``missing``."""
+        if self.backend != BACKEND_DYNAMODB:
+            raise click.UsageError(
+                f"`{command}` needs the DynamoDB backend (--backend {BACKEND_DYNAMODB}): "
+                f"the S3-only layout {missing}"
+            )
+
+    def repository(self, cache: LocalCache | None) -> AnyRepository:
         if not self.bucket:
             raise click.UsageError("no bucket: pass --bucket or set VERSIONED_BUCKET")
         config = (
@@ -153,6 +173,25 @@ class Settings:
             if self.max_attempts is None
             else AioConfig(retries={"mode": "standard", "total_max_attempts": self.max_attempts})
         )
+        if self.backend == BACKEND_S3:
+            if self.table_given_by is not None:
+                undo = (
+                    "drop --table" if self.table_given_by == "--table" else "unset VERSIONED_TABLE"
+                )
+                raise click.UsageError(
+                    f"{self.table_given_by} names a DynamoDB table, and --backend {BACKEND_S3} "
+                    f"uses none (everything is in the bucket): {undo}, or use "
+                    f"--backend {BACKEND_DYNAMODB}"
+                )
+            return S3OnlyRepository(
+                aws_region=self.region,
+                s3_bucket=self.bucket,
+                s3_prefix=self.prefix,
+                suffix=self.suffix,
+                endpoint_url=self.endpoint_url,
+                cache=cache,
+                client_config=config,
+            )
         return Repository(
             aws_region=self.region,
             s3_bucket=self.bucket,
@@ -164,7 +203,7 @@ class Settings:
             client_config=config,
         )
 
-    def run(self, work: Callable[[Repository], Awaitable[_T]]) -> _T:
+    def run(self, work: Callable[[AnyRepository], Awaitable[_T]]) -> _T:
         """Open one repository, run ``work`` on it in a fresh event loop, close it."""
         cache = self.open_cache()
         try:
@@ -178,6 +217,20 @@ class Settings:
         finally:
             if cache is not None:
                 cache.close()
+
+    def run_dynamodb(
+        self, command: str, missing: str, work: Callable[[Repository], Awaitable[_T]]
+    ) -> _T:
+        """:meth:`run` for a command that needs the DynamoDB layout; a usage error,
+        before anything is opened, on the S3-only backend (which lacks ``missing``)."""
+        self.require_dynamodb(command, missing)
+
+        async def narrowed(repo: AnyRepository) -> _T:
+            if not isinstance(repo, Repository):  # require_dynamodb let no other through
+                raise TypeError(f"`{command}` needs a Repository, not {type(repo).__name__}")
+            return await work(repo)
+
+        return self.run(narrowed)
 
 
 # -- output --------------------------------------------------------------------------
@@ -348,12 +401,22 @@ def _json_option(f: _F) -> _F:
     help="S3 key prefix of the repository.",
 )
 @click.option(
+    "--backend",
+    envvar="VERSIONED_BACKEND",
+    show_envvar=True,
+    type=click.Choice([BACKEND_DYNAMODB, BACKEND_S3], case_sensitive=False),
+    default=BACKEND_DYNAMODB,
+    show_default=True,
+    help="Repository layout: dynamodb (S3 + a DynamoDB table) or s3 (S3 only, no table: "
+    "no alias history, no rollout).",
+)
+@click.option(
     "--table",
     envvar="VERSIONED_TABLE",
     show_envvar=True,
     default=_layout.DEFAULT_TABLE_NAME,
     show_default=True,
-    help="DynamoDB table of the repository.",
+    help="DynamoDB table of the repository (--backend dynamodb only).",
 )
 @click.option(
     "--region",
@@ -394,6 +457,7 @@ def main(
     ctx: click.Context,
     bucket: str | None,
     prefix: str,
+    backend: str,
     table: str,
     region: str | None,
     endpoint_url: str | None,
@@ -407,12 +471,24 @@ def main(
     numbered versions; aliases point at a version, optionally with a canary;
     rollout moves an alias to a new version step by step, with a health check,
     and `alias history` shows who changed an alias, when and why.
+
+    --backend s3 works on `versioned`'s S3-only layout (one bucket, no table):
+    every command but rollout and `alias history`.
     """
+    services = ("S3",) if backend == BACKEND_S3 else ("S3", "DYNAMODB")
     source = ctx.get_parameter_source("endpoint_url")
-    if source is ParameterSource.ENVIRONMENT and (
-        os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if source is ParameterSource.ENVIRONMENT and any(
+        os.environ.get(f"AWS_ENDPOINT_URL_{service}") for service in services
     ):
         endpoint_url = None  # botocore applies the service-specific endpoints itself
+    table_source = ctx.get_parameter_source("table")
+    table_given_by = (
+        "--table"
+        if table_source is ParameterSource.COMMANDLINE
+        else "VERSIONED_TABLE"
+        if table_source is ParameterSource.ENVIRONMENT
+        else None
+    )
     ctx.obj = Settings(
         bucket=bucket,
         prefix=prefix,
@@ -422,15 +498,20 @@ def main(
         cache_dir=cache_dir,
         suffix=suffix,
         max_attempts=max_attempts,
+        backend=backend,
+        table_given_by=table_given_by,
     )
 
 
 @main.command()
 @click.pass_obj
 def bootstrap(settings: Settings) -> None:
-    """Create the bucket and the table when missing (idempotent)."""
+    """Create the bucket and the table (no table with --backend s3) when missing (idempotent)."""
     settings.run(lambda repo: repo.bootstrap())
-    click.echo(f"ready: bucket {settings.bucket!r}, table {settings.table!r}")
+    if settings.backend == BACKEND_S3:
+        click.echo(f"ready: bucket {settings.bucket!r} (S3-only, no table)")
+    else:
+        click.echo(f"ready: bucket {settings.bucket!r}, table {settings.table!r}")
 
 
 @main.command()
@@ -503,7 +584,7 @@ def publish(settings: Settings, name: str, as_json: bool) -> None:
 
 
 async def _display_size(
-    repo: Repository, name: str, version: str | None, alias: str | None, key: str | None
+    repo: AnyRepository, name: str, version: str | None, alias: str | None, key: str | None
 ) -> int | None:
     """The size of what `get` is about to download, for the progress bar; None if unknown."""
     try:
@@ -544,7 +625,7 @@ def get(
         raise click.UsageError("--routing-key goes with --alias")
 
     def fetch(target: Path) -> None:
-        async def work(repo: Repository) -> None:
+        async def work(repo: AnyRepository) -> None:
             size = await _display_size(repo, name, version, alias, routing_key)
             with _progress(f"downloading {name}", size):
                 await repo.download(name, target, version, alias, routing_key)
@@ -598,7 +679,8 @@ def names(settings: Settings, as_json: bool) -> None:
 
 @main.group("alias")
 def alias_group() -> None:
-    """Set, show, list and delete aliases (prod, staging, canaries); show their history."""
+    """Set, show, list and delete aliases (prod, staging, canaries); show their history
+    (history: --backend dynamodb only)."""
 
 
 @alias_group.command("set")
@@ -688,7 +770,7 @@ def _target(alias: Alias | None) -> str:
 @click.pass_obj
 def alias_history(settings: Settings, name: str, alias: str, limit: int, as_json: bool) -> None:
     """Show the changes of ALIAS of NAME, newest first, one line each: when (UTC),
-    action, from -> to, by whom, and why."""
+    action, from -> to, by whom, and why. Needs --backend dynamodb."""
 
     async def newest(repo: Repository) -> list[AliasChange]:
         changes: list[AliasChange] = []
@@ -703,7 +785,7 @@ def alias_history(settings: Settings, name: str, alias: str, limit: int, as_json
                 break
         return changes[:limit]
 
-    changes = settings.run(newest)
+    changes = settings.run_dynamodb("alias history", "keeps no alias history", newest)
     if as_json:
         _echo_json([attrs.asdict(change) for change in changes])
         return
@@ -823,7 +905,7 @@ def rollout(
     an error or Ctrl-C puts the alias back as it started and exits non-zero.
     Every step is recorded in the alias history (see `alias history`). If
     someone else changes the alias meanwhile, the roll-out stops and leaves
-    their change alone.
+    their change alone. Needs --backend dynamodb.
     """
     say = functools.partial(click.echo, err=as_json)  # --json keeps stdout for the document
     options: dict[str, Any] = {
@@ -867,7 +949,9 @@ def rollout(
         return await repo.rollout(name, alias, to_version, check=check, **options)
 
     try:
-        result = settings.run(work)
+        result = settings.run_dynamodb(
+            "rollout", "keeps no alias history to record the steps and roll back from", work
+        )
     except exc.ConcurrentModificationError as err:
         when = "it was deleted" if err.actual is None else f"at {_when(err.actual)}"
         fail(
@@ -954,7 +1038,8 @@ def purge(
     """Soft-delete old versions of NAME; never LATEST, a version an alias points at,
     or a protected (held) one.
 
-    With --all, delete NAME entirely (asks first, unless --yes).
+    With --all, delete NAME entirely (asks first, unless --yes). With
+    --backend s3 there is no soft delete or hold: purged versions are gone.
     """
     if everything:
         if keep_last is not None or older_than_days is not None:

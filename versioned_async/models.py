@@ -20,15 +20,15 @@ from . import _layout, _routing
 from .exc import InvalidArgumentError, RepositoryClosedError
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from ._base import BaseRepository
 
 __all__ = ["Alias", "AliasChange", "AliasHistoryPage", "Artifact", "Hold", "RolloutResult"]
 
 _REPO_ATTR = "_versioned_async_repository"
 
 
-def _bound_repository(model: object) -> Repository:
-    repo: Repository | None = getattr(model, _REPO_ATTR, None)
+def _bound_repository(model: object) -> BaseRepository:
+    repo: BaseRepository | None = getattr(model, _REPO_ATTR, None)
     if repo is None:
         raise RepositoryClosedError(
             f"this {type(model).__name__} was not read from a Repository; "
@@ -37,7 +37,7 @@ def _bound_repository(model: object) -> Repository:
     return repo
 
 
-def bind(model: Any, repo: Repository) -> None:
+def bind(model: Any, repo: BaseRepository) -> None:
     """Attach the repository a model was read from (not a field: invisible to eq/repr)."""
     object.__setattr__(model, _REPO_ATTR, repo)
 

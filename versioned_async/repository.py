@@ -9,113 +9,57 @@ can work on one repository at the same time.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import secrets
-import shutil
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Iterable,
-    Mapping,
-)
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
 from ._aliases import _UNKNOWN, AliasOperations
-from ._aws import AwsBackend, ObjectInfo
+from ._aws import ObjectInfo
+from ._base import (
+    BULK_CONCURRENCY,
+    BaseRepository,
+    bounded_gather,
+    describe_object,
+    has_metadata,
+    hash_source,
+    search_arguments,
+    sha256_of,
+)
 from ._codec import AliasItem, VersionItem
-from ._freshness import Freshness, freshness, may_serve_stale
 from ._layout import LATEST, VersionLike
-from ._s3_options import S3Options
-from .cache import LocalCache, Staged
+from .cache import LocalCache
 from .exc import (
-    AliasNotFoundError,
     ArtifactNotFoundError,
-    BackendUnavailableError,
     ConflictError,
     IntegrityError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
-    RepositoryClosedError,
     VersionProtectedError,
 )
-from .models import Alias, Artifact, Hold, bind
+from .models import Artifact, Hold
 
 __all__ = ["Repository"]
 
 log = logging.getLogger("versioned_async")
 
-_T = TypeVar("_T")
-
-#: hashing a large body blocks the event loop; above this, hash in a thread
-_HASH_IN_THREAD_BYTES = 1 << 20
 #: how many numbers a publisher tries past the top one before giving up
 _PUBLISH_ATTEMPTS = 1000
 #: how often a put re-reads LATEST to converge with concurrent puts before giving up
 _CONVERGE_ATTEMPTS = 8
-#: concurrent requests one bulk operation (purge) keeps in flight
-_BULK_CONCURRENCY = 16
 #: a transaction takes 100 actions: a purge's delete, its hold check, and this many alias checks
 _MAX_ALIAS_GUARDS = 97
 #: version items a metadata search checks at once (HeadObjects for `versioned`'s items)
 _SEARCH_BATCH = 100
 
 _VISIBLE = _codec.VISIBLE
-
-
-@attrs.frozen
-class ContentRef:
-    """Where verified content sits in the cache."""
-
-    sha256: str
-    path: str
-    size: int | None  # as recorded; a cached file of another size is corrupt
-
-
-class _DamagedEntry(Exception):
-    """A cached file is not the size recorded for it (truncated or replaced)."""
-
-
-#: below this, reading a file inline is cheaper than a thread hop (~140 us)
-_READ_INLINE_BYTES = 1 << 20
-
-
-async def _read_file(ref: ContentRef) -> bytes:
-    """Read a cached file; its content was verified when it was written, its size is
-    checked on every read (free: one fstat), so a truncated file is never served."""
-    with open(ref.path, "rb") as handle:  # noqa: ASYNC230 - small reads inline, see below
-        size = os.fstat(handle.fileno()).st_size
-        if ref.size is not None and size != ref.size:
-            raise _DamagedEntry(ref.path)
-        body = handle.read() if size <= _READ_INLINE_BYTES else await asyncio.to_thread(handle.read)
-    if len(body) != size:
-        raise _DamagedEntry(ref.path)
-    return body
-
-
-def _describe_object(name: str, stored: str, sha256: str, info: ObjectInfo) -> VersionItem:
-    """The visible version item for an object: its own metadata is the truth."""
-    return VersionItem(
-        pk=name,
-        sk=stored,
-        is_deleted=False,
-        sha256=sha256,
-        update_at=info.last_modified,
-        size=info.size,
-        content_type=info.content_type,
-        # always written, even empty: an item without it was written by `versioned`
-        metadata=dict(info.metadata),
-    )
 
 
 def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionItem:
@@ -130,12 +74,6 @@ def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionIte
     return attrs.evolve(
         item, size=info.size, content_type=info.content_type, metadata=dict(info.metadata)
     )
-
-
-def _has_metadata(item: VersionItem, wanted: Mapping[str, str]) -> bool:
-    """Whether the item's metadata holds every wanted entry (exact match)."""
-    have = item.metadata or {}
-    return all(have.get(key) == value for key, value in wanted.items())
 
 
 def _search_filter(
@@ -171,37 +109,7 @@ def _search_filter(
     return " AND ".join(parts), values, names
 
 
-def _search_metadata(metadata: object) -> dict[str, str]:
-    """The entries to search for: user metadata as put_artifact accepts it."""
-    if isinstance(metadata, Mapping) and not isinstance(metadata, dict):
-        metadata = dict(metadata)
-    return _layout.validate_metadata(metadata)
-
-
-async def _hash_source(source: bytes | Path) -> tuple[str, int]:
-    """sha256 and size of bytes or of a file (read in chunks, in a thread)."""
-    if isinstance(source, bytes):
-        return await _sha256(source), len(source)
-
-    def hash_file() -> tuple[str, int]:
-        digest = hashlib.sha256()
-        size = 0
-        with open(source, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        return digest.hexdigest(), size
-
-    return await asyncio.to_thread(hash_file)
-
-
-async def _sha256(content: bytes) -> str:
-    if len(content) >= _HASH_IN_THREAD_BYTES:
-        return await asyncio.to_thread(lambda: hashlib.sha256(content).hexdigest())
-    return hashlib.sha256(content).hexdigest()
-
-
-class Repository(AliasOperations):
+class Repository(AliasOperations, BaseRepository):
     """A versioned artifact repository: content in S3, metadata in one DynamoDB table.
 
     Open it with ``async with``: that creates one pooled S3 client and one
@@ -228,6 +136,8 @@ class Repository(AliasOperations):
     of STS once and used when known.
     """
 
+    _SERVICES = ("s3", "dynamodb")
+
     def __init__(
         self,
         aws_region: str | None = None,
@@ -246,53 +156,31 @@ class Repository(AliasOperations):
         expected_bucket_owner: str | None = None,
         actor: str | None = None,
     ) -> None:
-        for what, value in (
-            ("s3_bucket", s3_bucket),
-            ("s3_prefix", s3_prefix),
-            ("dynamodb_table_name", dynamodb_table_name),
-            ("suffix", suffix),
-        ):
-            if not isinstance(value, str):
-                raise InvalidArgumentTypeError(f"{what} must be a str, not {type(value).__name__}")
-        if not s3_bucket:
-            raise InvalidArgumentError("s3_bucket is required: the bucket that holds the content")
+        if not isinstance(dynamodb_table_name, str):
+            raise InvalidArgumentTypeError(
+                f"dynamodb_table_name must be a str, not {type(dynamodb_table_name).__name__}"
+            )
         if not dynamodb_table_name:
             raise InvalidArgumentError("dynamodb_table_name must not be empty")
-        self.aws_region = aws_region
-        self.s3_bucket = s3_bucket
-        self.s3_prefix = s3_prefix.strip("/")
+        super().__init__(
+            aws_region=aws_region,
+            s3_bucket=s3_bucket,
+            s3_prefix=s3_prefix,
+            suffix=suffix,
+            endpoint_url=endpoint_url,
+            session=session,
+            cache=cache,
+            max_pool_connections=max_pool_connections,
+            client_config=client_config,
+            server_side_encryption=server_side_encryption,
+            sse_kms_key_id=sse_kms_key_id,
+            expected_bucket_owner=expected_bucket_owner,
+            layout=_layout.Layout,
+            table_name=dynamodb_table_name,
+        )
         self.dynamodb_table_name = dynamodb_table_name
-        self.suffix = suffix
-        self.endpoint_url = endpoint_url
-        self.layout = _layout.Layout(bucket=s3_bucket, prefix=s3_prefix, suffix=suffix)
-        self._session = session
-        if cache is not None and not isinstance(cache, LocalCache):
-            raise InvalidArgumentTypeError(
-                f"cache must be a LocalCache, not {type(cache).__name__}"
-            )
-        self.cache = cache
-        self.s3_options = S3Options(server_side_encryption, sse_kms_key_id, expected_bucket_owner)
-        self._alias_memo: dict[tuple[str, ...], tuple[float, Alias]] = {}
         # name -> {version: token}: reservations a failed publish may have left behind
         self._unreleased: dict[str, dict[str, str]] = {}
-        # cache keys name the repository, so one cache directory can serve several
-        self._identity = (
-            endpoint_url or "aws",
-            s3_bucket,
-            self.layout.prefix,
-            suffix,
-            dynamodb_table_name,
-        )
-        config = AioConfig(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max_pool_connections,
-            connect_timeout=10,
-            read_timeout=60,
-            s3={"addressing_style": "path"} if endpoint_url else None,
-        )
-        self._client_config = config.merge(client_config) if client_config else config
-        self._stack: AsyncExitStack | None = None
-        self._aws: AwsBackend | None = None
         if actor is not None and not isinstance(actor, str):
             raise InvalidArgumentTypeError(f"actor must be a str, not {type(actor).__name__}")
         #: who alias changes are recorded as, unless a call says; ``None``: the AWS identity
@@ -306,64 +194,6 @@ class Repository(AliasOperations):
             f"s3_prefix={self.s3_prefix!r}, dynamodb_table_name={self.dynamodb_table_name!r}, "
             f"suffix={self.suffix!r}, endpoint_url={self.endpoint_url!r})"
         )
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def __aenter__(self) -> Repository:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def open(self) -> None:
-        """Create the clients; ``async with repo`` calls this for you."""
-        if self._aws is not None:
-            raise RepositoryClosedError("this Repository is already open")
-        session = self._session or get_session()
-        stack = AsyncExitStack()
-        try:
-            clients = [
-                await stack.enter_async_context(
-                    session.create_client(
-                        service,
-                        region_name=self.aws_region,
-                        endpoint_url=self.endpoint_url,
-                        config=self._client_config,
-                    )
-                )
-                for service in ("s3", "dynamodb")
-            ]
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
-        self._aws = AwsBackend(
-            clients[0], clients[1], self.s3_bucket, self.dynamodb_table_name, self.s3_options
-        )
-
-    async def close(self) -> None:
-        """Close the clients and their connection pools. Safe to call twice."""
-        stack, self._stack, self._aws = self._stack, None, None
-        if stack is not None:
-            await stack.aclose()
-
-    @property
-    def is_open(self) -> bool:
-        return self._aws is not None
-
-    @property
-    def _backend(self) -> AwsBackend:
-        if self._aws is None:
-            raise RepositoryClosedError(
-                "the Repository is not open: use `async with repo:` (or `await repo.open()`)"
-            )
-        return self._aws
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -413,7 +243,7 @@ class Repository(AliasOperations):
         aws = self._backend
         key = self.layout.key(name, LATEST)
         (sha, size), (head, raw_item) = await asyncio.gather(
-            _hash_source(body),
+            hash_source(body),
             asyncio.gather(aws.head_object(key), aws.get_item(name, LATEST)),
         )
         item = None if raw_item is None else _codec.structure_version_item(raw_item)
@@ -452,7 +282,7 @@ class Repository(AliasOperations):
         for _attempt in range(_CONVERGE_ATTEMPTS):
             if info.sha256 is None:
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
-            record = _describe_object(name, LATEST, info.sha256, info)
+            record = describe_object(name, LATEST, info.sha256, info)
             written = await aws.put_item(
                 _codec.to_item(record),
                 condition="attribute_not_exists(update_at) OR update_at <= :u",
@@ -500,10 +330,6 @@ class Repository(AliasOperations):
         ]
         return [self._artifact(item) for item in await self._complete_from_objects(items)]
 
-    async def list_artifact_names(self) -> list[str]:
-        """Names of every artifact with content in the repository, sorted."""
-        return sorted(await self._backend.list_folders(self.layout.root))
-
     async def find_artifact_versions(
         self,
         name: str | None = None,
@@ -533,17 +359,7 @@ class Repository(AliasOperations):
         truth. There is no index: a GSI can only index a top-level attribute,
         not a key of the metadata map.
         """
-        if name is not None:
-            _layout.validate_name(name)
-        wanted = _search_metadata(metadata)
-        if not isinstance(include_latest, bool):
-            raise InvalidArgumentTypeError(
-                f"include_latest must be a bool, not {type(include_latest).__name__}"
-            )
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            raise InvalidArgumentError(f"limit must be None or an int of at least 1, got {limit!r}")
+        wanted = search_arguments(name, metadata, include_latest, limit)
         condition, values, names = _search_filter(
             wanted, across_names=name is None, include_latest=include_latest
         )
@@ -579,7 +395,7 @@ class Repository(AliasOperations):
 
         async def check() -> None:
             found.extend(
-                i for i in await self._complete_from_objects(batch) if _has_metadata(i, wanted)
+                i for i in await self._complete_from_objects(batch) if has_metadata(i, wanted)
             )
             batch.clear()
 
@@ -596,13 +412,13 @@ class Repository(AliasOperations):
 
     async def _complete_from_objects(self, items: list[VersionItem]) -> list[VersionItem]:
         """The items, those `versioned` wrote (no ``metadata`` attribute) completed from a
-        HeadObject of their object, :data:`_BULK_CONCURRENCY` at a time."""
+        HeadObject of their object, :data:`BULK_CONCURRENCY` at a time."""
         lacking = [n for n, item in enumerate(items) if item.metadata is None]
         if not lacking:
             return items
-        infos = await _bounded_gather(
+        infos = await bounded_gather(
             (self._backend.head_object(self.layout.key(items[n].pk, items[n].sk)) for n in lacking),
-            _BULK_CONCURRENCY,
+            BULK_CONCURRENCY,
         )
         out = list(items)
         for n, info in zip(lacking, infos, strict=True):
@@ -643,7 +459,7 @@ class Repository(AliasOperations):
                     f"version {number} of {name!r} vanished while publishing; retry"
                 )
             sha = info.sha256 or await self._hash_object(name, stored)
-            record = _describe_object(name, stored, sha, info)
+            record = describe_object(name, stored, sha, info)
             plain = _codec.unstructure(record)
             plain.pop("pk")
             plain.pop("sk")
@@ -735,7 +551,7 @@ class Repository(AliasOperations):
         got = await self._backend.get_object(self.layout.key(name, stored))
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return await _sha256(got[0])
+        return await sha256_of(got[0])
 
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
         """Soft-delete a version: hidden from get and list, its number never reused.
@@ -773,101 +589,6 @@ class Repository(AliasOperations):
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
 
-    # -- reading content -------------------------------------------------------------
-
-    async def get_content(self, name: str, version: VersionLike = None) -> bytes:
-        """The content of a version (LATEST by default), checked against its sha256.
-
-        Without a cache, the item lookup and the download run concurrently:
-        one round trip. With a :class:`LocalCache`, a version seen within the
-        TTL is read from local disk without any request.
-        """
-        _layout.validate_name(name)
-        stored = _layout.encode_version(version)
-        if self.cache is None:
-            return await self._get_content_direct(name, stored)
-        for _attempt in range(2):
-            ref = await self._cached_content(name, stored)
-            if ref is None:  # larger than the cache may hold
-                return await self._get_content_direct(name, stored)
-            try:
-                return await _read_file(ref)
-            except FileNotFoundError:  # evicted by another process just now
-                self.cache.forget_content_path(ref.sha256)
-            except _DamagedEntry:
-                log.warning("cached content %s is damaged; fetching it again", ref.sha256)
-                await self.cache.discard(ref.sha256)
-        return await self._get_content_direct(name, stored)
-
-    async def get_alias_content(
-        self, name: str, alias: str, routing_key: str | bytes | None = None
-    ) -> bytes:
-        """Resolve ``alias``, pick a version (sticky for ``routing_key``), return its content.
-
-        Cold, this costs two round trips: the alias, then the version lookup
-        and the download together. With a cache, none inside the TTL.
-        """
-        resolved = await self.resolve_alias(name, alias)
-        return await self.get_content(name, resolved.choose_version(routing_key))
-
-    async def download(
-        self,
-        name: str,
-        path: str | os.PathLike[str],
-        version: VersionLike = None,
-        alias: str | None = None,
-        routing_key: str | bytes | None = None,
-    ) -> Path:
-        """Write a version's content to the file ``path``, streaming; returns the Path.
-
-        Give ``version`` or ``alias`` (with an optional ``routing_key``), not
-        both. Memory stays bounded whatever the size. The file appears
-        complete and verified, or not at all (it is written beside ``path``
-        and renamed into place).
-        """
-        _layout.validate_name(name)
-        if alias is not None and version is not None:
-            raise InvalidArgumentError("give version or alias, not both")
-        target = Path(path)
-        if target.is_dir():
-            raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
-        if alias is not None:
-            version = (await self.resolve_alias(name, alias)).choose_version(routing_key)
-        stored = _layout.encode_version(version)
-        part = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
-        try:
-            ref = None if self.cache is None else await self._cached_content(name, stored)
-            if ref is not None:
-                try:
-                    await asyncio.to_thread(shutil.copyfile, ref.path, part)
-                    if ref.size is not None and part.stat().st_size != ref.size:
-                        raise _DamagedEntry(ref.path)
-                except FileNotFoundError:  # evicted just now: go to S3
-                    ref = None
-                except _DamagedEntry:
-                    log.warning("cached content %s is damaged; fetching it again", ref.sha256)
-                    await self._require_cache().discard(ref.sha256)
-                    ref = None
-            if ref is None:
-                await self._download_direct(name, stored, part)
-            os.replace(part, target)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        return target
-
-    async def _get_content_direct(self, name: str, stored: str) -> bytes:
-        for attempt in range(2):
-            body, item, info = await self._fetch_with_item(name, stored)
-            assert item.sha256 is not None
-            actual = await _sha256(body)
-            if actual == item.sha256 or await self._repaired_latest(name, stored, actual, info):
-                return body
-            if stored != LATEST or attempt:
-                raise IntegrityError(name, _layout.decode_version(stored), item.sha256, actual)
-            # LATEST may have been put between the two reads: read both again
-        raise AssertionError("unreachable")  # pragma: no cover
-
     async def _repaired_latest(self, name: str, stored: str, actual: str, info: ObjectInfo) -> bool:
         """Whether content that disagrees with LATEST's item is a half-done put, now repaired.
 
@@ -881,261 +602,6 @@ class Repository(AliasOperations):
         log.info("LATEST of %r is newer than its item (a put was cut short); repairing", name)
         await self._record_latest(name, info)
         return True
-
-    async def _fetch_with_item(
-        self, name: str, stored: str
-    ) -> tuple[bytes, VersionItem, ObjectInfo]:
-        aws = self._backend
-        download = asyncio.ensure_future(aws.get_object(self.layout.key(name, stored)))
-        try:
-            item = await self._visible_item(name, stored)
-            got = await download
-        except BaseException:
-            download.cancel()
-            raise
-        if got is None:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return got[0], item, got[1]
-
-    async def _download_direct(self, name: str, stored: str, part: Path) -> None:
-        """Stream a version into ``part``, overlapping the lookup; verify the sha256."""
-        for attempt in range(2):
-            sha, item, info = await self._stream_with_item(name, stored, part)
-            if sha == item.sha256 or await self._repaired_latest(name, stored, sha, info):
-                return
-            part.unlink(missing_ok=True)
-            if stored != LATEST or attempt:
-                raise IntegrityError(name, _layout.decode_version(stored), str(item.sha256), sha)
-
-    async def _stream_with_item(
-        self, name: str, stored: str, part: Path
-    ) -> tuple[str, VersionItem, ObjectInfo]:
-        aws = self._backend
-        download = asyncio.ensure_future(aws.download_to(self.layout.key(name, stored), part))
-        try:
-            item = await self._visible_item(name, stored)
-            got = await download
-        except BaseException:
-            download.cancel()
-            part.unlink(missing_ok=True)
-            raise
-        if got is None:
-            part.unlink(missing_ok=True)
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        if self.cache is not None:
-            self.cache.count("downloads")
-            self.cache.count("bytes_downloaded", got[1])
-        return got[0], item, got[2]
-
-    # -- the cached read path ----------------------------------------------------------
-
-    def _lookup_key(self, kind: str, name: str, which: str) -> tuple[str, ...]:
-        # the cache's eviction reads these keys to keep alias targets: see _eviction
-        return (kind, *self._identity, name, which)
-
-    async def _cached_content(self, name: str, stored: str) -> ContentRef | None:
-        """The cached file for a version, downloading it when needed.
-
-        Fresh lookup + known file: no request. Stale lookup: revalidate (one
-        GetItem), serving the old answer when AWS is down and stale-if-error
-        is on. Never seen: lookup and download together, verified.
-        """
-        cache = self._require_cache()
-        key = self._lookup_key("v", name, stored)
-        entry = cache.lookup(key) or await cache.load_lookup(key)
-        state = freshness(None if entry is None else entry[0], cache.clock(), cache.ttl)
-        if state is Freshness.FRESH and entry is not None:
-            cache.count("lookup_hits")
-            sha = entry[1][0]
-            path = cache.content_path_now(sha) or await cache.content_path(sha)
-            if path is not None:
-                cache.hit(sha)
-                return ContentRef(sha, path, entry[1][1])
-            return await cache.single_flight(
-                ("sha", sha), lambda: self._fetch_into_cache(name, stored, expected=sha)
-            )
-        return await cache.single_flight(
-            ("version", key), lambda: self._revalidate_and_fetch(name, stored, key, entry)
-        )
-
-    async def _revalidate_and_fetch(
-        self, name: str, stored: str, key: tuple[str, ...], entry: tuple[float, Any] | None
-    ) -> ContentRef | None:
-        cache = self._require_cache()
-        known_sha: str | None = None if entry is None else entry[1][0]
-        known_path = (
-            None
-            if known_sha is None
-            else cache.content_path_now(known_sha) or await cache.content_path(known_sha)
-        )
-        if known_sha is None or known_path is None:
-            # nothing usable locally: look up and download in one round trip
-            try:
-                return await self._fetch_into_cache(name, stored, expected=None)
-            except ArtifactNotFoundError:
-                await cache.forget(key)
-                raise
-        try:
-            item = await self._visible_item(name, stored)
-        except BackendUnavailableError as err:
-            assert entry is not None
-            if not may_serve_stale(Freshness.STALE, stale_if_error=cache.stale_if_error):
-                raise
-            self._serve_stale(f"{name!r} version {_layout.decode_version(stored)}", entry, err)
-            cache.count("hits")
-            return ContentRef(known_sha, known_path, entry[1][1])
-        except ArtifactNotFoundError:
-            await cache.forget(key)
-            raise
-        assert item.sha256 is not None
-        cache.count("lookup_refreshes")
-        await cache.remember(key, (item.sha256, item.size))
-        if item.sha256 == known_sha:
-            cache.count("hits")
-            return ContentRef(known_sha, known_path, item.size)
-        path = await cache.content_path(item.sha256)
-        if path is not None:
-            cache.count("hits")
-            return ContentRef(item.sha256, path, item.size)
-        return await self._fetch_into_cache(name, stored, expected=item.sha256)
-
-    async def _fetch_into_cache(
-        self, name: str, stored: str, expected: str | None
-    ) -> ContentRef | None:
-        """Download a version into the cache, once per cache directory.
-
-        Processes sharing the directory take a lease per version: one
-        downloads, the others wait and then find the lookup and the content
-        it left in the cache (a crashed holder's lease expires).
-        """
-        cache = self._require_cache()
-        key = self._lookup_key("v", name, stored)
-        async with cache.download_lease(key):
-            # another process may have finished it just before we took the lease
-            entry = await cache.reload_lookup(key)
-            fresh = entry is not None and (
-                freshness(entry[0], cache.clock(), cache.ttl) is Freshness.FRESH
-            )
-            if entry is not None and fresh and expected in (None, entry[1][0]):
-                sha, size = entry[1]
-                path = await cache.content_path(sha)
-                if path is not None:
-                    cache.count("hits")
-                    return ContentRef(sha, path, size)
-            return await self._download_into_cache(name, stored, expected)
-
-    async def _download_into_cache(
-        self, name: str, stored: str, expected: str | None
-    ) -> ContentRef | None:
-        """Download a version into staging, verify it, publish it into the cache.
-
-        With ``expected`` (the sha256 a fresh lookup gave) only the object is
-        fetched; without, the item is looked up at the same time.
-        """
-        cache = self._require_cache()
-        key = self._lookup_key("v", name, stored)
-        for attempt in range(2):
-            part = cache.new_staging_path()
-            if expected is None:
-                sha, item, info = await self._stream_with_item(name, stored, part)
-                recorded = str(item.sha256)
-                if sha != recorded and await self._repaired_latest(name, stored, sha, info):
-                    recorded = sha
-            else:
-                got = await self._backend.download_to(self.layout.key(name, stored), part)
-                if got is None:
-                    await cache.forget(key)
-                    raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-                cache.count("downloads")
-                cache.count("bytes_downloaded", got[1])
-                sha, recorded = got[0], expected
-            try:
-                cache.count("misses")
-                if sha != recorded:
-                    cache.count("integrity_failures")
-                    if stored == LATEST and not attempt:  # LATEST moved meanwhile: re-read
-                        expected = None
-                        continue
-                    raise IntegrityError(name, _layout.decode_version(stored), recorded, sha)
-                size = part.stat().st_size
-                await cache.remember(key, (sha, size))
-                path = await cache.publish(Staged(part, sha, size))
-                return None if path is None else ContentRef(sha, path, size)
-            finally:
-                part.unlink(missing_ok=True)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def resolve_alias(self, name: str, alias: str) -> Alias:
-        """The alias as the read path sees it: from the cache within the TTL, and the
-        last known one when AWS is down (stale-if-error). Without a cache, ``get_alias``.
-
-        For routing many keys, resolve once and call ``choose_version`` per key.
-        """
-        if self.cache is None:
-            return await self.get_alias(name, alias)
-        cache = self.cache
-        _layout.validate_name(name)
-        _layout.validate_alias(alias)
-        key = self._lookup_key("a", name, alias)
-        entry = cache.lookup(key) or await cache.load_lookup(key)
-        state = freshness(None if entry is None else entry[0], cache.clock(), cache.ttl)
-        if state is Freshness.FRESH and entry is not None:
-            cache.count("lookup_hits")
-            memo = self._alias_memo.get(key)
-            if memo is None or memo[0] != entry[0]:  # build the model once per lookup
-                memo = (entry[0], self._alias(_codec.converter.structure(entry[1], AliasItem)))
-                self._alias_memo[key] = memo
-            return memo[1]
-        try:  # one request for many concurrent callers; get_alias refreshes the lookup
-            return await cache.single_flight(("alias", key), lambda: self.get_alias(name, alias))
-        except BackendUnavailableError as err:
-            if entry is None or not may_serve_stale(state, stale_if_error=cache.stale_if_error):
-                raise
-            self._serve_stale(f"alias {alias!r} of {name!r}", entry, err)
-            return self._alias(_codec.converter.structure(entry[1], AliasItem))
-        except AliasNotFoundError:
-            await cache.forget(key)
-            raise
-
-    async def _remember_alias(self, record: AliasItem) -> None:
-        if self.cache is not None:
-            self.cache.count("lookup_refreshes")
-            name = _layout.name_from_alias_pk(record.pk)
-            await self.cache.remember(
-                self._lookup_key("a", name, record.sk), _codec.unstructure(record)
-            )
-
-    async def _remember_version(self, record: VersionItem) -> None:
-        if self.cache is not None and record.sha256 is not None:
-            await self.cache.remember(
-                self._lookup_key("v", record.pk, record.sk), (record.sha256, record.size)
-            )
-
-    def _serve_stale(self, what: str, entry: tuple[float, Any], err: Exception) -> None:
-        cache = self._require_cache()
-        cache.count("stale_serves")
-        age = cache.clock() - entry[0]
-        log.warning("serving %s from the local cache, %.0f s old: %s", what, age, err)
-
-    def _require_cache(self) -> LocalCache:
-        assert self.cache is not None, "only called with a cache"
-        return self.cache
-
-    async def _read_verified(self, artifact: Artifact) -> bytes:
-        """Content of a model read earlier, checked against its own sha256."""
-        stored = _layout.encode_version(artifact.version)
-        got = await self._backend.get_object(self.layout.key(artifact.name, stored))
-        if got is None:
-            raise ArtifactNotFoundError(artifact.name, artifact.version)
-        actual = await _sha256(got[0])
-        if actual != artifact.sha256:
-            if artifact.is_latest:
-                raise ConflictError(
-                    f"LATEST of {artifact.name!r} changed since this Artifact was read; "
-                    "read it again with get_artifact_version()"
-                )
-            raise IntegrityError(artifact.name, artifact.version, artifact.sha256, actual)
-        return got[0]
 
     async def _visible_item(self, name: str, stored: str) -> VersionItem:
         raw = await self._backend.get_item(name, stored)
@@ -1202,7 +668,7 @@ class Repository(AliasOperations):
         # version just deleted: bring it back
         after = [self._alias(record) for record, _ in await self._alias_tokens(name)]
         back = _retention.restorable(deleted, after)
-        await _bounded_gather((self._restore_version(name, v) for v in back), _BULK_CONCURRENCY)
+        await bounded_gather((self._restore_version(name, v) for v in back), BULK_CONCURRENCY)
         restored = {v.version for v in back}
         return purge_time, [v for v in deleted if v.version not in restored]
 
@@ -1352,34 +818,3 @@ class Repository(AliasOperations):
         aws = self._backend
         await aws.batch_delete([raw async for raw in aws.scan_keys()])
         await aws.delete_prefix(self.layout.root)
-
-    # -- models ----------------------------------------------------------------------
-
-    def _artifact(self, item: VersionItem) -> Artifact:
-        model = _codec.item_to_artifact(item, self.layout)
-        bind(model, self)
-        return model
-
-    def _alias(self, item: AliasItem) -> Alias:
-        model = _codec.item_to_alias(item, self.layout)
-        bind(model, self)
-        return model
-
-
-async def _bounded_gather(coros: Iterable[Awaitable[_T]], limit: int) -> list[_T]:
-    """``gather`` with at most ``limit`` awaitables in flight."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(aw: Awaitable[_T]) -> _T:
-        async with semaphore:
-            return await aw
-
-    tasks = [asyncio.ensure_future(run(c)) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        # the caller is told the whole call failed: nothing of it may land afterwards
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

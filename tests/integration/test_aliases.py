@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import BUCKET, TABLE
 from versioned_async import Repository, exc
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 async def three_versions(repo: Repository) -> Repository:
@@ -18,12 +20,12 @@ async def three_versions(repo: Repository) -> Repository:
     return repo
 
 
-async def test_put_alias_points_at_a_version(three_versions: Repository) -> None:
+async def test_put_alias_points_at_a_version(three_versions: Repository, object_key: Any) -> None:
     al = await three_versions.put_alias("app", "prod", 2)
     assert (al.name, al.alias, al.version) == ("app", "prod", "2")
     assert al.secondary_version is None
     assert al.secondary_version_weight is None
-    assert al.version_s3uri == f"s3://{BUCKET}/versioned-artifacts/app/000002"
+    assert al.version_s3uri == f"s3://{BUCKET}/{object_key('app', 2)}"
     assert al.secondary_version_s3uri is None
     assert await three_versions.get_alias("app", "prod") == al
 
@@ -34,10 +36,12 @@ async def test_put_alias_defaults_to_latest(three_versions: Repository) -> None:
     assert await al.get_version_content() == b"content 3"
 
 
-async def test_put_alias_with_canary_splits_traffic(three_versions: Repository) -> None:
+async def test_put_alias_with_canary_splits_traffic(
+    three_versions: Repository, object_key: Any
+) -> None:
     al = await three_versions.put_alias("app", "prod", 2, 3, 20)
     assert (al.version, al.secondary_version, al.secondary_version_weight) == ("2", "3", 20)
-    assert al.secondary_version_s3uri == f"s3://{BUCKET}/versioned-artifacts/app/000003"
+    assert al.secondary_version_s3uri == f"s3://{BUCKET}/{object_key('app', 3)}"
     assert await al.get_version_content() == b"content 2"
     assert await al.get_secondary_version_content() == b"content 3"
     picks = {al.random_artifact() for _ in range(500)}

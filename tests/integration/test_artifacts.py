@@ -9,19 +9,24 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE
+from tests.integration.conftest import S3_NESTED_LISTING
 from versioned_async import Artifact, Repository, exc
+
+pytestmark = pytest.mark.both_backends
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def test_put_artifact_returns_latest_with_sha256_and_s3uri(repo: Repository) -> None:
+async def test_put_artifact_returns_latest_with_sha256_and_s3uri(
+    repo: Repository, object_key: Any
+) -> None:
     art = await repo.put_artifact("app", b"hello")
     assert art.name == "app"
     assert art.version == "LATEST"
     assert art.sha256 == sha(b"hello")
-    assert art.s3uri == f"s3://{BUCKET}/versioned-artifacts/app/LATEST"
+    assert art.s3uri == f"s3://{BUCKET}/{object_key('app')}"
     assert art.size == 5
     assert art.update_at.tzinfo is timezone.utc
 
@@ -38,17 +43,21 @@ async def test_put_artifact_records_content_type_and_metadata(repo: Repository) 
 @pytest.mark.engine_gap(
     "s3rver drops the x-amz-tagging of PutObject: GetObjectTagging returns no tags"
 )
-async def test_put_artifact_stores_tags_on_the_object(repo: Repository, s3: Any) -> None:
+async def test_put_artifact_stores_tags_on_the_object(
+    repo: Repository, s3: Any, object_key: Any
+) -> None:
     await repo.put_artifact("app", b"x", tags={"env": "dev", "owner": "a b@c.d"})
-    resp = await s3.get_object_tagging(Bucket=BUCKET, Key="versioned-artifacts/app/LATEST")
+    resp = await s3.get_object_tagging(Bucket=BUCKET, Key=object_key("app"))
     assert {t["Key"]: t["Value"] for t in resp["TagSet"]} == {"env": "dev", "owner": "a b@c.d"}
 
 
-async def test_put_artifact_with_same_content_uploads_nothing(repo: Repository, s3: Any) -> None:
+async def test_put_artifact_with_same_content_uploads_nothing(
+    repo: Repository, s3: Any, object_key: Any
+) -> None:
     first = await repo.put_artifact("app", b"same")
-    before = await s3.head_object(Bucket=BUCKET, Key="versioned-artifacts/app/LATEST")
+    before = await s3.head_object(Bucket=BUCKET, Key=object_key("app"))
     again = await repo.put_artifact("app", b"same")
-    after = await s3.head_object(Bucket=BUCKET, Key="versioned-artifacts/app/LATEST")
+    after = await s3.head_object(Bucket=BUCKET, Key=object_key("app"))
     assert again == first
     assert after["LastModified"] == before["LastModified"]
     assert after["ETag"] == before["ETag"]
@@ -136,6 +145,7 @@ async def test_list_artifact_versions_pages_through_more_than_one_megabyte(
     assert versions[-1].version == "1"
 
 
+@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_list_artifact_names_is_sorted(repo: Repository) -> None:
     for name in ("zeta", "alpha", "mid"):
         await repo.put_artifact(name, b"x")
@@ -149,11 +159,15 @@ async def test_list_artifact_names_pages_past_a_thousand(repo: Repository, s3: A
     assert await repo.list_artifact_names() == names
 
 
-async def test_list_artifact_names_respects_prefix_and_suffix(make_repo: Any) -> None:
+@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
+async def test_list_artifact_names_respects_prefix_and_suffix(
+    make_repo: Any, object_key: Any
+) -> None:
     async with make_repo(s3_prefix="/team/a/", suffix=".sqlite") as repo:
         await repo.bootstrap()
         art = await repo.put_artifact("db", b"x")
-        assert art.s3uri == f"s3://{BUCKET}/team/a/db/LATEST.sqlite"
+        key = object_key("db", prefix="team/a", suffix=".sqlite")
+        assert art.s3uri == f"s3://{BUCKET}/{key}"
         assert await repo.list_artifact_names() == ["db"]
     async with make_repo(s3_prefix="team/b") as other:
         assert await other.list_artifact_names() == []
@@ -168,11 +182,11 @@ async def test_get_content_of_each_version(repo: Repository) -> None:
 
 
 async def test_get_content_refuses_an_object_replaced_outside_the_library(
-    repo: Repository, s3: Any
+    repo: Repository, s3: Any, object_key: Any
 ) -> None:
     await repo.put_artifact("app", b"genuine")
     await repo.publish_artifact_version("app")
-    key = "versioned-artifacts/app/000001"
+    key = object_key("app", 1)
     head = await s3.head_object(Bucket=BUCKET, Key=key)
     await s3.put_object(Bucket=BUCKET, Key=key, Body=b"tampered", Metadata=head["Metadata"])
     with pytest.raises(exc.IntegrityError, match="sha256") as info:
@@ -181,11 +195,11 @@ async def test_get_content_refuses_an_object_replaced_outside_the_library(
     assert info.value.actual == sha(b"tampered")
 
 
-async def test_artifact_model_fetches_its_own_content(repo: Repository) -> None:
+async def test_artifact_model_fetches_its_own_content(repo: Repository, object_key: Any) -> None:
     art = await repo.put_artifact("app", b"payload")
     assert await art.get_content() == b"payload"
     assert art.console_url == (
-        f"https://console.aws.amazon.com/s3/object/{BUCKET}?prefix=versioned-artifacts/app/LATEST"
+        f"https://console.aws.amazon.com/s3/object/{BUCKET}?prefix={object_key('app')}"
     )
 
 
@@ -217,12 +231,21 @@ async def test_model_from_a_repository_equals_one_built_by_keyword(repo: Reposit
 # -- publish ---------------------------------------------------------------------
 
 
-async def test_publish_numbers_versions_from_one(repo: Repository) -> None:
+async def test_publish_numbers_versions_from_one(repo: Repository, object_key: Any) -> None:
+    await repo.put_artifact("app", b"x")
+    first = await repo.publish_artifact_version("app")
+    await repo.put_artifact("app", b"y")
+    second = await repo.publish_artifact_version("app")
+    assert (first.version, second.version) == ("1", "2")
+    assert first.s3uri == f"s3://{BUCKET}/{object_key('app', 1)}"
+
+
+@pytest.mark.dynamodb_layout("the S3-only layout returns the top version instead (as `versioned`)")
+async def test_publish_of_an_unchanged_latest_makes_a_new_version(repo: Repository) -> None:
     await repo.put_artifact("app", b"x")
     first = await repo.publish_artifact_version("app")
     second = await repo.publish_artifact_version("app")
     assert (first.version, second.version) == ("1", "2")
-    assert first.s3uri.endswith("/app/000001")
 
 
 async def test_publish_copies_content_metadata_and_sha256(repo: Repository) -> None:
@@ -238,6 +261,7 @@ async def test_publish_without_latest_raises_not_found(repo: Repository) -> None
         await repo.publish_artifact_version("ghost")
 
 
+@pytest.mark.dynamodb_layout("the S3-only layout cannot delete LATEST on its own")
 async def test_publish_after_latest_is_deleted_raises_not_found(repo: Repository) -> None:
     await repo.put_artifact("app", b"x")
     await repo.delete_artifact_version("app")
@@ -252,6 +276,7 @@ async def test_published_version_is_immutable_when_latest_changes(repo: Reposito
     assert await repo.get_content("app", 1) == b"first"
 
 
+@pytest.mark.dynamodb_layout("soft deletes keep the number; the S3-only layout reuses it")
 async def test_publish_skips_numbers_of_deleted_versions(repo: Repository) -> None:
     await repo.put_artifact("app", b"x")
     await repo.publish_artifact_version("app")
@@ -289,6 +314,7 @@ async def test_deleting_a_missing_version_writes_nothing(repo: Repository, dynam
     assert resp["Items"] == []
 
 
+@pytest.mark.dynamodb_layout("the S3-only layout cannot delete LATEST on its own")
 async def test_put_after_delete_makes_latest_visible_again(repo: Repository) -> None:
     await repo.put_artifact("app", b"x")
     await repo.delete_artifact_version("app")

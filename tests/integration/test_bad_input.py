@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import BUCKET, TABLE
 from versioned_async import Repository, exc
 
+pytestmark = pytest.mark.both_backends
+
 
 async def assert_nothing_written(s3: Any, dynamodb: Any) -> None:
     assert "Contents" not in await s3.list_objects_v2(Bucket=BUCKET)

@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import BUCKET, REGION, TABLE
 from versioned_async import Alias, LocalCache, Repository, exc
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def cache(tmp_path: Path) -> LocalCache:
@@ -48,11 +50,11 @@ async def test_cached_read_returns_the_content(cached_repo: Repository, cache: L
 
 
 async def test_tampered_object_is_refused_and_nothing_is_cached(
-    cached_repo: Repository, cache: LocalCache, s3: Any
+    cached_repo: Repository, cache: LocalCache, s3: Any, object_key: Any
 ) -> None:
     version = await publish(cached_repo, "app", b"genuine")
     cache.clear()
-    key = "versioned-artifacts/app/000001"
+    key = object_key("app", 1)
     head = await s3.head_object(Bucket=BUCKET, Key=key)
     await s3.put_object(Bucket=BUCKET, Key=key, Body=b"tampered", Metadata=head["Metadata"])
     for _ in range(2):  # refused every time: the bad body was not cached
@@ -64,11 +66,11 @@ async def test_tampered_object_is_refused_and_nothing_is_cached(
 
 
 async def test_tampered_object_is_refused_by_download_and_leaves_no_file(
-    cached_repo: Repository, cache: LocalCache, s3: Any, tmp_path: Path
+    cached_repo: Repository, cache: LocalCache, s3: Any, tmp_path: Path, object_key: Any
 ) -> None:
     await publish(cached_repo, "app", b"genuine")
     cache.clear()
-    key = "versioned-artifacts/app/000001"
+    key = object_key("app", 1)
     head = await s3.head_object(Bucket=BUCKET, Key=key)
     await s3.put_object(Bucket=BUCKET, Key=key, Body=b"tampered", Metadata=head["Metadata"])
     target = tmp_path / "out" / "app.bin"
@@ -228,14 +230,14 @@ async def test_large_download_streams_with_bounded_memory(
     "s3rver's multipart ETag is the MD5 of the whole body, without the '-<parts>' suffix"
 )
 async def test_large_file_upload_uses_multipart_and_round_trips(
-    repo: Repository, tmp_path: Path, s3: Any
+    repo: Repository, tmp_path: Path, s3: Any, object_key: Any
 ) -> None:
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(20 << 20))
     art = await repo.put_artifact("big", source, metadata={"kind": "model"})
     assert art.size == 20 << 20
     assert art.sha256 == _sha256_file(source)
-    head = await s3.head_object(Bucket=BUCKET, Key="versioned-artifacts/big/LATEST")
+    head = await s3.head_object(Bucket=BUCKET, Key=object_key("big"))
     assert head["ETag"].strip('"').endswith("-3")  # 8 + 8 + 4 MiB parts
     assert head["Metadata"]["kind"] == "model"
     assert await repo.get_content("big") == source.read_bytes()
@@ -309,12 +311,16 @@ async def test_bad_cache_settings_are_refused(tmp_path: Path) -> None:
 _WORKER = textwrap.dedent(
     """
     import asyncio, hashlib, json, os, sys
-    from versioned_async import LocalCache, Repository
+    from versioned_async import LocalCache, Repository, S3OnlyRepository
 
     async def main():
         cache = LocalCache(sys.argv[2])
-        async with Repository("{region}", "{bucket}", dynamodb_table_name="{table}",
-                              endpoint_url=sys.argv[1], cache=cache) as repo:
+        if "{backend}" == "s3":
+            repo = S3OnlyRepository("{region}", "{bucket}", endpoint_url=sys.argv[1], cache=cache)
+        else:
+            repo = Repository("{region}", "{bucket}", dynamodb_table_name="{table}",
+                              endpoint_url=sys.argv[1], cache=cache)
+        async with repo:
             bodies = await asyncio.gather(*(repo.get_alias_content("app", "prod")
                                             for _ in range(20)))
         print(json.dumps({{"digests": sorted({{hashlib.sha256(b).hexdigest() for b in bodies}}),
@@ -326,13 +332,13 @@ _WORKER = textwrap.dedent(
 
 
 async def test_processes_sharing_a_directory_all_read_correct_content(
-    cached_repo: Repository, cache: LocalCache, endpoint_url: str
+    cached_repo: Repository, cache: LocalCache, endpoint_url: str, backend: str
 ) -> None:
     content = os.urandom(2 << 20)
     await publish(cached_repo, "app", content)
     await cached_repo.put_alias("app", "prod", 1)
     cache.clear()
-    script = _WORKER.format(region=REGION, bucket=BUCKET, table=TABLE)
+    script = _WORKER.format(region=REGION, bucket=BUCKET, table=TABLE, backend=backend)
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,

@@ -15,6 +15,8 @@ from tests.integration.conftest import FakeClock
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, Repository
 
+pytestmark = pytest.mark.both_backends
+
 SIZE = 20_000
 LIMIT = 100_000  # five contents fit
 OTHERS = 8

@@ -6,9 +6,15 @@ import asyncio
 import hashlib
 from typing import Any
 
+import pytest
+
+from tests.integration.conftest import S3_NO_CONDITIONS
 from versioned_async import Repository
 
+pytestmark = pytest.mark.both_backends
 
+
+@pytest.mark.engine_gap(S3_NO_CONDITIONS, backend="s3")
 async def test_twenty_concurrent_publishers_get_distinct_dense_numbers(repo: Repository) -> None:
     await repo.put_artifact("app", b"x")
     published = await asyncio.gather(*(repo.publish_artifact_version("app") for _ in range(20)))
@@ -17,6 +23,7 @@ async def test_twenty_concurrent_publishers_get_distinct_dense_numbers(repo: Rep
     assert listed == ["LATEST", *(str(n) for n in range(20, 0, -1))]
 
 
+@pytest.mark.engine_gap(S3_NO_CONDITIONS, backend="s3")
 async def test_publishers_on_separate_clients_never_share_a_number(make_repo: Any) -> None:
     async with make_repo() as a, make_repo() as b:
         await a.bootstrap()

@@ -28,6 +28,8 @@ from hypothesis import strategies as st
 from tests.conftest import BUCKET, TABLE
 from versioned_async import Repository, exc
 
+pytestmark = pytest.mark.both_backends
+
 PROPERTY_SETTINGS = settings(
     max_examples=60,
     deadline=None,

@@ -13,6 +13,8 @@ from tests.conftest import BUCKET, REGION, TABLE
 from versioned_async import Repository, exc
 from versioned_async.testing import MotoServer
 
+pytestmark = pytest.mark.both_backends
+
 
 async def test_calls_outside_async_with_raise_repository_closed(make_repo: Any) -> None:
     repo = make_repo()
@@ -61,6 +63,7 @@ async def test_bootstrap_with_capacities_creates_a_provisioned_table(
     assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 2
 
 
+@pytest.mark.dynamodb_layout("capacities are the table's")
 async def test_bootstrap_with_one_capacity_is_refused(make_repo: Any) -> None:
     async with make_repo() as repo:
         with pytest.raises(ValueError, match="give both"):

@@ -10,6 +10,8 @@ from tests.conftest import BUCKET, TABLE
 from tests.integration.conftest import versions
 from versioned_async import Repository
 
+pytestmark = pytest.mark.both_backends
+
 
 async def test_purge_keeps_latest_and_the_newest_n(five_versions: Repository) -> None:
     purge_time, deleted = await five_versions.purge_artifact_versions(
@@ -39,12 +41,12 @@ async def test_purge_never_removes_a_version_an_alias_points_at(five_versions: R
 
 
 async def test_purge_is_a_soft_delete_that_keeps_the_objects(
-    five_versions: Repository, s3: Any, dynamodb: Any
+    five_versions: Repository, s3: Any, dynamodb: Any, object_key: Any
 ) -> None:
     await five_versions.purge_artifact_versions("app", keep_last_n=4, purge_older_than_secs=0)
     item = await dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "app"}, "sk": {"S": "000001"}})
     assert item["Item"]["is_deleted"] == {"BOOL": True}
-    await s3.head_object(Bucket=BUCKET, Key="versioned-artifacts/app/000001")
+    await s3.head_object(Bucket=BUCKET, Key=object_key("app", 1))
 
 
 @pytest.mark.parametrize(

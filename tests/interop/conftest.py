@@ -169,3 +169,101 @@ async def raw_s3(endpoint_url: str, aio_session: AioSession) -> AsyncIterator[An
         "s3", region_name="us-east-1", endpoint_url=endpoint_url
     ) as client:
         yield client
+
+
+# -- the S3-only backend: `versioned.api.s3_only_backend` next to S3OnlyRepository ------
+
+# imports for the fixtures below, kept with them (appended to this module)
+from versioned.api import s3_only_backend as upstream_s3_only  # noqa: E402
+
+from tests.conftest import BUCKET  # noqa: E402
+from versioned_async import S3OnlyRepository  # noqa: E402
+
+
+class UpstreamS3Only:
+    """A `versioned` 1.0.1 ``s3_only_backend.Repository`` that passes the test's ``bsm``.
+
+    That backend takes ``bsm`` as the first positional argument of each method:
+    ``theirs_s3.put_artifact("app", b"x")`` is
+    ``repository.put_artifact(bsm, "app", b"x")``. Everything else
+    (``_get_artifact_s3path``, ``s3_prefix`` ...) is the repository's own.
+    """
+
+    def __init__(self, repository: upstream_s3_only.Repository, bsm: BotoSesManager) -> None:
+        self.repository = repository
+        self.bsm = bsm
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self.repository, attr)
+        if callable(value) and next(iter(inspect.signature(value).parameters), None) == "bsm":
+            return partial(value, self.bsm)
+        return value
+
+    def __repr__(self) -> str:
+        return f"UpstreamS3Only({self.repository!r})"
+
+
+MakeUpstreamS3Only = Callable[..., UpstreamS3Only]
+
+
+@pytest.fixture
+def make_theirs_s3(bsm: BotoSesManager) -> MakeUpstreamS3Only:
+    """Build a fresh upstream S3-only Repository on ``like``'s bucket, prefix and suffix."""
+
+    def make(like: S3OnlyRepository, **overrides: Any) -> UpstreamS3Only:
+        settings: dict[str, Any] = {
+            "aws_region": like.aws_region,
+            "s3_bucket": like.s3_bucket,
+            "s3_prefix": like.s3_prefix,
+            "suffix": like.suffix,
+        }
+        settings.update(overrides)
+        return UpstreamS3Only(upstream_s3_only.Repository(**settings), bsm)
+
+    return make
+
+
+def _s3_only_repository(
+    endpoint_url: str, aio_session: AioSession, **kwargs: str
+) -> S3OnlyRepository:
+    return S3OnlyRepository(
+        aws_region="us-east-1",
+        s3_bucket=BUCKET,
+        endpoint_url=endpoint_url,
+        session=aio_session,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+async def ours_s3(endpoint_url: str, aio_session: AioSession) -> AsyncIterator[S3OnlyRepository]:
+    """Our open S3-only repository (default prefix, no suffix), bootstrapped by us."""
+    async with _s3_only_repository(endpoint_url, aio_session) as repository:
+        await repository.bootstrap()
+        yield repository
+
+
+@pytest.fixture
+def theirs_s3(ours_s3: S3OnlyRepository, make_theirs_s3: MakeUpstreamS3Only) -> UpstreamS3Only:
+    """`versioned` 1.0.1's S3-only backend on the very repository ``ours_s3`` works on."""
+    return make_theirs_s3(ours_s3)
+
+
+@pytest.fixture
+async def ours_s3_custom(
+    endpoint_url: str, aio_session: AioSession
+) -> AsyncIterator[S3OnlyRepository]:
+    """Our S3-only repository with prefix ``team/models`` and suffix ``.sqlite``."""
+    async with _s3_only_repository(
+        endpoint_url, aio_session, s3_prefix=CUSTOM_PREFIX, suffix=CUSTOM_SUFFIX
+    ) as repository:
+        await repository.bootstrap()
+        yield repository
+
+
+@pytest.fixture
+def theirs_s3_custom(
+    ours_s3_custom: S3OnlyRepository, make_theirs_s3: MakeUpstreamS3Only
+) -> UpstreamS3Only:
+    """`versioned`'s S3-only backend on ``ours_s3_custom``'s repository, prefix ``team/models/``."""
+    return make_theirs_s3(ours_s3_custom, s3_prefix=CUSTOM_PREFIX + "/")
