@@ -167,16 +167,33 @@ async def test_download_of_missing_version_raises_and_leaves_nothing(
     assert list(target.iterdir()) == []
 
 
+def worker(script: str, backend: str) -> str:
+    """``script`` for a subprocess, with ``open_repo(endpoint_url, cache)`` opening this
+    test's backend on this test's repository."""
+    open_repo = textwrap.dedent(
+        f"""
+        from versioned_async import Repository, S3OnlyRepository
+
+        def open_repo(endpoint_url, cache):
+            if {backend!r} == "s3":
+                return S3OnlyRepository({REGION!r}, {BUCKET!r}, endpoint_url=endpoint_url,
+                                        cache=cache)
+            return Repository({REGION!r}, {BUCKET!r}, dynamodb_table_name={TABLE!r},
+                              endpoint_url=endpoint_url, cache=cache)
+        """
+    )
+    return open_repo + script
+
+
 _MEASURE_DOWNLOAD = textwrap.dedent(
     """
     import asyncio, resource, sys
     from pathlib import Path
-    from versioned_async import LocalCache, Repository
+    from versioned_async import LocalCache
 
     async def main():
         cache = LocalCache(sys.argv[2]) if sys.argv[4] == "cache" else None
-        async with Repository("{region}", "{bucket}", dynamodb_table_name="{table}",
-                              endpoint_url=sys.argv[1], cache=cache) as repo:
+        async with open_repo(sys.argv[1], cache) as repo:
             await repo.get_artifact_version("big", 1)  # warm up clients and pools
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             await repo.download("big", Path(sys.argv[3]), version=1)
@@ -190,7 +207,7 @@ _MEASURE_DOWNLOAD = textwrap.dedent(
 
 @pytest.mark.parametrize("mode", ["cache", "direct"])
 async def test_large_download_streams_with_bounded_memory(
-    make_repo: Any, tmp_path: Path, endpoint_url: str, mode: str
+    make_repo: Any, tmp_path: Path, endpoint_url: str, mode: str, backend: str
 ) -> None:
     """Peak RSS of a process downloading 64 MiB grows by far less than 64 MiB.
 
@@ -206,7 +223,7 @@ async def test_large_download_streams_with_bounded_memory(
         await repo.bootstrap()
         await repo.put_artifact("big", source)
         await repo.publish_artifact_version("big")
-    script = _MEASURE_DOWNLOAD.format(region=REGION, bucket=BUCKET, table=TABLE)
+    script = worker(_MEASURE_DOWNLOAD, backend)
     target = tmp_path / "copy.bin"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -311,20 +328,15 @@ async def test_bad_cache_settings_are_refused(tmp_path: Path) -> None:
 _WORKER = textwrap.dedent(
     """
     import asyncio, hashlib, json, os, sys
-    from versioned_async import LocalCache, Repository, S3OnlyRepository
+    from versioned_async import LocalCache
 
     async def main():
         cache = LocalCache(sys.argv[2])
-        if "{backend}" == "s3":
-            repo = S3OnlyRepository("{region}", "{bucket}", endpoint_url=sys.argv[1], cache=cache)
-        else:
-            repo = Repository("{region}", "{bucket}", dynamodb_table_name="{table}",
-                              endpoint_url=sys.argv[1], cache=cache)
-        async with repo:
+        async with open_repo(sys.argv[1], cache) as repo:
             bodies = await asyncio.gather(*(repo.get_alias_content("app", "prod")
                                             for _ in range(20)))
-        print(json.dumps({{"digests": sorted({{hashlib.sha256(b).hexdigest() for b in bodies}}),
-                          "downloads": cache.stats().downloads}}))
+        print(json.dumps({"digests": sorted({hashlib.sha256(b).hexdigest() for b in bodies}),
+                          "downloads": cache.stats().downloads}))
 
     asyncio.run(main())
     """
@@ -338,7 +350,7 @@ async def test_processes_sharing_a_directory_all_read_correct_content(
     await publish(cached_repo, "app", content)
     await cached_repo.put_alias("app", "prod", 1)
     cache.clear()
-    script = _WORKER.format(region=REGION, bucket=BUCKET, table=TABLE, backend=backend)
+    script = worker(_WORKER, backend)
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
