@@ -60,6 +60,14 @@ log = logging.getLogger("versioned_async")
 _PUBLISH_ATTEMPTS = 100
 
 
+def _top_holding(listed: list[tuple[str, ListedObject]], etag: str) -> str | None:
+    """The highest version, when it holds the object ``etag`` names (LATEST's, or the
+    content a publisher read): what publishing that content again returns."""
+    if len(listed) == 2 and listed[0][0] == LATEST and listed[1][1].etag == etag:
+        return listed[1][0]
+    return None
+
+
 def _next_number(name: str, listed: list[tuple[str, ListedObject]]) -> int:
     """The number after the highest, from a listing of the first two version keys."""
     if not listed or listed[0][0] != LATEST:
@@ -265,23 +273,24 @@ class S3OnlyRepository(BaseRepository):
         highest version was published (equal ETags), that version is
         returned and nothing is written. Unlike `versioned`, the version object
         is created with a conditional write (``If-None-Match: *``): when a
-        concurrent publisher took the number first, this one takes the next,
-        so concurrent publishers of this library get distinct numbers. LATEST
-        is read once (body, metadata, tags) and written under the new key: one
-        download and one upload, since S3 has no conditional server-side copy
-        that every engine honours (moto ignores one).
+        concurrent publisher took the number first, this one takes the next
+        (or returns the winner's version when it holds the same content), so
+        a number never names two contents and concurrent publishes of one
+        LATEST make one version. LATEST is read once (body, metadata, tags)
+        and written under the new key: one download and one upload, since S3
+        has no conditional server-side copy that every engine honours (moto
+        ignores one).
         """
         _layout.validate_name(name)
         listed = await self._listed_versions(name, limit=2)
-        latest_unchanged = len(listed) == 2 and listed[0][0] == LATEST
-        if latest_unchanged and listed[0][1].etag == listed[1][1].etag:
-            return self._artifact(await self._visible_item(name, listed[1][0]))
+        if listed and (top := _top_holding(listed, listed[0][1].etag)) is not None:
+            return self._artifact(await self._visible_item(name, top))
         aws = self._backend
         with tempfile.TemporaryDirectory(prefix="versioned-async-") as scratch:
             body, info, tags = await self._snapshot_latest(name, Path(scratch) / "latest")
             assert info.sha256 is not None
             meta = {_layout.META_NAME: name, _layout.META_SHA256: info.sha256, **info.metadata}
-            for attempt in range(_PUBLISH_ATTEMPTS):
+            for _attempt in range(_PUBLISH_ATTEMPTS):
                 number = _next_number(name, listed)
                 stored = _layout.encode_version(number)
                 claimed = await aws.upload(
@@ -297,8 +306,10 @@ class S3OnlyRepository(BaseRepository):
                 if claimed:
                     break
                 log.info("%s: version %d was taken by another publisher; next", name, number)
-                if attempt + 1 < _PUBLISH_ATTEMPTS:
-                    listed = await self._listed_versions(name, limit=2)
+                listed = await self._listed_versions(name, limit=2)
+                if (top := _top_holding(listed, info.etag)) is not None:
+                    # the winner published this very content: that is our version too
+                    return self._artifact(await self._visible_item(name, top))
             else:
                 raise ConflictError(f"could not claim a version number for {name!r}; retry")
         written = await aws.head_object(self.layout.key(name, stored))

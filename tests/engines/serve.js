@@ -11,8 +11,9 @@
 // Used by tests/engines.py. A launcher rather than the packages' CLIs because
 // dynalite's CLI cannot listen on port 0, and s3rver's only accepts its built-in
 // S3RVER/S3RVER key while the tests sign with fake credentials of their own. It also
-// fixes three s3rver bugs (patchS3rverDeleteRace, patchS3rverAtomicWrites,
-// fixCopySourceDecoding) and one dynalite bug (survivePeersHangingUp).
+// fixes five s3rver bugs (patchS3rverDeleteRace, patchS3rverAtomicWrites,
+// patchS3rverConditionalWrites, patchS3rverNestedCommonPrefixes, fixCopySourceDecoding)
+// and one dynalite bug (survivePeersHangingUp).
 'use strict';
 
 const [engine, ...args] = process.argv.slice(2);
@@ -35,15 +36,22 @@ function exitWithParent(close) {
 // the whole DeleteObjects into a 500 InternalError (botocore retries it). Same logic,
 // but a directory that is already gone ends the clean-up instead of failing the request.
 // (The unlinks also hold the key's lock, see patchS3rverAtomicWrites: a GET sees the
-// whole object or none of it.)
+// whole object or none of it; and a DeleteObject with If-Match checks it under that
+// lock, see patchS3rverConditionalWrites.)
 function patchS3rverDeleteRace() {
   const fs = require('fs');
   const path = require('path');
   const FilesystemStore = require('s3rver/lib/stores/filesystem');
+  // the original, unlocked (patchS3rverAtomicWrites, installed after this, locks it)
+  const readMetadata = FilesystemStore.prototype.getMetadata;
   // lib/stores/filesystem.js deleteObject, with the readdir guarded
   FilesystemStore.prototype.deleteObject = async function deleteObject(bucket, key) {
-    await withKeyLock(bucket, key, () =>
-      Promise.all(
+    const condition = writeConditions.getStore();
+    await withKeyLock(bucket, key, async () => {
+      await checkWriteCondition(condition, bucket, key, () =>
+        readMetadata.call(this, bucket, key),
+      );
+      await Promise.all(
         [
           this.getResourcePath(bucket, key, 'object'),
           this.getResourcePath(bucket, key, 'object.md5'),
@@ -53,8 +61,8 @@ function patchS3rverDeleteRace() {
             if (err.code !== 'ENOENT') throw err;
           }),
         ),
-      ),
-    );
+      );
+    });
     const bucketPath = this.getBucketPath(bucket);
     const parts = key.split('/');
     parts.pop();
@@ -105,10 +113,11 @@ function withKeyLock(bucket, key, fn) {
 // key, leaves that key's old .md5 behind), and CompleteMultipartUpload goes through
 // putObject. So: putObject writes the three files to temporary files in the storage
 // root (not in the bucket, where ListObjects' walk would stat them as they vanish) and
-// renames them into place under the key's lock; getObject and getMetadata read the
-// metadata files and open the object file under the same lock (an open file keeps its
-// old contents when a rename replaces it); copyObject is a locked read of the source
-// streamed through putObject.
+// renames them into place under the key's lock (having checked the request's If-Match
+// or If-None-Match there first, see patchS3rverConditionalWrites); getObject and
+// getMetadata read the metadata files and open the object file under the same lock (an
+// open file keeps its old contents when a rename replaces it); copyObject is a locked
+// read of the source streamed through putObject.
 function patchS3rverAtomicWrites() {
   const crypto = require('crypto');
   const fs = require('fs');
@@ -150,6 +159,7 @@ function patchS3rverAtomicWrites() {
   // metadata is what getMetadata returns right after the commit
   async function storeObject(store, object) {
     const { bucket, key } = object;
+    const condition = writeConditions.getStore(); // the request's, if any
     const objectTemp = tempPath(store);
     const md5Temp = tempPath(store);
     const metadataTemp = tempPath(store);
@@ -186,6 +196,9 @@ function patchS3rverAtomicWrites() {
       const objectPath = store.getResourcePath(bucket, key, 'object');
       await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
       const metadata = await withKeyLock(bucket, key, async () => {
+        await checkWriteCondition(condition, bucket, key, () =>
+          readMetadata.call(store, bucket, key),
+        );
         await renameInto(md5Temp, store.getResourcePath(bucket, key, 'object.md5'));
         await renameInto(metadataTemp, store.getResourcePath(bucket, key, 'metadata.json'));
         await renameInto(objectTemp, objectPath);
@@ -256,6 +269,231 @@ function patchS3rverAtomicWrites() {
   };
 }
 
+// s3rver 3.7.1 bug: conditional writes are ignored. S3 (and moto) refuse a PutObject or
+// CompleteMultipartUpload with `If-None-Match: *` onto an existing key, and one with
+// `If-Match: <etag>` or a DeleteObject with `If-Match: <etag>` when the key's ETag is
+// another (412 PreconditionFailed) or the key does not exist (404 NoSuchKey); s3rver
+// writes and deletes regardless, so two publishers racing for one key both "win".
+// The three controllers now run inside writeConditions (an AsyncLocalStorage) holding
+// the request's conditions, and the store checks them where it commits: in
+// storeObject (patchS3rverAtomicWrites) and deleteObject (patchS3rverDeleteRace), under
+// the key's lock, just before the renames or unlinks. So the check and the write are
+// one step for every other writer of the key (each of which commits under that lock:
+// PutObject, CopyObject, CompleteMultipartUpload, DeleteObject, DeleteObjects), and no
+// lock is held while a body streams in. As on moto: ETags compare without their quotes,
+// `If-Match: *` is compared literally (never a wildcard), an If-None-Match other than
+// `*` is ignored, If-Match is checked before If-None-Match, and CopyObject's conditions
+// are ignored. Unlike moto, which ignores it, CompleteMultipartUpload honours If-Match
+// as S3 documents. The error bodies are S3's (and moto's): PreconditionFailed with a
+// <Condition>If-Match</Condition> or <Condition>If-None-Match</Condition>, and s3rver's
+// own NoSuchKey.
+const writeConditions = new (require('async_hooks').AsyncLocalStorage)();
+
+// throws the S3 error when `condition` (a writeConditions store, or undefined) applies
+// to bucket/key and does not hold; readMetadata reads the key's metadata without the
+// lock (the caller holds it) and fails with ENOENT when there is no object
+async function checkWriteCondition(condition, bucket, key, readMetadata) {
+  if (!condition || condition.bucket !== bucket || condition.key !== key) return;
+  const S3Error = require('s3rver/lib/models/error');
+  condition.checked = true;
+  let etag = null;
+  try {
+    etag = (await readMetadata()).etag;
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  const failed = header =>
+    new S3Error(
+      'PreconditionFailed',
+      'At least one of the pre-conditions you specified did not hold',
+      { Condition: header },
+    );
+  const unquoted = value => value.replace(/"/g, '');
+  if (condition.ifMatch) {
+    if (etag === null) {
+      throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
+    }
+    if (unquoted(condition.ifMatch) !== unquoted(etag)) throw failed('If-Match');
+  }
+  if (condition.ifNoneMatch === '*' && etag !== null) throw failed('If-None-Match');
+}
+
+function patchS3rverConditionalWrites() {
+  const S3Error = require('s3rver/lib/models/error');
+  // lib/routes.js calls these through the module object, so replacing them here takes
+  // effect; they run after s3rver's authentication and bucket checks
+  const objectCtrl = require('s3rver/lib/controllers/object');
+  const { putObject, completeMultipartUpload, deleteObject } = objectCtrl;
+
+  function conditionOf(ctx, headers) {
+    const condition = { bucket: ctx.params.bucket, key: ctx.params.key, checked: false };
+    let any = false;
+    for (const [header, name] of headers) {
+      if (ctx.headers[header]) {
+        condition[name] = ctx.headers[header];
+        any = true;
+      }
+    }
+    return any ? condition : null;
+  }
+
+  const ifMatch = ['if-match', 'ifMatch'];
+  const ifNoneMatch = ['if-none-match', 'ifNoneMatch'];
+  for (const [name, original] of [
+    ['putObject', putObject],
+    ['completeMultipartUpload', completeMultipartUpload],
+  ]) {
+    objectCtrl[name] = function conditionalWrite(ctx) {
+      const condition = conditionOf(ctx, [ifMatch, ifNoneMatch]);
+      return condition ? writeConditions.run(condition, () => original(ctx)) : original(ctx);
+    };
+  }
+
+  objectCtrl.deleteObject = async function conditionalDelete(ctx) {
+    const condition = conditionOf(ctx, [ifMatch]);
+    if (!condition) return deleteObject(ctx);
+    await writeConditions.run(condition, () => deleteObject(ctx));
+    if (!condition.checked) {
+      // the controller found no object, so it neither deleted nor checked anything
+      throw new S3Error('NoSuchKey', 'The specified key does not exist.', {
+        Key: ctx.params.key,
+      });
+    }
+  };
+}
+
+// s3rver 3.7.1 bug: ListObjects with a delimiter leaves out the common prefix of keys
+// nested two or more directories below the prefix. lib/stores/filesystem.js
+// listObjects walks the bucket's directories and, to skip keys beneath a common prefix,
+// does not enter a directory whose path after the prefix contains the delimiter; the
+// common prefix is only recorded from an object file the walk meets. So with Prefix
+// "a/" and Delimiter "/", the key a/b/LATEST gives "a/b/" (its file is in a/b, which is
+// walked), but a/b/versions/000000_LATEST alone gives nothing (a/b/versions is skipped).
+// Same listObjects, but a skipped directory adds its common prefix when it holds an
+// object key after StartAfter (found by a walk that stops at the first one), and a
+// common prefix ends after the whole delimiter, not after its first character.
+function patchS3rverNestedCommonPrefixes() {
+  const fs = require('fs');
+  const path = require('path');
+  const { format } = require('util');
+  const { zip } = require('lodash');
+  const FilesystemStore = require('s3rver/lib/stores/filesystem');
+  const S3Object = require('s3rver/lib/models/object');
+  const { walk } = require('s3rver/lib/utils');
+  const objectSuffix = format('%s._S3rver_%s', '', 'object');
+
+  // the object files under dir, depth first; a directory removed meanwhile (by a
+  // concurrent deletion's clean-up) holds none
+  function* objectFiles(dir) {
+    let entries;
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      const filePath = path.posix.join(dir, entry.name);
+      if (entry.isDirectory()) yield* objectFiles(filePath);
+      else if (entry.name.endsWith(objectSuffix)) yield filePath;
+    }
+  }
+
+  // lib/stores/filesystem.js listObjects, with the skipped directories' common prefixes
+  FilesystemStore.prototype.listObjects = async function listObjects(bucket, options) {
+    const { delimiter = '', startAfter = '', prefix = '', maxKeys = Infinity } = options;
+    const bucketPath = this.getBucketPath(bucket);
+
+    const delimiterEnc = FilesystemStore.encodeKeyPath(delimiter);
+    const startAfterPath = [bucketPath, FilesystemStore.encodeKeyPath(startAfter)].join('/');
+    const prefixPath = [bucketPath, FilesystemStore.encodeKeyPath(prefix)].join('/');
+    const keyOf = keyPath =>
+      FilesystemStore.decodeKeyPath(keyPath.slice(bucketPath.length + 1, -objectSuffix.length));
+    const commonPrefixOf = key => {
+      const idx = key.slice(prefix.length).indexOf(delimiter);
+      return idx === -1 ? null : key.slice(0, prefix.length + idx + delimiter.length);
+    };
+
+    const commonPrefixes = new Set();
+    const it = walk(bucketPath, dirPath => {
+      // avoid directories occurring before the startAfter parameter
+      if (dirPath < startAfterPath && startAfterPath.indexOf(dirPath) === -1) {
+        return false;
+      }
+      if (dirPath.startsWith(prefixPath)) {
+        if (delimiterEnc && dirPath.slice(prefixPath.length).indexOf(delimiterEnc) !== -1) {
+          // avoid directories occurring beneath a common prefix, but list that prefix
+          // if they hold a key (every key in them has the same one)
+          const dirPrefix = commonPrefixOf(
+            FilesystemStore.decodeKeyPath(dirPath.slice(bucketPath.length + 1)),
+          );
+          if (!commonPrefixes.has(dirPrefix)) {
+            for (const keyPath of objectFiles(dirPath)) {
+              const key = keyOf(keyPath);
+              if (key > startAfter && key.startsWith(prefix)) {
+                commonPrefixes.add(commonPrefixOf(key));
+                break;
+              }
+            }
+          }
+          return false;
+        }
+      } else if (!prefixPath.startsWith(dirPath)) {
+        // avoid directories that do not intersect with any part of the prefix
+        return false;
+      }
+      return true;
+    });
+
+    const keys = [];
+    let isTruncated = false;
+    for (const keyPath of it) {
+      if (!keyPath.endsWith(objectSuffix)) {
+        continue;
+      }
+
+      const key = keyOf(keyPath);
+
+      if (key <= startAfter || !key.startsWith(prefix)) {
+        continue;
+      }
+
+      if (delimiter) {
+        const commonPrefix = commonPrefixOf(key);
+        if (commonPrefix !== null) {
+          // add to common prefixes before filtering this key out
+          commonPrefixes.add(commonPrefix);
+          continue;
+        }
+      }
+
+      if (keys.length < maxKeys) {
+        keys.push(key);
+      } else {
+        isTruncated = true;
+        break;
+      }
+    }
+
+    const metadataArr = await Promise.all(
+      keys.map(key =>
+        this.getMetadata(bucket, key).catch(err => {
+          if (err.code === 'ENOENT') return undefined;
+          throw err;
+        }),
+      ),
+    );
+
+    return {
+      objects: zip(keys, metadataArr)
+        .filter(([, metadata]) => metadata !== undefined)
+        .map(([key, metadata]) => new S3Object(bucket, key, null, metadata)),
+      commonPrefixes: [...commonPrefixes].sort(),
+      isTruncated,
+    };
+  };
+}
+
 // s3rver 3.7.1 bug: CopyObject decodes x-amz-copy-source with decodeURI, which leaves
 // escaped reserved characters (%3D, %2B, %40, %3A, %2C, %3B, %24, %26, %23, %3F) as they
 // are, so the copy of a key such as "a/=/LATEST" looks for "a/%3D/LATEST" and fails with
@@ -318,6 +556,8 @@ if (engine === 'dynalite') {
   AWSAccount.registry.get = keyId => registered(keyId) || anyKey;
   patchS3rverDeleteRace();
   patchS3rverAtomicWrites();
+  patchS3rverConditionalWrites();
+  patchS3rverNestedCommonPrefixes();
   const server = new S3rver({
     address: '127.0.0.1',
     port: 0,

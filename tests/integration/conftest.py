@@ -14,11 +14,7 @@ from tests.conftest import RepoFactory
 from tests.proxy import CountingProxy
 from versioned_async import Repository
 
-#: what s3rver (the node engine) lacks that the S3-only layout meets: engine_gap reasons
-S3_NESTED_LISTING = (
-    "s3rver lists no CommonPrefixes for keys two folders below the prefix (names/versions/...)"
-)
-S3_NO_CONDITIONS = "s3rver ignores If-None-Match and If-Match on PutObject and DeleteObject"
+#: what s3rver (the node engine) lacks that the S3-only layout meets: an engine_gap reason
 S3_NO_TAGS = "s3rver drops the x-amz-tagging of PutObject: GetObjectTagging returns no tags"
 
 #: after this many seconds a test's proxy goes down, so a call stuck on it fails, not hangs

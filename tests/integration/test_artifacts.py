@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE
-from tests.integration.conftest import S3_NESTED_LISTING
 from versioned_async import Artifact, Repository, exc
 
 pytestmark = pytest.mark.both_backends
@@ -145,7 +144,6 @@ async def test_list_artifact_versions_pages_through_more_than_one_megabyte(
     assert versions[-1].version == "1"
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_list_artifact_names_is_sorted(repo: Repository) -> None:
     for name in ("zeta", "alpha", "mid"):
         await repo.put_artifact(name, b"x")
@@ -159,7 +157,6 @@ async def test_list_artifact_names_pages_past_a_thousand(repo: Repository, s3: A
     assert await repo.list_artifact_names() == names
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_list_artifact_names_respects_prefix_and_suffix(
     make_repo: Any, object_key: Any
 ) -> None:

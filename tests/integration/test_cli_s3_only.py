@@ -21,7 +21,6 @@ from click.testing import CliRunner, Result
 
 import versioned_async._base
 from tests.conftest import BUCKET, REGION, TABLE
-from tests.integration.conftest import S3_NESTED_LISTING
 from versioned_async import S3OnlyRepository
 from versioned_async.cli import main
 
@@ -249,7 +248,6 @@ def test_a_table_with_backend_s3_is_a_usage_error(
 # -- artifacts -----------------------------------------------------------------------
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING)
 def test_put_publish_versions_names_get(
     cli: Run, endpoint_url: str, aio_session: AioSession, tmp_path: Path
 ) -> None:

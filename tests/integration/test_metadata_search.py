@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE
-from tests.integration.conftest import S3_NESTED_LISTING
 from tests.interop import conftest as interop
 from tests.proxy import CountingProxy
 from versioned_async import Artifact, Repository, exc
@@ -103,7 +102,6 @@ async def test_find_handles_keys_with_dots_dashes_and_reserved_words(repo: Repos
     assert found(hits) == [("app", "1")]
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_find_leaves_out_deleted_versions(repo: Repository, backend: str) -> None:
     await put_and_publish(repo, "app", b"one", stage="prod")
     await put_and_publish(repo, "app", b"two", stage="prod")
@@ -118,7 +116,6 @@ async def test_find_leaves_out_deleted_versions(repo: Repository, backend: str) 
     assert found(await repo.find_artifact_versions(None, {"stage": "prod"})) == expected
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_find_without_latest_returns_numbered_versions_only(repo: Repository) -> None:
     await put_and_publish(repo, "app", b"one", stage="prod")
     await put_and_publish(repo, "web", b"two", stage="prod")
@@ -169,7 +166,6 @@ async def test_find_of_an_unknown_name_is_empty(repo: Repository) -> None:
 # -- across the repository (a Scan) --------------------------------------------------
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_find_across_names_sorts_by_name_then_latest_first(repo: Repository) -> None:
     await put_and_publish(repo, "web", b"w1", stage="prod")
     await put_and_publish(repo, "app", b"a1", stage="prod")
@@ -211,7 +207,6 @@ async def test_find_across_names_ignores_alias_and_other_items(
     assert found(everything) == [("app", "LATEST"), ("app", "1")]
 
 
-@pytest.mark.engine_gap(S3_NESTED_LISTING, backend="s3")
 async def test_find_across_names_limit_keeps_the_first_in_order(repo: Repository) -> None:
     await put_and_publish(repo, "web", b"w1", stage="prod")
     await put_and_publish(repo, "app", b"a1", stage="prod")
