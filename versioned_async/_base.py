@@ -137,6 +137,27 @@ def _search_metadata(metadata: object) -> dict[str, str]:
     return _layout.validate_metadata(metadata)
 
 
+def holds_already(
+    head: ObjectInfo | None,
+    sha256: str,
+    tags: Mapping[str, str],
+    content_type: str | None,
+    metadata: Mapping[str, str] | None,
+    user_meta: Mapping[str, str],
+) -> bool:
+    """Whether LATEST's object (``head``) already is what a put asks for, so that the put
+    uploads nothing: the same content, and the same content type and metadata where
+    given (``metadata`` as passed, ``user_meta`` as validated). Tags are not read back,
+    so a put with tags always uploads."""
+    return (
+        head is not None
+        and head.sha256 == sha256
+        and not tags
+        and (content_type is None or content_type == head.content_type)
+        and (metadata is None or user_meta == head.metadata)
+    )
+
+
 def search_arguments(
     name: str | None, metadata: object, include_latest: object, limit: object
 ) -> dict[str, str]:
@@ -638,6 +659,13 @@ class BaseRepository:
     async def list_artifact_names(self) -> list[str]:
         """Names of every artifact with content in the repository, sorted."""
         return sorted(await self._backend.list_folders(self.layout.root))
+
+    async def _hash_object(self, name: str, stored: str) -> str:
+        """sha256 of an object written without our metadata (by some other tool)."""
+        got = await self._backend.get_object(self.layout.key(name, stored))
+        if got is None:
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return await sha256_of(got[0])
 
     async def _visible_item(self, name: str, stored: str) -> VersionItem:
         """The readable version ``stored`` of ``name``, else ``ArtifactNotFoundError``."""

@@ -30,8 +30,8 @@ from ._base import (
     describe_object,
     has_metadata,
     hash_source,
+    holds_already,
     search_arguments,
-    sha256_of,
 )
 from ._codec import AliasItem, VersionItem
 from ._layout import LATEST, VersionLike
@@ -247,13 +247,7 @@ class Repository(AliasOperations, BaseRepository):
             asyncio.gather(aws.head_object(key), aws.get_item(name, LATEST)),
         )
         item = None if raw_item is None else _codec.structure_version_item(raw_item)
-        unchanged = (
-            head is not None
-            and head.sha256 == sha
-            and not tag_map
-            and (content_type is None or content_type == head.content_type)
-            and (metadata is None or user_meta == head.metadata)
-        )
+        unchanged = holds_already(head, sha, tag_map, content_type, metadata, user_meta)
         if unchanged and head is not None:
             if item is not None and item.is_visible and item.sha256 == sha:
                 if item.metadata is None:  # written by `versioned`: the object knows the rest
@@ -545,13 +539,6 @@ class Repository(AliasOperations, BaseRepository):
         """Release reservations an earlier failed publish could not, so no number is skipped."""
         for stored, token in list(self._unreleased.get(name, {}).items()):
             await self._release_reservation(name, stored, token)
-
-    async def _hash_object(self, name: str, stored: str) -> str:
-        """sha256 of an object written without our metadata (by some other tool)."""
-        got = await self._backend.get_object(self.layout.key(name, stored))
-        if got is None:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return await sha256_of(got[0])
 
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
         """Soft-delete a version: hidden from get and list, its number never reused.

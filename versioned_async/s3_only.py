@@ -35,6 +35,7 @@ from ._base import (
     describe_object,
     has_metadata,
     hash_source,
+    holds_already,
     search_arguments,
     sha256_of,
 )
@@ -169,14 +170,7 @@ class S3OnlyRepository(BaseRepository):
         aws = self._backend
         key = self.layout.key(name, LATEST)
         (sha, size), head = await asyncio.gather(hash_source(body), aws.head_object(key))
-        unchanged = (
-            head is not None
-            and head.sha256 == sha
-            and not tag_map
-            and (content_type is None or content_type == head.content_type)
-            and (metadata is None or user_meta == head.metadata)
-        )
-        if not unchanged:
+        if not holds_already(head, sha, tag_map, content_type, metadata, user_meta):
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
             await aws.upload(key, body, size, meta, content_type, tag_map, sha)
             head = await aws.head_object(key)
@@ -233,12 +227,6 @@ class S3OnlyRepository(BaseRepository):
         sha = info.sha256 or await self._hash_object(name, stored)
         return describe_object(name, stored, sha, info)
 
-    async def _hash_object(self, name: str, stored: str) -> str:
-        got = await self._backend.get_object(self.layout.key(name, stored))
-        if got is None:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return await sha256_of(got[0])
-
     async def find_artifact_versions(
         self,
         name: str | None = None,
@@ -287,7 +275,8 @@ class S3OnlyRepository(BaseRepository):
             return self._artifact(await self._visible_item(name, top))
         aws = self._backend
         with tempfile.TemporaryDirectory(prefix="versioned-async-") as scratch:
-            body, info, tags = await self._snapshot_latest(name, Path(scratch) / "latest")
+            size = listed[0][1].size if listed and listed[0][0] == LATEST else 0
+            body, info, tags = await self._snapshot_latest(name, size, Path(scratch) / "latest")
             assert info.sha256 is not None
             meta = {_layout.META_NAME: name, _layout.META_SHA256: info.sha256, **info.metadata}
             for _attempt in range(_PUBLISH_ATTEMPTS):
@@ -326,17 +315,15 @@ class S3OnlyRepository(BaseRepository):
         return self._artifact(record)
 
     async def _snapshot_latest(
-        self, name: str, scratch: Path
+        self, name: str, listed_size: int, scratch: Path
     ) -> tuple[bytes | Path, ObjectInfo, dict[str, str]]:
-        """LATEST's content (in memory, or in ``scratch`` when large), info and tags, of
-        one object: verified against the sha256 its metadata records."""
+        """LATEST's content (in memory, or in ``scratch`` when its listing said it is
+        large), info and tags, of one object: verified against the sha256 its metadata
+        records."""
         aws = self._backend
         key = self.layout.key(name, LATEST)
-        head = await aws.head_object(key)
-        if head is None:
-            raise ArtifactNotFoundError(name, LATEST)
         body: bytes | Path
-        if head.size > MULTIPART_THRESHOLD:
+        if listed_size > MULTIPART_THRESHOLD:
             streamed = await aws.download_to(key, scratch)
             if streamed is None:
                 raise ArtifactNotFoundError(name, LATEST)

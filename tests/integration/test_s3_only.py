@@ -103,11 +103,11 @@ class _SlowPublisher(S3OnlyRepository):
     go_on = asyncio.Event
 
     async def _snapshot_latest(
-        self, name: str, scratch: Path
+        self, name: str, listed_size: int, scratch: Path
     ) -> tuple[bytes | Path, ObjectInfo, dict[str, str]]:
         self.listed.set()
         await self.go_on.wait()
-        return await super()._snapshot_latest(name, scratch)
+        return await super()._snapshot_latest(name, listed_size, scratch)
 
 
 async def race_a_slow_publisher(
