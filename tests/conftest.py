@@ -1,9 +1,10 @@
 """Shared fixtures: a moto server on 127.0.0.1 for the session, wiped before each test.
 
-``VERSIONED_ASYNC_TEST_ENGINE=node`` swaps moto for a second, independent
-engine, dynalite + s3rver behind one endpoint (tests/engines.py), wiped through
-the APIs before each test. ``moto`` is the default. Tests that embed moto
-themselves (``MotoServer``, ``serve-local``, the demo) use their own moto either way.
+``VERSIONED_ASYNC_TEST_ENGINE=ministack`` swaps moto for a second, independent
+engine, ministack (S3, DynamoDB and STS on one endpoint; tests/engines.py), one
+server per pytest-xdist worker, wiped before each test. ``moto`` is the default.
+Tests that embed moto themselves (``MotoServer``, ``serve-local``, the demo) use
+their own moto either way.
 """
 
 from __future__ import annotations
@@ -14,18 +15,31 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import AioSession, get_session
+from hypothesis import settings
 
 from versioned_async import Repository, S3OnlyRepository
-from versioned_async.testing import MotoServer, fake_aws_environment
+from versioned_async.testing import MotoServer, fake_aws_environment, is_testing, set_testing
 
 # Before anything creates a client: fake credentials, no ~/.aws, no instance metadata.
 os.environ.update(fake_aws_environment())
 for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(_var, None)
 
+# Hypothesis budgets: a few examples per property on every run (fresh ones each time),
+# many with VERSIONED_ASYNC_HYPOTHESIS=thorough. Pure properties take 4x the budget.
+settings.register_profile("default", max_examples=30)
+settings.register_profile("thorough", max_examples=1000)
+settings.load_profile(os.environ.get("VERSIONED_ASYNC_HYPOTHESIS", "default"))
+
+# Every retry is still sent, without the backoff before it; the `pace` fixture brings
+# the production pace back for the tests that prove it.
+set_testing(True)
+
 REGION = "us-east-1"
 BUCKET = "test-artifacts"
 TABLE = "test-versioned-artifacts"
+#: who the tests' repositories record as making alias changes
+TEST_ACTOR = "tests"
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +48,12 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
 
 
-#: which AWS engine `endpoint_url` points at: "moto" (default) or "node" (dynalite + s3rver)
+#: which AWS engine `endpoint_url` points at: "moto" (default) or "ministack" (tests/engines.py)
 ENGINE = os.environ.get("VERSIONED_ASYNC_TEST_ENGINE", "moto").strip().lower() or "moto"
-if ENGINE not in ("moto", "node"):
-    raise pytest.UsageError(f"VERSIONED_ASYNC_TEST_ENGINE must be 'moto' or 'node', not {ENGINE!r}")
+if ENGINE not in ("moto", "ministack"):
+    raise pytest.UsageError(
+        f"VERSIONED_ASYNC_TEST_ENGINE must be 'moto' or 'ministack', not {ENGINE!r}"
+    )
 
 
 #: the repository layouts a ``@pytest.mark.both_backends`` test runs on
@@ -66,9 +82,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``@pytest.mark.engine_gap(reason)``: a strict xfail on the node engine, nothing on moto.
+    """``@pytest.mark.engine_gap(reason)``: a strict xfail on ministack, nothing on moto.
 
-    For a test (or a ``pytest.param`` case) that fails only because dynalite or s3rver
+    For a test (or a ``pytest.param`` case) that fails only because ministack
     lacks something S3/DynamoDB (and moto) do. Strict, so the mark goes once the gap does.
     ``backend="s3"`` limits it to a ``both_backends`` test's S3-only run.
     """
@@ -90,24 +106,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 )
             if only is None or only == backend:
                 reasons.append(given[0])
-        if reasons and ENGINE == "node":
-            reason = "node engine: " + "; ".join(reasons)
+        if reasons and ENGINE == "ministack":
+            reason = "ministack: " + "; ".join(reasons)
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
-if ENGINE == "node":
-    from tests.engines import NodeEngines
+if ENGINE == "ministack":
+    from tests.engines import MinistackServer
 
     @pytest.fixture(scope="session")
-    def node_engines() -> Iterator[NodeEngines]:
-        with NodeEngines() as engines:
-            yield engines
+    def ministack_server() -> Iterator[MinistackServer]:
+        """One ministack per session (so per pytest-xdist worker), in its own venv."""
+        with MinistackServer() as server:
+            yield server
 
     @pytest.fixture
-    def endpoint_url(node_engines: NodeEngines) -> str:
-        """dynalite + s3rver behind one endpoint, every table and bucket deleted (~50 ms)."""
-        node_engines.reset()
-        return node_engines.endpoint_url
+    def endpoint_url(ministack_server: MinistackServer) -> str:
+        """The ministack endpoint, wiped clean for this test."""
+        ministack_server.reset()
+        return ministack_server.endpoint_url
 
 else:
 
@@ -116,6 +133,19 @@ else:
         """The moto endpoint, wiped clean for this test."""
         moto_server.reset()
         return moto_server.endpoint_url
+
+
+@pytest.fixture(params=["testing"])
+def pace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The retry pace of the clients the test opens: ``"testing"`` (no backoff, short
+    timeouts; the suite's default) or, parametrised indirectly, ``"production"``
+    (botocore's real backoff and the library's default timeouts)."""
+    was_testing = is_testing()
+    set_testing(request.param == "testing")
+    try:
+        yield request.param
+    finally:
+        set_testing(was_testing)
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +182,9 @@ def make_repo(endpoint_url: str, aio_session: AioSession, backend: str) -> RepoF
             settings.update(kwargs)
             return S3OnlyRepository(**settings)  # type: ignore[arg-type, return-value]
         settings["dynamodb_table_name"] = TABLE
+        # alias history names an actor: given, so that no test pays for an STS call it
+        # does not test (``actor=None`` brings the caller's identity back)
+        settings["actor"] = TEST_ACTOR
         settings.update(kwargs)
         return Repository(**settings)  # type: ignore[arg-type]
 

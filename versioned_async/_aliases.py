@@ -21,6 +21,7 @@ from aiobotocore.session import AioSession, get_session
 from . import _codec, _history, _layout, _rollout
 from ._aws import AwsBackend, caller_arn
 from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
+from ._gather import gather_or_cancel
 from ._layout import VersionLike
 from .cache import LocalCache
 from .exc import (
@@ -305,7 +306,7 @@ class AliasOperations:
                 return
 
     async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
-        raw, newest = await asyncio.gather(
+        raw, newest = await gather_or_cancel(
             self._backend.get_item(_layout.alias_pk(name), alias),
             self._newest_history(name, alias, until=as_of),
         )
@@ -555,7 +556,7 @@ class AliasOperations:
         actor = _layout.validate_note("actor", actor)
         reason = _layout.validate_note("reason", reason)
         wanted = _layout.encode_version(to_version)
-        raw, _ = await asyncio.gather(
+        raw, _ = await gather_or_cancel(
             self._backend.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
         )
         if raw is None:

@@ -28,8 +28,9 @@ import attrs
 import botocore.exceptions as bce
 from aiobotocore.config import AioConfig
 
-from . import _layout
+from . import _layout, _pacing
 from ._coalesce import Coalescer
+from ._gather import gather_or_cancel
 from ._s3_options import S3Options
 from .exc import BackendError, BackendUnavailableError, ConflictError, RepositoryNotFoundError
 
@@ -361,7 +362,7 @@ class AwsBackend:
                     received,
                     type(err).__name__,
                 )
-            await asyncio.sleep(random.uniform(0, min(0.05 * 2**cut, 1.0)))
+            await _pacing.pause(random.uniform(0, min(0.05 * 2**cut, 1.0)))
             try:
                 resumed = await self._get_object_or_none(
                     key, Range=f"bytes={received}-", IfMatch=etag
@@ -516,7 +517,7 @@ class AwsBackend:
 
         try:
             count = max(1, -(-size // PART_SIZE))
-            parts = list(await asyncio.gather(*(part(n) for n in range(1, count + 1))))
+            parts = list(await gather_or_cancel(*(part(n) for n in range(1, count + 1))))
         finally:
             if handle is not None:
                 handle.close()
@@ -638,7 +639,7 @@ class AwsBackend:
             pending = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
             if not pending:
                 return found
-            await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))  # jitter
+            await _pacing.pause(random.uniform(0, 0.05 * 2**attempt))  # jitter
         for key in pending:  # still throttled: one GetItem each, with botocore's retries
             pk, sk = key["pk"]["S"], key["sk"]["S"]
             item = await self._get_one(pk, sk)
@@ -947,6 +948,7 @@ async def caller_arn(session: Any, region: str | None, endpoint_url: str | None)
         async with session.create_client(
             "sts", region_name=region or "us-east-1", endpoint_url=endpoint_url, config=config
         ) as sts:
+            _pacing.pace_client(sts)
             arn = (await sts.get_caller_identity()).get("Arn")
     except Exception as err:
         log.info("alias history: caller identity unknown (%s); actor left empty", err)

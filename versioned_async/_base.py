@@ -19,7 +19,7 @@ import os
 import random
 import secrets
 import shutil
-from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +29,7 @@ import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from . import _codec, _layout
+from . import _codec, _layout, _pacing
 from ._aws import AwsBackend, ObjectInfo
 from ._codec import AliasItem, VersionItem
 from ._freshness import Freshness, freshness, may_serve_stale
@@ -241,7 +241,8 @@ class BaseRepository:
             read_timeout=60,
             s3={"addressing_style": "path"} if endpoint_url else None,
         )
-        self._client_config = config.merge(client_config) if client_config else config
+        self._default_config = config
+        self._user_config = client_config
         self._stack: AsyncExitStack | None = None
         self._aws: AwsBackend | None = None
 
@@ -266,17 +267,23 @@ class BaseRepository:
         session = self._session or get_session()
         stack = AsyncExitStack()
         try:
+            # the testing pace (if on) over the defaults, the caller's settings over both
+            config = _pacing.client_config(self._default_config)
+            if self._user_config is not None:
+                config = config.merge(self._user_config)
             clients = [
                 await stack.enter_async_context(
                     session.create_client(
                         service,
                         region_name=self.aws_region,
                         endpoint_url=self.endpoint_url,
-                        config=self._client_config,
+                        config=config,
                     )
                 )
                 for service in self._SERVICES
             ]
+            for client in clients:
+                _pacing.pace_client(client)
         except BaseException:
             await stack.aclose()
             raise
@@ -761,22 +768,3 @@ class BaseRepository:
         model = _codec.item_to_alias(item, self.layout)
         bind(model, self)
         return model
-
-
-async def bounded_gather(coros: Iterable[Awaitable[_T]], limit: int) -> list[_T]:
-    """``gather`` with at most ``limit`` awaitables in flight."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(aw: Awaitable[_T]) -> _T:
-        async with semaphore:
-            return await aw
-
-    tasks = [asyncio.ensure_future(run(c)) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        # the caller is told the whole call failed: nothing of it may land afterwards
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -26,7 +26,6 @@ from ._aws import ObjectInfo
 from ._base import (
     BULK_CONCURRENCY,
     BaseRepository,
-    bounded_gather,
     describe_object,
     has_metadata,
     hash_source,
@@ -34,6 +33,7 @@ from ._base import (
     search_arguments,
 )
 from ._codec import AliasItem, VersionItem
+from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from .cache import LocalCache
 from .exc import (
@@ -211,7 +211,7 @@ class Repository(AliasOperations, BaseRepository):
                 "give both dynamodb_write_capacity_units and dynamodb_read_capacity_units, "
                 "or neither for an on-demand table"
             )
-        await asyncio.gather(
+        await gather_or_cancel(
             self._backend.ensure_bucket(self.aws_region),
             self._backend.ensure_table(dynamodb_read_capacity_units, dynamodb_write_capacity_units),
         )
@@ -242,9 +242,9 @@ class Repository(AliasOperations, BaseRepository):
         tag_map = _layout.validate_tags(tags)
         aws = self._backend
         key = self.layout.key(name, LATEST)
-        (sha, size), (head, raw_item) = await asyncio.gather(
+        (sha, size), (head, raw_item) = await gather_or_cancel(
             hash_source(body),
-            asyncio.gather(aws.head_object(key), aws.get_item(name, LATEST)),
+            gather_or_cancel(aws.head_object(key), aws.get_item(name, LATEST)),
         )
         item = None if raw_item is None else _codec.structure_version_item(raw_item)
         unchanged = holds_already(head, sha, tag_map, content_type, metadata, user_meta)
@@ -626,7 +626,7 @@ class Repository(AliasOperations, BaseRepository):
         keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
         if not isinstance(dry_run, bool):
             raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
-        versions, aliases, holds = await asyncio.gather(
+        versions, aliases, holds = await gather_or_cancel(
             self.list_artifact_versions(name), self._alias_tokens(name), self.list_protected(name)
         )
         purge_time = _codec.utcnow()

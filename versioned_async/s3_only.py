@@ -14,7 +14,6 @@ README's comparison of the two backends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import tempfile
@@ -31,7 +30,6 @@ from ._aws import MULTIPART_THRESHOLD, ListedObject, ObjectInfo
 from ._base import (
     BULK_CONCURRENCY,
     BaseRepository,
-    bounded_gather,
     describe_object,
     has_metadata,
     hash_source,
@@ -40,6 +38,7 @@ from ._base import (
     sha256_of,
 )
 from ._codec import AliasItem, VersionItem
+from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from ._s3_only_layout import S3OnlyLayout
 from .cache import LocalCache
@@ -169,7 +168,7 @@ class S3OnlyRepository(BaseRepository):
         tag_map = _layout.validate_tags(tags)
         aws = self._backend
         key = self.layout.key(name, LATEST)
-        (sha, size), head = await asyncio.gather(hash_source(body), aws.head_object(key))
+        (sha, size), head = await gather_or_cancel(hash_source(body), aws.head_object(key))
         if not holds_already(head, sha, tag_map, content_type, metadata, user_meta):
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
             await aws.upload(key, body, size, meta, content_type, tag_map, sha)
@@ -420,7 +419,7 @@ class S3OnlyRepository(BaseRepository):
         target = _alias_target(version, secondary_version, secondary_version_weight)
         expected = None if if_update_at is None else _aware(if_update_at, "if_update_at")
         wanted = [v for v in target[:2] if v is not None]
-        infos = await asyncio.gather(
+        infos = await gather_or_cancel(
             *(self._backend.head_object(self.layout.key(name, v)) for v in wanted)
         )
         for stored, info in zip(wanted, infos, strict=True):
@@ -529,7 +528,7 @@ class S3OnlyRepository(BaseRepository):
         keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
         if not isinstance(dry_run, bool):
             raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
-        versions, aliases = await asyncio.gather(self._versions(name), self.list_aliases(name))
+        versions, aliases = await gather_or_cancel(self._versions(name), self.list_aliases(name))
         etags = {_layout.decode_version(item.sk): etag for item, etag in versions}
         purge_time = _codec.utcnow()
         doomed = _retention.plan_purge(

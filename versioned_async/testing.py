@@ -1,6 +1,15 @@
-"""An embedded moto server on loopback, for tests, the quick start and local work.
+"""Testing helpers: the retry pace for test sessions, and an embedded moto server.
 
-Needs the ``local`` extra (``pip install 'versioned_async[local]'``)::
+:func:`set_testing` takes botocore's and the library's backoff out of every
+client opened afterwards, and shortens its timeouts, while keeping every retry
+(call it once, e.g. in a ``conftest.py``)::
+
+    from versioned_async.testing import set_testing
+
+    set_testing(True)
+
+:class:`MotoServer` runs moto on loopback; it needs the ``local`` extra
+(``pip install 'versioned_async[local]'``)::
 
     with MotoServer() as server:
         async with Repository("us-east-1", "bucket", endpoint_url=server.endpoint_url) as repo:
@@ -19,7 +28,9 @@ import urllib.request
 from types import TracebackType
 from typing import Any
 
-__all__ = ["MotoServer", "fake_aws_environment"]
+from ._pacing import is_testing, set_testing
+
+__all__ = ["MotoServer", "fake_aws_environment", "is_testing", "set_testing"]
 
 #: what credentials/config the SDK needs to talk to moto and nothing else
 FAKE_AWS_ENV = {

@@ -14,9 +14,6 @@ from tests.conftest import RepoFactory
 from tests.proxy import CountingProxy
 from versioned_async import Repository
 
-#: what s3rver (the node engine) lacks that the S3-only layout meets: an engine_gap reason
-S3_NO_TAGS = "s3rver drops the x-amz-tagging of PutObject: GetObjectTagging returns no tags"
-
 #: after this many seconds a test's proxy goes down, so a call stuck on it fails, not hangs
 PROXY_DEADLINE_SECS = float(os.environ.get("PROXY_DEADLINE_SECS", "60"))
 

@@ -135,11 +135,12 @@ async def test_the_actor_defaults_to_the_repository_actor(make_repo: RepoFactory
     assert [c.actor for c in changes] == ["someone", "deploy-pipeline"]
 
 
-@pytest.mark.engine_gap("no STS on the node engine: GetCallerIdentity goes to s3rver")
-async def test_the_actor_defaults_to_the_callers_aws_identity(repo: Repository) -> None:
-    await published(repo, count=1)
-    await repo.put_alias("app", "prod", 1)
-    [change] = (await repo.list_alias_history("app", "prod")).changes
+async def test_the_actor_defaults_to_the_callers_aws_identity(make_repo: RepoFactory) -> None:
+    async with make_repo(actor=None) as repo:
+        await repo.bootstrap()
+        await published(repo, count=1)
+        await repo.put_alias("app", "prod", 1)
+        [change] = (await repo.list_alias_history("app", "prod")).changes
     assert change.actor is not None
     assert change.actor.startswith("arn:aws:")
 

@@ -39,9 +39,6 @@ async def test_put_artifact_records_content_type_and_metadata(repo: Repository) 
     assert art.metadata == {"team": "data"}
 
 
-@pytest.mark.engine_gap(
-    "s3rver drops the x-amz-tagging of PutObject: GetObjectTagging returns no tags"
-)
 async def test_put_artifact_stores_tags_on_the_object(
     repo: Repository, s3: Any, object_key: Any
 ) -> None:

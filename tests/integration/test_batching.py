@@ -9,19 +9,26 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import BUCKET, TABLE
 from tests.proxy import CountingProxy
+from tests.seed import seed_dynamodb_layout
 from versioned_async import LocalCache, Repository, exc
 
 NAMES = [f"svc-{i:03d}" for i in range(30)]
 
 
 @pytest.fixture
-async def published(repo: Repository) -> Repository:
-    """30 artifacts with version 1 published and ``prod`` on it."""
-    for name in NAMES:
-        await repo.put_artifact(name, f"content of {name}".encode())
-        await repo.publish_artifact_version(name)
-        await repo.put_alias(name, "prod", 1)
+async def published(repo: Repository, s3: Any, dynamodb: Any) -> Repository:
+    """30 artifacts with version 1 published and ``prod`` on it (seeded: these tests
+    are about reading)."""
+    await seed_dynamodb_layout(
+        s3,
+        dynamodb,
+        bucket=BUCKET,
+        table=TABLE,
+        artifacts={name: [f"content of {name}".encode()] for name in NAMES},
+        aliases={(name, "prod"): (1, None, None) for name in NAMES},
+    )
     return repo
 
 

@@ -243,9 +243,6 @@ async def test_large_download_streams_with_bounded_memory(
     assert _sha256_file(target) == _sha256_file(source)
 
 
-@pytest.mark.engine_gap(
-    "s3rver's multipart ETag is the MD5 of the whole body, without the '-<parts>' suffix"
-)
 async def test_large_file_upload_uses_multipart_and_round_trips(
     repo: Repository, tmp_path: Path, s3: Any, object_key: Any
 ) -> None:

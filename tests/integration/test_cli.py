@@ -164,9 +164,6 @@ def test_exit_code_mapping() -> None:
 # -- put, publish, versions, names ---------------------------------------------------
 
 
-@pytest.mark.engine_gap(
-    "s3rver drops the x-amz-tagging of PutObject: GetObjectTagging returns no tags"
-)
 def test_put_from_file_publish_versions_names(cli: Run, endpoint_url: str, tmp_path: Path) -> None:
     source = tmp_path / "model.bin"
     source.write_bytes(b"model v1")

@@ -1,6 +1,10 @@
 """Reliability under faults (issue "Reliability: faults"): every call survives what AWS
 does on a bad day, with the library's default retry configuration.
 
+The suite runs at the testing pace (``versioned_async.testing.set_testing``): every
+retry is sent, without the backoff before it. Tests parametrised with
+``pace="production"`` prove the same on botocore's real backoff and default timeouts.
+
 * throttling bursts and 5xx: S3 ``503 SlowDown`` and ``500 InternalError``, DynamoDB
   ``400 ThrottlingException`` / ``ProvisionedThroughputExceededException`` and 500s;
 * read timeouts: a response held back until the client gives up (the request was
@@ -400,8 +404,9 @@ async def test_reads_survive_throttling_and_5xx(
         assert cache.stats().integrity_failures == 0
 
 
+@pytest.mark.parametrize("pace", ["testing", "production"], indirect=True)
 async def test_get_artifact_version_survives_throttling(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy
+    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, pace: str
 ) -> None:
     bursts: list[Burst] = [("GetItem", 3, 400, THROTTLING)]
     async with make_default_repo() as repo:
@@ -414,8 +419,13 @@ async def test_get_artifact_version_survives_throttling(
 # -- throttling bursts and 5xx, default retries: writes ----------------------------------
 
 
+@pytest.mark.parametrize("pace", ["testing", "production"], indirect=True)
 async def test_put_artifact_survives_throttling_on_every_request(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+    released: Released,
+    make_default_repo: RepoFactory,
+    proxy: CountingProxy,
+    writer: Repository,
+    pace: str,
 ) -> None:
     bursts: list[Burst] = [
         ("HeadObject", 2, 503, None),  # HEAD: the status alone, no body to parse
@@ -486,7 +496,7 @@ async def test_put_alias_survives_500(
 async def test_an_sts_outage_leaves_alias_changes_recorded_without_an_actor(
     released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
 ) -> None:
-    async with make_default_repo() as repo:
+    async with make_default_repo(actor=None) as repo:  # the caller's identity, from STS
         proxy.inject_errors(10, 503, op="POST /")  # STS GetCallerIdentity, every attempt
         await repo.put_alias("app", "prod", 2)
         await repo.put_alias("app", "prod", 1)  # asked once per repository, not again
@@ -767,6 +777,7 @@ def assert_resumed_with_range(proxy: CountingProxy, size: int, etag: str) -> Non
 @pytest.mark.parametrize("reset", [True, False], ids=["RST", "early-EOF"])
 @pytest.mark.parametrize("cached", [False, True], ids=["no-cache", "LocalCache"])
 @pytest.mark.parametrize("call", list(BIG_READS))
+@pytest.mark.parametrize("pace", ["testing", "production"], indirect=True)
 async def test_cut_download_resumes_with_a_range(
     big: BigArtifact,
     make_default_repo: RepoFactory,
@@ -775,6 +786,7 @@ async def test_cut_download_resumes_with_a_range(
     call: str,
     cached: bool,
     reset: bool,
+    pace: str,
 ) -> None:
     cache = LocalCache(tmp_path / "cache") if cached else None
     out = tmp_path / "out"
@@ -791,10 +803,6 @@ async def test_cut_download_resumes_with_a_range(
         assert sorted(cache.staging.iterdir()) == []
 
 
-@pytest.mark.engine_gap(
-    "s3rver ignores If-Match on GetObject: the ranged resume of a replaced object gets 206 "
-    "(the new bytes), where S3 answers 412"
-)
 @pytest.mark.parametrize("cached", [False, True], ids=["no-cache", "LocalCache"])
 @pytest.mark.parametrize("call", list(BIG_READS))
 async def test_object_replaced_between_cut_and_resume_never_mixes_bytes(

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
 from tests.proxy import CountingProxy, RequestRecord
+from tests.seed import seed_dynamodb_layout
 from versioned_async import Alias, LocalCache, Repository, exc
 
 ARTIFACTS = 100
@@ -55,25 +56,28 @@ class Released:
 
 
 @pytest.fixture
-async def released(make_repo: RepoFactory) -> Released:
-    """Published before the proxy starts (list it first), so its watchdog only times the test."""
+async def released(make_repo: RepoFactory, s3: Any, dynamodb: Any) -> Released:
+    """Published before the proxy starts (list it first), so its watchdog only times the
+    test. Seeded straight into S3 and DynamoDB: these tests are about reading."""
+    names = [f"art{i:03d}" for i in range(ARTIFACTS)]
+    canaries = set(names[::CANARY_EVERY])
     async with make_repo() as writer:
         await writer.bootstrap()
-
-        async def release(i: int) -> Alias:
-            name = f"art{i:03d}"
-            versions = ["1", "2"] if i % CANARY_EVERY == 0 else ["1"]
-            for version in versions:
-                await writer.put_artifact(name, body_of(name, version))
-                await writer.publish_artifact_version(name)
-            if len(versions) == 2:
-                return await writer.put_alias(name, "prod", 1, 2, CANARY_WEIGHT)
-            return await writer.put_alias(name, "prod", 1)
-
-        # one at a time: moto's TransactWriteItems is not thread-safe (it deep-copies the
-        # table while other requests change it, answering 500 now and then)
-        aliases = [await release(i) for i in range(ARTIFACTS)]
-    names = [a.name for a in aliases]
+        await seed_dynamodb_layout(
+            s3,
+            dynamodb,
+            bucket=BUCKET,
+            table=TABLE,
+            artifacts={
+                name: [body_of(name, v) for v in (["1", "2"] if name in canaries else ["1"])]
+                for name in names
+            },
+            aliases={
+                (name, "prod"): (1, 2, CANARY_WEIGHT) if name in canaries else (1, None, None)
+                for name in names
+            },
+        )
+        aliases = list(await asyncio.gather(*(writer.get_alias(name, "prod") for name in names)))
     sha_of_key = {
         f"{PREFIX}/{name}/{int(version):06d}": hashlib.sha256(body_of(name, version)).hexdigest()
         for name, alias in zip(names, aliases, strict=True)

@@ -468,6 +468,29 @@ async def test_a_failed_purge_leaves_no_deletes_running(
     )
 
 
+async def test_a_failed_put_leaves_no_request_running(
+    writer: Repository, make_proxied_repo: RepoFactory, proxy: CountingProxy
+) -> None:
+    """put_artifact reads LATEST's object and item at once. When one read fails, the
+    call raises, and the other must not go on behind the caller's back."""
+    await writer.put_artifact("app", b"first")
+    async with make_proxied_repo() as repo:
+        proxy.reset_counts()
+        proxy.stall_next(1, op="HeadObject")  # held until the client hangs up
+        proxy.inject_errors(1, 400, code="AccessDeniedException", op="GetItem")
+        with pytest.raises(exc.BackendError) as info:
+            await repo.put_artifact("app", b"second")
+        assert info.value.code == "AccessDeniedException"
+        stray = stray_tasks()
+        for task in stray:  # (clean up before asserting, so the test ends either way)
+            task.cancel()
+        await asyncio.gather(*stray, return_exceptions=True)
+    assert not stray, (
+        f"put_artifact raised while {len(stray)} of its requests were still running: "
+        f"{sorted({coro_name(t) for t in stray})}"
+    )
+
+
 # -- a process SIGKILLed in the middle of a cached download ------------------------------
 
 BIG = 4 * MiB + 4321

@@ -31,7 +31,6 @@ from versioned_async import Repository, exc
 pytestmark = pytest.mark.both_backends
 
 PROPERTY_SETTINGS = settings(
-    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -113,7 +113,6 @@ async def test_publish_list_and_purge_are_classified(
     }
 
 
-@pytest.mark.engine_gap("s3rver has no AbortMultipartUpload (405 MethodNotAllowed)")
 async def test_raw_s3_operations_are_classified(
     proxy: CountingProxy, aio_session: AioSession, proxied_repo: Repository
 ) -> None:
@@ -162,7 +161,7 @@ async def test_keep_alive_connection_counts_every_request(
     assert proxy.connections_accepted <= 1
     if ENGINE == "moto":
         # moto (werkzeug) closes after every response, so the proxy had to reconnect upstream;
-        # the node engine's endpoint keeps its connections alive and needs no reconnect
+        # ministack (hypercorn) keeps its connections alive and needs no reconnect
         assert proxy.upstream_connections >= 1
 
 

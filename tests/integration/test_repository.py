@@ -70,9 +70,6 @@ async def test_bootstrap_with_one_capacity_is_refused(make_repo: Any) -> None:
             await repo.bootstrap(dynamodb_write_capacity_units=2)
 
 
-@pytest.mark.engine_gap(
-    "s3rver ignores CreateBucket's LocationConstraint: GetBucketLocation returns none"
-)
 async def test_bootstrap_outside_us_east_1_sets_the_location(make_repo: Any, s3: Any) -> None:
     async with make_repo(aws_region="eu-west-1") as repo:
         await repo.bootstrap()

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, REGION
-from tests.integration.conftest import S3_NO_TAGS
 from versioned_async import S3OnlyRepository, exc
 from versioned_async._aws import ObjectInfo
 from versioned_async._codec import VersionItem
@@ -202,7 +201,6 @@ async def test_a_large_latest_is_published_through_a_file(
     assert await repo.get_content("big", 1) == source.read_bytes()
 
 
-@pytest.mark.engine_gap(S3_NO_TAGS)
 async def test_publish_copies_content_type_metadata_and_tags(
     repo: S3OnlyRepository, s3: Any
 ) -> None:

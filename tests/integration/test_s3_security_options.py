@@ -51,10 +51,6 @@ async def test_every_s3_request_names_the_expected_owner(
     assert all(r.headers.get("x-amz-source-expected-bucket-owner") == OWNER for r in copies)
 
 
-@pytest.mark.engine_gap(
-    "s3rver does not store or echo x-amz-server-side-encryption: "
-    "HeadObject has no ServerSideEncryption"
-)
 async def test_writes_are_encrypted_with_the_kms_key(
     secured: Repository, proxy: CountingProxy, s3: Any
 ) -> None:
@@ -108,7 +104,6 @@ async def test_multipart_parts_carry_their_own_checksums(
     assert create.headers.get("x-amz-checksum-algorithm") == "SHA256"
 
 
-@pytest.mark.engine_gap("s3rver has no ListMultipartUploads (501 NotImplemented)")
 async def test_a_file_changed_during_a_multipart_upload_is_refused_and_nothing_stored(
     repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3: Any
 ) -> None:

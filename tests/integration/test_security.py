@@ -125,7 +125,6 @@ def files_under(root: Path) -> set[str]:
 
 
 @settings(
-    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

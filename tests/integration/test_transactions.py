@@ -1,8 +1,8 @@
 """TransactWriteItems as the library relies on it, checked on whichever engine runs.
 
-On moto this pins the service behaviour ``put_alias`` depends on; on the node
-engine it checks the proxy's emulation (tests/engines.py) against the same
-expectations, so the emulation cannot drift into something AWS would not do.
+On moto this pins the service behaviour ``put_alias`` depends on; on ministack
+(tests/engines.py) it holds a second, independent implementation to the same
+expectations.
 """
 
 from __future__ import annotations

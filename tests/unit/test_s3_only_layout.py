@@ -31,7 +31,8 @@ from versioned_async._codec import (
 from versioned_async._layout import alias_pk
 from versioned_async._s3_only_layout import S3OnlyLayout, decode_file_stem, encode_file_stem
 
-PURE = settings(max_examples=100, deadline=None)
+#: pure and fast: four times the profile's budget (120 by default)
+PURE = settings(max_examples=4 * settings().max_examples, deadline=None)
 
 LAST_MODIFIED = datetime(2026, 11, 30, 6, 39, 25, tzinfo=timezone.utc)
 WHEN = datetime(2026, 11, 24, 22, 20, 19, 929848, tzinfo=timezone.utc)
