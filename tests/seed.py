@@ -13,7 +13,6 @@ the public API.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from versioned_async import _codec, _layout
 from versioned_async._aws import ObjectInfo
 from versioned_async._base import describe_object
 from versioned_async._codec import AliasItem
+from versioned_async._gather import bounded_gather
 
 #: an alias target: (version, secondary_version, secondary_version_weight)
 Target = tuple[int, "int | None", "int | None"]
@@ -59,9 +59,7 @@ async def seed_dynamodb_layout(
         info = ObjectInfo.from_response(await s3.head_object(Bucket=bucket, Key=key))
         return _codec.to_item(describe_object(name, stored, sha, info))
 
-    items: list[dict[str, Any]] = []
-    for start in range(0, len(objects), 16):
-        items += await asyncio.gather(*(put(*o) for o in objects[start : start + 16]))
+    items = await bounded_gather((put(*o) for o in objects), 16)
     for (name, alias), (version, secondary, weight) in (aliases or {}).items():
         record = AliasItem(
             pk=_layout.alias_pk(name),
