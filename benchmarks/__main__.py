@@ -17,7 +17,16 @@ from typing import Any
 
 from aiobotocore.session import AioSession
 
-from benchmarks import backends, big, per_op, routing, scaling, startup, warm_hits
+from benchmarks import (
+    backends,
+    big,
+    per_op,
+    routing,
+    scaling,
+    startup,
+    verify_on_read,
+    warm_hits,
+)
 from benchmarks.harness import (
     BUCKET,
     REGION,
@@ -39,6 +48,7 @@ SCENARIOS = {
     "routing": routing.run,
     "scaling": scaling.run,
     "backends": backends.run,
+    "verify-on-read": verify_on_read.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -31,8 +31,15 @@ from aiobotocore.config import AioConfig
 from . import _layout, _pacing
 from ._coalesce import Coalescer
 from ._gather import gather_or_cancel
+from ._redact import redact_text
 from ._s3_options import S3Options
-from .exc import BackendError, BackendUnavailableError, ConflictError, RepositoryNotFoundError
+from .exc import (
+    BackendError,
+    BackendUnavailableError,
+    ConflictError,
+    InvalidArgumentError,
+    RepositoryNotFoundError,
+)
 
 log = logging.getLogger("versioned_async")
 
@@ -87,13 +94,48 @@ _STREAM_ERRORS = (
 )
 
 
+#: what aiohttp and asyncio raise when the network fails outside botocore's own
+#: handling (a body read after botocore returned, a connection reset mid-stream)
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
+
+
 def error_code(err: bce.ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
+def scrub(err: BaseException) -> BaseException:
+    """Mask URL credentials in the messages of ``err`` and of what it chains, in place.
+
+    botocore puts the endpoint URL, with any ``user:password@``, into its
+    connection errors; these are chained to ours and printed in tracebacks and
+    ``log.exception`` output, so their text is masked too (see ``_redact``).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(isinstance(arg, str) and "@" in arg for arg in current.args):
+            current.args = tuple(
+                redact_text(arg) if isinstance(arg, str) else arg for arg in current.args
+            )
+        kwargs = getattr(current, "kwargs", None)  # botocore formats str() from these
+        if isinstance(kwargs, dict):
+            for key, value in kwargs.items():
+                if isinstance(value, str) and "@" in value:
+                    kwargs[key] = redact_text(value)
+        current = current.__cause__ or current.__context__
+    return err
+
+
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
-    """Translate botocore errors raised inside into the library's error tree."""
+    """Translate botocore errors raised inside into the library's error tree.
+
+    Network failures that reach us from aiohttp or asyncio directly (a body
+    cut while it is read) are ``BackendUnavailableError`` like botocore's own;
+    messages never carry the credentials of an endpoint URL.
+    """
+    what = redact_text(what)
     try:
         yield
     except bce.ClientError as err:
@@ -122,7 +164,18 @@ def aws_errors(what: str) -> Iterator[None]:
         raise BackendError(f"{what}: {err}", code=code, operation=op) from err
     except _NETWORK_ERRORS as err:
         raise BackendUnavailableError(
-            f"{what}: could not reach AWS ({err}); check the endpoint and network, then retry"
+            f"{what}: could not reach AWS ({scrub(err)}); check the endpoint and network, "
+            "then retry"
+        ) from err
+    except _TRANSPORT_ERRORS as err:
+        raise BackendUnavailableError(
+            f"{what}: the connection failed ({type(err).__name__}: {redact_text(str(err))}); "
+            "retry later"
+        ) from scrub(err)
+    except bce.NoRegionError as err:
+        raise InvalidArgumentError(
+            f"{what}: no AWS region is configured; pass aws_region= to the repository "
+            "(--region on the command line) or set AWS_DEFAULT_REGION"
         ) from err
     except bce.NoCredentialsError as err:
         raise BackendError(
@@ -130,7 +183,7 @@ def aws_errors(what: str) -> Iterator[None]:
             "(environment variables, ~/.aws, or an instance role)"
         ) from err
     except bce.BotoCoreError as err:
-        raise BackendError(f"{what}: {err}") from err
+        raise BackendError(f"{what}: {scrub(err)}") from err
 
 
 @attrs.frozen
@@ -354,7 +407,11 @@ class AwsBackend:
                 return resp
             except _STREAM_ERRORS as err:
                 if cut == MAX_RESUMES:
-                    raise
+                    raise BackendUnavailableError(
+                        f"GetObject s3://{self.bucket}/{key}: the transfer was cut "
+                        f"{MAX_RESUMES + 1} times ({type(err).__name__}), the last time after "
+                        f"{received} bytes; retry later"
+                    ) from scrub(err)
                 log.info(
                     "GetObject s3://%s/%s cut after %d bytes (%s); resuming",
                     self.bucket,
@@ -951,6 +1008,9 @@ async def caller_arn(session: Any, region: str | None, endpoint_url: str | None)
             _pacing.pace_client(sts)
             arn = (await sts.get_caller_identity()).get("Arn")
     except Exception as err:
-        log.info("alias history: caller identity unknown (%s); actor left empty", err)
+        log.info(
+            "alias history: caller identity unknown (%s); actor left empty",
+            redact_text(str(err)),
+        )
         return None
     return arn if isinstance(arn, str) else None

@@ -18,34 +18,39 @@ import math
 import os
 import random
 import secrets
-import shutil
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
+import aiohttp
 import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from . import _codec, _layout, _pacing
-from ._aws import AwsBackend, ObjectInfo
+from . import _cache_errors, _codec, _layout, _pacing
+from ._aws import AwsBackend, ObjectInfo, aws_errors
 from ._codec import AliasItem, VersionItem
 from ._freshness import Freshness, freshness, may_serve_stale
 from ._layout import LATEST, VersionLike
+from ._redact import redact_text, redact_url
 from ._s3_options import S3Options
-from .cache import LocalCache, Staged
+from .cache import CACHE_FAILURES, DamagedContent, LocalCache, Staged
 from .exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
     BackendError,
     BackendUnavailableError,
+    CacheUnavailableError,
     ConflictError,
+    DiskFullError,
+    FolderNotFoundError,
     IntegrityError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     RepositoryClosedError,
+    VersionedError,
 )
 from .models import Alias, Artifact, bind
 
@@ -69,27 +74,51 @@ class ContentRef:
     sha256: str
     path: str
     size: int | None  # as recorded; a cached file of another size is corrupt
+    #: the content itself when it could not be stored (the cache failed): serve this
+    body: bytes | None = None
 
 
-class _DamagedEntry(Exception):
-    """A cached file is not the size recorded for it (truncated or replaced)."""
+#: content downloaded and verified but not stored (the cache failed) is served from
+#: memory up to this size; a larger one is read from S3 again, streaming
+_SERVE_UNSTORED_BYTES = 256 << 20
 
 
-#: below this, reading a file inline is cheaper than a thread hop (~140 us)
-_READ_INLINE_BYTES = 1 << 20
+def _is_cache_failure(err: BaseException) -> bool:
+    """Whether ``err`` (one of CACHE_FAILURES) is the local cache failing, not a
+    network error that aiohttp raises as an OSError."""
+    return not isinstance(err, aiohttp.ClientError | VersionedError) or isinstance(
+        err, CacheUnavailableError
+    )
 
 
-async def _read_file(ref: ContentRef) -> bytes:
-    """Read a cached file; its content was verified when it was written, its size is
-    checked on every read (free: one fstat), so a truncated file is never served."""
-    with open(ref.path, "rb") as handle:  # noqa: ASYNC230 - small reads inline, see below
-        size = os.fstat(handle.fileno()).st_size
-        if ref.size is not None and size != ref.size:
-            raise _DamagedEntry(ref.path)
-        body = handle.read() if size <= _READ_INLINE_BYTES else await asyncio.to_thread(handle.read)
-    if len(body) != size:
-        raise _DamagedEntry(ref.path)
-    return body
+def _check_folder(folder: Path) -> None:
+    """Refuse a download into a folder that does not exist, before any request.
+
+    Not created: a mistyped path would silently grow a folder tree (``cp``,
+    ``open()`` and ``boto3``'s ``download_file`` refuse too), and creating it
+    would need a mode and an owner this call cannot know.
+    """
+    if not folder.is_dir():
+        raise FolderNotFoundError(str(folder), is_file=folder.exists())
+
+
+def size_to_record(
+    sha256: str, item_size: int | None, known: tuple[float, Any] | None
+) -> int | None:
+    """The size a version lookup records: the item's, else the one measured earlier.
+
+    Why: `versioned` 1.0 writes no size in its items, and a lookup without a
+    size cannot tell a truncated cache file from the content. The size a
+    download measured (kept in the lookup ``known``, ``(fetched_at, (sha256,
+    size))``) holds as long as the sha256 does. ``None``: not known yet (the
+    content must be downloaded, which measures it).
+    """
+    if item_size is not None:
+        return item_size
+    if known is not None and known[1][0] == sha256:
+        measured: int | None = known[1][1]
+        return measured
+    return None
 
 
 def describe_object(name: str, stored: str, sha256: str, info: ObjectInfo) -> VersionItem:
@@ -228,7 +257,9 @@ class BaseRepository:
         # cache keys name the repository (and its layout), so one cache directory can
         # serve several
         self._identity = (
-            endpoint_url or "aws",
+            # without its password: the cache database is a file, and the user part
+            # does not change which repository this is
+            redact_url(endpoint_url) or "aws",
             s3_bucket,
             self.layout.prefix,
             suffix,
@@ -271,17 +302,24 @@ class BaseRepository:
             config = _pacing.client_config(self._default_config)
             if self._user_config is not None:
                 config = config.merge(self._user_config)
-            clients = [
-                await stack.enter_async_context(
-                    session.create_client(
-                        service,
-                        region_name=self.aws_region,
-                        endpoint_url=self.endpoint_url,
-                        config=config,
-                    )
-                )
-                for service in self._SERVICES
-            ]
+            with aws_errors(f"creating the {' and '.join(self._SERVICES)} clients"):
+                try:
+                    clients = [
+                        await stack.enter_async_context(
+                            session.create_client(
+                                service,
+                                region_name=self.aws_region,
+                                endpoint_url=self.endpoint_url,
+                                config=config,
+                            )
+                        )
+                        for service in self._SERVICES
+                    ]
+                except ValueError as err:  # botocore: "Invalid endpoint: <the URL>"
+                    raise InvalidArgumentError(
+                        f"endpoint_url {redact_url(self.endpoint_url)!r} is not usable: "
+                        f"{redact_text(str(err))}; give a URL such as http://localhost:4566"
+                    ) from None
             for client in clients:
                 _pacing.pace_client(client)
         except BaseException:
@@ -326,13 +364,17 @@ class BaseRepository:
             return await self._get_content_direct(name, stored)
         for _attempt in range(2):
             ref = await self._cached_content(name, stored)
-            if ref is None:  # larger than the cache may hold
+            if ref is None:  # larger than the cache may hold, or the cache is failing
                 return await self._get_content_direct(name, stored)
+            if ref.body is not None:  # downloaded, verified, not stored: from memory
+                return ref.body
             try:
-                return await _read_file(ref)
+                # the file stored, its size as recorded (a truncated or replaced file,
+                # a symlink are damage), re-hashed with verify_on_read: see LocalCache
+                return await self.cache.read_content(ref.sha256, ref.path, ref.size)
             except FileNotFoundError:  # evicted by another process just now
                 self.cache.forget_content_path(ref.sha256)
-            except _DamagedEntry:
+            except DamagedContent:
                 log.warning("cached content %s is damaged; fetching it again", ref.sha256)
                 await self.cache.discard(ref.sha256)
         return await self._get_content_direct(name, stored)
@@ -369,6 +411,7 @@ class BaseRepository:
         target = Path(path)
         if target.is_dir():
             raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
+        _check_folder(target.parent)
         if alias is not None:
             version = (await self.resolve_alias(name, alias)).choose_version(routing_key)
         stored = _layout.encode_version(version)
@@ -377,20 +420,26 @@ class BaseRepository:
             ref = None if self.cache is None else await self._cached_content(name, stored)
             if ref is not None:
                 try:
-                    await asyncio.to_thread(shutil.copyfile, ref.path, part)
-                    if ref.size is not None and part.stat().st_size != ref.size:
-                        raise _DamagedEntry(ref.path)
+                    await self._require_cache().copy_content(ref.sha256, ref.path, ref.size, part)
                 except FileNotFoundError:  # evicted just now: go to S3
                     ref = None
-                except _DamagedEntry:
+                except DamagedContent:
                     log.warning("cached content %s is damaged; fetching it again", ref.sha256)
                     await self._require_cache().discard(ref.sha256)
                     ref = None
             if ref is None:
                 await self._download_direct(name, stored, part)
             os.replace(part, target)
-        except BaseException:
+        except BaseException as err:
             part.unlink(missing_ok=True)
+            if (
+                isinstance(err, OSError)
+                and not isinstance(err, DiskFullError)
+                and _cache_errors.is_disk_full(err)
+            ):
+                raise DiskFullError(
+                    err.errno or 0, str(target), "free space there, or download elsewhere"
+                ) from err
             raise
         return target
 
@@ -458,6 +507,25 @@ class BaseRepository:
         return (kind, *self._identity, name, which)
 
     async def _cached_content(self, name: str, stored: str) -> ContentRef | None:
+        """The cached file for a version, downloading it when needed; ``None``: read it
+        from S3 without the cache (too large for it, or the cache is failing).
+
+        A cache that fails (its database locked or damaged, its disk full) costs a
+        download, never the read: it is logged, counted (``cache_errors``) and
+        bypassed for a while (:meth:`LocalCache.degrade`).
+        """
+        cache = self._require_cache()
+        if cache.bypassed:
+            return None
+        try:
+            return await self._cached_content_or_fail(name, stored)
+        except CACHE_FAILURES as err:
+            if not _is_cache_failure(err):
+                raise
+            cache.degrade(err)
+            return None
+
+    async def _cached_content_or_fail(self, name: str, stored: str) -> ContentRef | None:
         """The cached file for a version, downloading it when needed.
 
         Fresh lookup + known file: no request. Stale lookup: revalidate (one
@@ -468,7 +536,9 @@ class BaseRepository:
         key = self._lookup_key("v", name, stored)
         entry = cache.lookup(key) or await cache.load_lookup(key)
         state = freshness(None if entry is None else entry[0], cache.clock(), cache.ttl)
-        if state is Freshness.FRESH and entry is not None:
+        # a lookup without a size (written before sizes were recorded) cannot catch a
+        # truncated file: it is revalidated, and the content measured by a download
+        if state is Freshness.FRESH and entry is not None and entry[1][1] is not None:
             cache.count("lookup_hits")
             sha = entry[1][0]
             path = cache.content_path_now(sha) or await cache.content_path(sha)
@@ -513,14 +583,17 @@ class BaseRepository:
             raise
         assert item.sha256 is not None
         cache.count("lookup_refreshes")
-        await cache.remember(key, (item.sha256, item.size))
+        size = size_to_record(item.sha256, item.size, entry)
+        if size is None:  # `versioned` 1.0's item, content not measured yet: download it
+            return await self._fetch_into_cache(name, stored, expected=item.sha256)
+        await cache.remember(key, (item.sha256, size))
         if item.sha256 == known_sha:
             cache.count("hits")
-            return ContentRef(known_sha, known_path, item.size)
+            return ContentRef(known_sha, known_path, size)
         path = await cache.content_path(item.sha256)
         if path is not None:
             cache.count("hits")
-            return ContentRef(item.sha256, path, item.size)
+            return ContentRef(item.sha256, path, size)
         return await self._fetch_into_cache(name, stored, expected=item.sha256)
 
     async def _fetch_into_cache(
@@ -542,7 +615,7 @@ class BaseRepository:
             )
             if entry is not None and fresh and expected in (None, entry[1][0]):
                 sha, size = entry[1]
-                path = await cache.content_path(sha)
+                path = None if size is None else await cache.content_path(sha)
                 if path is not None:
                     cache.count("hits")
                     return ContentRef(sha, path, size)
@@ -560,20 +633,21 @@ class BaseRepository:
         key = self._lookup_key("v", name, stored)
         for attempt in range(2):
             part = cache.new_staging_path()
-            if expected is None:
-                sha, item, info = await self._stream_with_item(name, stored, part)
-                recorded = str(item.sha256)
-                if sha != recorded and await self._repaired_latest(name, stored, sha, info):
-                    recorded = sha
-            else:
-                got = await self._backend.download_to(self.layout.key(name, stored), part)
-                if got is None:
-                    await cache.forget(key)
-                    raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-                cache.count("downloads")
-                cache.count("bytes_downloaded", got[1])
-                sha, recorded = got[0], expected
+            # every way out (a cut, a cancellation, a full disk) removes the staged file
             try:
+                if expected is None:
+                    sha, item, info = await self._stream_with_item(name, stored, part)
+                    recorded = str(item.sha256)
+                    if sha != recorded and await self._repaired_latest(name, stored, sha, info):
+                        recorded = sha
+                else:
+                    got = await self._backend.download_to(self.layout.key(name, stored), part)
+                    if got is None:
+                        await cache.forget(key)
+                        raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+                    cache.count("downloads")
+                    cache.count("bytes_downloaded", got[1])
+                    sha, recorded = got[0], expected
                 cache.count("misses")
                 if sha != recorded:
                     cache.count("integrity_failures")
@@ -583,7 +657,17 @@ class BaseRepository:
                     raise IntegrityError(name, _layout.decode_version(stored), recorded, sha)
                 size = part.stat().st_size
                 await cache.remember(key, (sha, size))
-                path = await cache.publish(Staged(part, sha, size))
+                try:
+                    path = await cache.publish(Staged(part, sha, size))
+                except CACHE_FAILURES as err:
+                    if not _is_cache_failure(err):
+                        raise
+                    # verified but not stored (a full disk, a locked database): serve it
+                    cache.degrade(err)
+                    if size > _SERVE_UNSTORED_BYTES:
+                        return None  # a caller streams it from S3 instead
+                    body = await asyncio.to_thread(part.read_bytes)
+                    return ContentRef(sha, str(part), size, body)
                 return None if path is None else ContentRef(sha, path, size)
             finally:
                 part.unlink(missing_ok=True)
@@ -631,9 +715,12 @@ class BaseRepository:
 
     async def _remember_version(self, record: VersionItem) -> None:
         if self.cache is not None and record.sha256 is not None:
-            await self.cache.remember(
-                self._lookup_key("v", record.pk, record.sk), (record.sha256, record.size)
-            )
+            key = self._lookup_key("v", record.pk, record.sk)
+            size = size_to_record(record.sha256, record.size, self.cache.lookup(key))
+            if size is None:  # unmeasured (`versioned` 1.0): the next cached read measures it
+                await self.cache.forget(key)
+            else:
+                await self.cache.remember(key, (record.sha256, size))
 
     def _serve_stale(self, what: str, entry: tuple[float, Any], err: Exception) -> None:
         cache = self._require_cache()

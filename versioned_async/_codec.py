@@ -60,7 +60,13 @@ class VersionItem:
     ``sha256``/``update_at`` are ``None`` on the stubs `versioned` 1.0 leaves
     when deleting a missing version, and on an unfinished publish reservation.
     ``size``, ``content_type``, ``metadata`` and ``publish_token`` are extra
-    attributes: `versioned` ignores them and may drop them.
+    attributes: `versioned` ignores them and may drop them. So are the two a
+    purge relies on: ``alias_epoch``, counted up by every alias write of ours
+    that points at the version (in the alias's transaction, on the condition
+    that the version is visible), so that a purge's delete, conditional on the
+    count it read, never lands under an alias created meanwhile; and
+    ``purged_at``, set by a purge's delete, so that a later purge knows which
+    deletes were its own to undo when an alias points at them.
     """
 
     pk: str
@@ -72,6 +78,8 @@ class VersionItem:
     content_type: str | None = None
     metadata: dict[str, str] | None = None
     publish_token: str | None = None
+    alias_epoch: int | None = None
+    purged_at: datetime | None = None
 
     @property
     def is_visible(self) -> bool:
@@ -104,10 +112,14 @@ class AliasState:
 @attrs.frozen
 class HistoryItem:
     """One alias change: ``pk`` = ``__{name}-alias-history``,
-    ``sk`` = ``{alias}#{changed_at}#{nonce}`` (text that sorts by time).
+    ``sk`` = ``{alias}#{seq:012d}#{nonce}`` (text that sorts in the order made).
 
-    ``before``/``after`` are ``None`` when the alias did not exist before /
-    was deleted. Written once, in the transaction that makes the change.
+    ``seq`` numbers the alias's changes 1, 2, 3 ... in the order they were
+    made (each change's transaction is conditional on the alias as read, so
+    two changes never take one number); ``changed_at`` is the clock of the
+    machine that made it, which may disagree with others'. ``before``/``after``
+    are ``None`` when the alias did not exist before / was deleted. Written
+    once, in the transaction that makes the change.
     """
 
     pk: str
@@ -115,6 +127,7 @@ class HistoryItem:
     alias: str
     changed_at: datetime
     action: str
+    seq: int
     before: AliasState | None = None
     after: AliasState | None = None
     actor: str | None = None
@@ -155,6 +168,44 @@ class AliasDocument:
 
 #: the condition that a version item is readable: complete and not deleted
 VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
+
+
+def pin_version(name: str, stored: str) -> dict[str, Any]:
+    """The transaction action of an alias write for each version it points at: the
+    version must be visible, and its ``alias_epoch`` goes up by one (see
+    :class:`VersionItem`), which a purge's delete of that version checks."""
+    return {
+        "Update": {
+            "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+            "UpdateExpression": "ADD alias_epoch :one",
+            "ConditionExpression": VISIBLE,
+            "ExpressionAttributeValues": {":false": {"BOOL": False}, ":one": {"N": "1"}},
+        }
+    }
+
+
+def purge_version(name: str, stored: str, alias_epoch: int | None, now: datetime) -> dict[str, Any]:
+    """A purge's soft delete of a version, as a transaction action: only while it is
+    visible and no alias write of ours has pointed at it since its ``alias_epoch``
+    was read (``None``: none ever had)."""
+    values: Item = {
+        ":true": {"BOOL": True},
+        ":false": {"BOOL": False},
+        ":now": {"S": format_update_at(now)},
+    }
+    if alias_epoch is None:
+        unpinned = "attribute_not_exists(alias_epoch)"
+    else:
+        unpinned = "alias_epoch = :epoch"
+        values[":epoch"] = {"N": str(alias_epoch)}
+    return {
+        "Update": {
+            "Key": {"pk": {"S": name}, "sk": {"S": stored}},
+            "UpdateExpression": "SET is_deleted = :true, purged_at = :now",
+            "ConditionExpression": f"{VISIBLE} AND {unpinned}",
+            "ExpressionAttributeValues": values,
+        }
+    }
 
 
 def utcnow() -> datetime:

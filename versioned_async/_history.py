@@ -6,11 +6,24 @@ made by others (`versioned` 1.0 knows nothing of history) are *detected*: the
 alias's current ``update_at`` differs from the ``after`` state of its newest
 record. A detected change is shown as ``external`` when listing, and recorded
 as such by our next change to that alias.
+
+Order and time are kept apart. The order of an alias's changes is their
+sequence number ``seq`` (1, 2, 3 ...), given in the transaction that makes
+each change, which is conditional on the alias as read: it is the order in
+which the changes were made, whatever the writers' clocks say. A change's
+time is the clock of the machine that made it, as it was, neither clamped to
+its predecessor's (one fast clock would then date every later change after
+its own) nor refused. ``as_of`` combines them: the alias at a time T is the
+state left by the last change, in the order made, that is dated at or before
+T. With clocks that agree, that is the alias as it was at T; a change dated
+ahead by a fast clock counts from that date on, and never holds back or
+reorders the changes made after it.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from . import _layout
@@ -26,6 +39,8 @@ ACTIONS = frozenset({PUT, DELETE, ROLLBACK, ROLLOUT, EXTERNAL})
 
 _SEP = "#"
 _TICK = timedelta(microseconds=1)
+#: digits of the sequence number in a sort key: text order is number order
+SEQ_WIDTH = 12
 
 
 def prefix(alias: str) -> str:
@@ -33,21 +48,23 @@ def prefix(alias: str) -> str:
     return f"{alias}{_SEP}"
 
 
-def sk_range(alias: str, until: datetime | None = None) -> tuple[str, str]:
-    """Sort-key bounds (inclusive) of ``alias``'s records, up to ``until`` if given."""
-    low = prefix(alias)
-    if until is None:
-        return low, f"{alias}{chr(ord(_SEP) + 1)}"
-    return low, f"{low}{format_update_at(until)}{_SEP}~"  # "~" sorts after any nonce
+def sk_range(alias: str) -> tuple[str, str]:
+    """Sort-key bounds (inclusive) of ``alias``'s records."""
+    return prefix(alias), f"{alias}{chr(ord(_SEP) + 1)}"
 
 
-def sk(alias: str, changed_at: datetime, nonce: str | None = None) -> str:
-    """``{alias}#{changed_at}#{nonce}``: PynamoDB's fixed-width UTC text sorts by time.
+def sk(alias: str, seq: int, nonce: str | None = None) -> str:
+    """``{alias}#{seq:012d}#{nonce}``: zero-padded, the text sorts in the order made.
 
     An alias name may itself contain ``#`` (``a#b`` shares the prefix ``a#``),
     so readers also check each record's ``alias`` attribute.
     """
-    return f"{prefix(alias)}{format_update_at(changed_at)}{_SEP}{nonce or secrets.token_hex(4)}"
+    return f"{prefix(alias)}{seq:0{SEQ_WIDTH}d}{_SEP}{nonce or secrets.token_hex(4)}"
+
+
+def next_seq(newest: HistoryItem | None) -> int:
+    """The sequence number of the change after ``newest`` (the alias's newest record)."""
+    return 1 if newest is None else newest.seq + 1
 
 
 def state_of(item: AliasItem | None) -> AliasState | None:
@@ -119,18 +136,19 @@ def external_record(
 ) -> HistoryItem:
     """The record of a change someone else made: from the newest record's state to now.
 
-    Its time is the alias's own ``update_at`` when it still exists; a deletion
-    leaves no time behind, so it is dated when it was detected.
+    It comes right after the newest record in order. Its time is the alias's
+    own ``update_at`` when it still exists (the other writer's clock); a
+    deletion leaves no time behind, so it is dated when it was detected.
     """
     when = current.update_at if current is not None else detected_at
-    if newest is not None and when <= newest.changed_at:
-        when = newest.changed_at + _TICK  # keep the records in order
+    seq = next_seq(newest)
     return HistoryItem(
         pk=_layout.history_pk(name),
-        sk=sk(alias, when),
+        sk=sk(alias, seq),
         alias=alias,
         changed_at=when,
         action=EXTERNAL,
+        seq=seq,
         before=None if newest is None else newest.after,
         after=current,
         actor=None,
@@ -138,12 +156,13 @@ def external_record(
     )
 
 
-def change_time(now: datetime, *after: datetime | None) -> datetime:
-    """``now``, or just after the latest of ``after`` if a clock is behind: a change
-    is always dated after the state it replaces, so history and ``as_of`` stay ordered."""
-    latest = max((t for t in after if t is not None), default=None)
-    if latest is not None and now <= latest:
-        return latest + _TICK
+def change_time(now: datetime, replaced: datetime | None) -> datetime:
+    """When a change replacing an alias set at ``replaced`` is dated: ``now``, the
+    writer's clock, even when it is behind ``replaced`` (order is kept by ``seq``,
+    not by time); moved on by a microsecond only when it equals ``replaced`` as
+    stored, so that the alias's ``update_at``, its compare-and-set token, changes."""
+    if replaced is not None and format_update_at(now) == format_update_at(replaced):
+        return now + _TICK
     return now
 
 
@@ -160,23 +179,39 @@ def rollback_target(current: AliasState | None, newest: HistoryItem | None) -> A
     return newest.before
 
 
-def state_as_of(
-    as_of: datetime, current: AliasState | None, newest_until: HistoryItem | None
-) -> AliasState | None:
-    """The alias at ``as_of``; ``None`` when it did not exist then.
+def in_effect_at(record: HistoryItem, as_of: datetime) -> bool:
+    """Whether ``record`` is dated at or before ``as_of``: the newest such record, in
+    the order made, tells the alias at ``as_of`` (see the module's docstring)."""
+    return record.changed_at <= as_of
 
-    ``newest_until`` is the newest record dated at or before ``as_of``. The
-    current alias wins when it was set at or before ``as_of`` (then nothing
-    changed it after: it would have a later ``update_at``). Raises
-    ``LookupError`` when neither tells: no record that old, and the alias now
-    is younger (or gone).
+
+def state_as_of(
+    as_of: datetime,
+    current: AliasState | None,
+    records: Iterable[HistoryItem],
+    detected_at: datetime,
+) -> AliasState | None:
+    """The alias at ``as_of``: the state left by the last change, in the order made,
+    dated at or before ``as_of``. ``None`` when that change deleted it.
+
+    ``records`` are the alias's records newest first (in ``seq`` order, not by
+    time); they may stop at the first one :func:`in_effect_at` ``as_of``.
+    ``current`` is the alias now: a change made outside versioned_async since
+    the newest record counts as the newest change, dated by its ``update_at``
+    (a deletion outside, which leaves no time, by ``detected_at``). Raises
+    ``LookupError`` when no change that old is known: the alias was created
+    later, or before its history was recorded.
     """
-    if (
-        current is not None
-        and current.update_at <= as_of
-        and (newest_until is None or newest_until.changed_at <= current.update_at)
-    ):
-        return current
-    if newest_until is None:
-        raise LookupError("no record that old")
-    return newest_until.after
+    newest: HistoryItem | None = None
+    for record in records:
+        if newest is None:
+            newest = record
+            if changed_outside(current, record):
+                outside = external_record("", record.alias, current, record, detected_at)
+                if in_effect_at(outside, as_of):
+                    return current
+        if in_effect_at(record, as_of):
+            return record.after
+    if newest is None and current is not None and current.update_at <= as_of:
+        return current  # no record at all: set outside versioned_async, at its update_at
+    raise LookupError("no change that old is known")

@@ -79,6 +79,11 @@ def validate_alias(alias: object) -> str:
     """Return ``alias`` if it can be an alias name, else raise saying why.
 
     ``-`` is refused because the alias partition key is ``__{name}-alias``.
+    ``/`` is allowed (``team/prod``), as in `versioned`, whose S3-only listing
+    reads every object under ``aliases/``; but not an empty, ``.`` or ``..``
+    segment: `versioned` (s3pathlib) drops empty segments when it builds the key,
+    and ``aws s3 sync``, mounts and the console read ``..`` as a step up, so
+    ``../other/aliases/prod`` would be another artifact's alias to them.
     """
     if not isinstance(alias, str):
         raise InvalidArgumentTypeError(f"alias must be a str, not {type(alias).__name__}")
@@ -96,6 +101,12 @@ def validate_alias(alias: object) -> str:
     if not _PRINTABLE_ASCII.fullmatch(alias) or alias != alias.strip():
         raise InvalidArgumentError(
             f"alias {alias!r} must be printable ASCII without leading or trailing white space"
+        )
+    if any(segment in ("", ".", "..") for segment in alias.split("/")):
+        raise InvalidArgumentError(
+            f"alias {alias!r}: each '/'-separated segment must be non-empty and not '.' or "
+            "'..' (`versioned` drops empty segments from S3 keys, and tools that treat keys "
+            "as paths resolve '.' and '..', so they would read another alias)"
         )
     return alias
 

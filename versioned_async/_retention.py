@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from . import _layout
+from ._codec import VersionItem
 from ._layout import LATEST, VersionLike
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 from .models import Alias, Artifact
@@ -74,6 +75,74 @@ def restorable(deleted: Iterable[Artifact], aliases: Iterable[Alias]) -> list[Ar
     """
     pinned = pinned_versions(aliases)
     return [v for v in deleted if v.version in pinned]
+
+
+def purged_under_alias(items: Iterable[VersionItem], aliases: Iterable[Alias]) -> list[VersionItem]:
+    """Versions a purge deleted that an alias points at: to restore.
+
+    A purge's deletes cannot see an alias that `versioned` 1.0 creates
+    meanwhile (its writes leave the version item alone), and a purge that dies
+    before its re-read of the aliases leaves that alias on a deleted version;
+    the next purge undoes such deletes. Only a purge's own (``purged_at``):
+    a version deleted with ``delete_artifact_version`` stays deleted.
+    """
+    pinned = pinned_versions(aliases)
+    return [
+        item
+        for item in items
+        if item.is_deleted
+        and item.purged_at is not None
+        and item.sha256 is not None
+        and item.sk != LATEST
+        and _layout.decode_version(item.sk) in pinned
+    ]
+
+
+#: How long a publish may hold the number it reserved before others may take it back
+#: (``Repository(reservation_timeout_secs=...)``). A publish holds its number from its
+#: reservation to its completion: one server-side copy of LATEST, a HeadObject and an
+#: UpdateItem, seconds even for a large artifact. A reservation older than this is
+#: taken to be left by a publisher that crashed. Keep it well above the longest copy
+#: and the clock skew between machines: a reservation reclaimed from a publisher that
+#: is in fact alive makes that publish fail with ConflictError (nothing half-written).
+RESERVATION_TIMEOUT_SECS = 3600.0
+
+
+def validate_reservation_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentTypeError(
+            f"reservation_timeout_secs must be a number, not {type(value).__name__}"
+        )
+    if not value >= 0:  # also refuses NaN
+        raise InvalidArgumentError(f"reservation_timeout_secs must be >= 0, got {value}")
+    return float(value)
+
+
+def is_stale_reservation(item: VersionItem, now: datetime, timeout_secs: float) -> bool:
+    """An unfinished publish's reservation placed more than ``timeout_secs`` before
+    ``now``: its publisher is taken to have crashed."""
+    if item.publish_token is None or item.sha256 is not None:
+        return False
+    return item.update_at is None or (now - item.update_at).total_seconds() > timeout_secs
+
+
+def stale_top(
+    numbered_desc: Iterable[VersionItem], now: datetime, timeout_secs: float
+) -> tuple[int, list[VersionItem]]:
+    """The stale reservations above every other numbered item, and that item's number.
+
+    ``numbered_desc`` runs from the highest number down (it may stop after the
+    first item that is not a stale reservation). A publish reclaims these and
+    numbers from the returned top: a crashed publisher's number is handed out
+    again while nothing was published above it, so numbers are not skipped, and
+    a new number is still above every version published before.
+    """
+    run: list[VersionItem] = []
+    for item in numbered_desc:
+        if not is_stale_reservation(item, now, timeout_secs):
+            return int(item.sk), run
+        run.append(item)
+    return 0, run
 
 
 def holdable_version(version: VersionLike) -> str:

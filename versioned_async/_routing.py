@@ -13,15 +13,59 @@ from __future__ import annotations
 import hashlib
 import importlib
 import random
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from .exc import InvalidArgumentTypeError
 
 BUCKETS = 100
+
+_K = TypeVar("_K")
+
+
+def key_bytes(routing_key: object, what: str = "routing_key") -> bytes:
+    """The bytes a routing key is hashed as: a str's UTF-8, or the bytes themselves.
+
+    Anything else is refused, not coerced: ``str(1)`` and ``b"1"`` would route
+    the same, so an int user id passed by mistake would silently share a bucket
+    with another key type; and a refusal only when an alias happens to split
+    would fail in production, not in tests.
+    """
+    if isinstance(routing_key, str):
+        return routing_key.encode("utf-8")
+    if isinstance(routing_key, bytes | bytearray | memoryview):
+        return bytes(routing_key)
+    raise InvalidArgumentTypeError(
+        f"{what} must be a str or bytes (or None for a random choice), "
+        f"not {type(routing_key).__name__}: convert it first, e.g. str(user_id)"
+    )
+
+
+def _as_sequence(routing_keys: Iterable[_K]) -> Sequence[_K]:
+    """A batch of keys as a sequence (read twice when a key is wrong); one key alone is
+    refused: a str would be routed character by character."""
+    if isinstance(routing_keys, list | tuple):
+        return routing_keys
+    if isinstance(routing_keys, str | bytes | bytearray | memoryview):
+        raise InvalidArgumentTypeError(
+            f"routing_keys must be an iterable of keys, not a {type(routing_keys).__name__} "
+            "(which would route each character): wrap one key in a list"
+        )
+    return list(routing_keys)
+
+
+def key_list(routing_keys: Iterable[object]) -> Sequence[str | bytes]:
+    """The keys of a batch, each a str or bytes, else raise naming the wrong one."""
+    keys = _as_sequence(routing_keys)
+    for position, key in enumerate(keys):
+        if not isinstance(key, str | bytes):
+            key_bytes(key, f"routing_keys[{position}]")
+    return keys  # type: ignore[return-value]  # checked just above
 
 
 def bucket_for_key(name: str, alias: str, routing_key: str | bytes) -> int:
     """The bucket (0..99) of ``routing_key`` for the alias ``name``/``alias``."""
-    key = routing_key.encode("utf-8") if isinstance(routing_key, str) else routing_key
+    key = key_bytes(routing_key)
     digest = hashlib.sha256(b"%s\x00%s\x00%s" % (name.encode(), alias.encode(), key)).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
@@ -51,12 +95,22 @@ _sha256 = _fast_sha256()
 
 
 def buckets_for_keys(name: str, alias: str, routing_keys: Iterable[str | bytes]) -> list[int]:
-    """:func:`bucket_for_key` for many keys at once, about 3x faster than a loop of it."""
+    """:func:`bucket_for_key` for many keys at once, about 3x faster than a loop of it.
+
+    A key of another type raises :class:`InvalidArgumentTypeError` naming its
+    position; the types are checked only when hashing fails, so valid keys pay
+    nothing for it.
+    """
+    keys = _as_sequence(routing_keys)
     prefix = b"%s\x00%s\x00" % (name.encode(), alias.encode())
     sha = _sha256
     from_bytes = int.from_bytes
-    return [
-        from_bytes(sha(prefix + (k.encode() if isinstance(k, str) else k)).digest()[:8], "big")
-        % BUCKETS
-        for k in routing_keys
-    ]
+    try:
+        return [
+            from_bytes(sha(prefix + (k.encode() if isinstance(k, str) else k)).digest()[:8], "big")
+            % BUCKETS
+            for k in keys
+        ]
+    except TypeError:
+        key_list(keys)  # raises, naming the first key that is not a str or bytes
+        raise

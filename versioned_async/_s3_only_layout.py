@@ -3,7 +3,8 @@
 Versions live under ``{prefix}/{name}/versions/`` as ``000000_LATEST`` and
 ``{1000000 - n:06d}_{n:06d}``: an ascending listing gives LATEST first, then
 the highest number, so the next number is one listing of two keys away.
-Aliases are ``{prefix}/{name}/aliases/{alias}.json``. Versions keep the
+Aliases are ``{prefix}/{name}/aliases/{alias}.json``, an alias with a ``/``
+in a sub-folder. Versions keep the
 DynamoDB layout's stored form (``"LATEST"``, ``"000001"``) everywhere else in
 the package; only keys are spelled differently.
 """
@@ -77,8 +78,13 @@ class S3OnlyLayout(Layout):
         return decode_file_stem(stem[: len(stem) - len(self.suffix)] if self.suffix else stem)
 
     def alias_of_key(self, name: str, key: str) -> str | None:
-        """The alias a listed key holds, ``None`` for anything else."""
+        """The alias a listed key holds, ``None`` for anything else.
+
+        Keys in sub-folders are aliases too (``aliases/team/prod.json`` is
+        ``team/prod``): `versioned` lists every object under ``aliases/``, and a
+        purge must see every alias to keep the versions they point at.
+        """
         file_name = key.removeprefix(self.aliases_prefix(name))
-        if file_name == key or "/" in file_name or not file_name.endswith(_ALIAS_SUFFIX):
+        if file_name == key or not file_name.endswith(_ALIAS_SUFFIX):
             return None
         return file_name[: -len(_ALIAS_SUFFIX)] or None

@@ -11,7 +11,10 @@ so a warm hit is a dict lookup and a file read: no SQLite, no thread hop.
 Downloads are staged in ``directory/staging`` and verified before they are
 hard-linked into the store, so a reader never sees a partial or unverified
 file, and eviction never pulls a file from under a reader (POSIX keeps an
-open file readable after it is unlinked).
+open file readable after it is unlinked). A stored file is read only if it is
+still the file stored: opened without following links and checked against the
+fingerprint (device, inode, size, mtime) taken when it was published; the
+directory itself must be this user's alone (see :mod:`._cache_safety`).
 
 Eviction is ours, not diskcache's: content that an alias the cache knows
 points at is kept (see :mod:`._eviction`), so a service restarting while AWS
@@ -22,11 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import logging
+import math
 import os
 import random
 import secrets
+import shutil
+import socket
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import (
@@ -40,14 +49,21 @@ from collections.abc import (
 )
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import attrs
 import diskcache
 
-from . import _eviction
+from . import _cache_errors, _cache_safety, _eviction
+from ._cache_errors import CacheFault
+from ._cache_safety import Fingerprint, LeaseHolder
 from ._coalesce import Coalescer
-from .exc import InvalidArgumentError, InvalidArgumentTypeError
+from .exc import (
+    CacheDirectoryError,
+    CacheUnavailableError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+)
 
 __all__ = ["CacheStats", "LocalCache"]
 
@@ -59,6 +75,30 @@ _T = TypeVar("_T")
 _STALE_STAGING_SECONDS = 3600.0
 #: a download lease lasts this long unless its holder renews it (every third of it)
 LEASE_SECONDS = 30.0
+#: below this, reading a cached file inline is cheaper than a thread hop (~140 us)
+_READ_INLINE_BYTES = 1 << 20
+_COPY_CHUNK = 1 << 20
+#: seconds a cache operation waits for a database another process holds (diskcache's
+#: default is 60): a locked cache costs a read about this much, once, then it goes to S3.
+#: Not less: 8 processes starting on one directory (tests/integration/test_load.py) wait
+#: up to 1.8 s for a write on a busy 2-core machine, and 1 s made them bypass the cache
+SQLITE_TIMEOUT = 2.0
+#: after a cache failure, reads go straight to S3 for this long before it is tried again
+BYPASS_SECONDS = 30.0
+#: what a failing cache raises (its database locked or damaged, its disk full): a read
+#: that meets one goes around the cache (LocalCache.degrade), never fails for it
+CACHE_FAILURES: tuple[type[BaseException], ...] = (
+    sqlite3.Error,
+    diskcache.Timeout,
+    CacheUnavailableError,
+    OSError,
+)
+#: the diskcache settings of each store (a folder of the cache directory)
+_STORE_SETTINGS: dict[str, dict[str, Any]] = {
+    # diskcache keeps the LRU clock (access_time); we evict (cull_limit 0: it never does)
+    "content": {"eviction_policy": "least-recently-used", "cull_limit": 0},
+    "lookups": {"size_limit": 2**62, "eviction_policy": "none"},
+}
 
 
 @attrs.frozen
@@ -73,6 +113,14 @@ class CacheStats:
     lookup_refreshes: int
     stale_serves: int
     integrity_failures: int
+    #: cached files found changed (replaced, a symlink, written to, or failing
+    #: ``verify_on_read``), discarded and downloaded again
+    damaged_content: int = 0
+    #: download leases taken over from a holder that was killed (a dead pid on this machine)
+    lease_takeovers: int = 0
+    #: times the cache itself failed (its database locked or damaged, its disk full)
+    #: and a read went to S3 (or was served from memory) instead; each is logged
+    cache_errors: int = 0
 
 
 @attrs.frozen
@@ -84,8 +132,208 @@ class Staged:
     size: int
 
 
+class DamagedContent(Exception):
+    """A cached file is not the content stored under its sha256: discard it, fetch again."""
+
+
+#: open a cached file: never through a symlink, never blocking on a FIFO planted there
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _open_no_follow(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open a cached file to read, and ``fstat`` it; a symlink or a non-regular file
+    is :class:`DamagedContent`."""
+    try:
+        handle = open(path, "rb", opener=_no_follow_opener)  # noqa: SIM115
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.EMLINK):  # a symlink (EMLINK: the BSDs)
+            raise DamagedContent(f"{path} is a symbolic link") from err
+        raise
+    st = os.fstat(handle.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        handle.close()
+        raise DamagedContent(f"{path} is not a regular file")
+    return handle, st
+
+
+def _no_follow_opener(path: str, _flags: int) -> int:
+    return os.open(path, _OPEN_FLAGS)
+
+
+def _fingerprint(st: os.stat_result) -> Fingerprint:
+    return Fingerprint(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _send_file(source: BinaryIO, out: BinaryIO, length: int) -> int:
+    """Copy in the kernel (``sendfile``, as ``shutil.copyfile`` does) what it will;
+    the caller copies the rest, if any, by reading."""
+    copied = 0
+    with contextlib.suppress(OSError, AttributeError):  # no sendfile between files here
+        while copied < length:
+            sent = os.sendfile(out.fileno(), source.fileno(), copied, length - copied)
+            if sent == 0:
+                break
+            copied += sent
+    source.seek(copied)
+    out.seek(copied)  # the writer's idea of its position, past what the kernel wrote
+    return copied
+
+
+def _hash_handle(handle: BinaryIO) -> str:
+    handle.seek(0)
+    digest = hashlib.sha256()
+    while chunk := handle.read(_COPY_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- the directory: only ours -------------------------------------------------------------
+
+
+def _secure_directory(directory: Path, folders: Sequence[str]) -> None:
+    """Create the cache directory and its ``folders`` private (0700), or check that
+    existing ones are only ours, all the way down, before anything is read from them.
+
+    Each folder is judged before anything inside it is looked at or created
+    (:func:`._cache_safety.judge_folder`): refused with
+    :class:`~versioned_async.exc.CacheDirectoryError`, tightened, or used. A
+    symlink to a folder anywhere inside is refused; a symlink where a content
+    file should be is left to the read path, which discards it.
+    """
+    me = os.geteuid() if hasattr(os, "geteuid") else -1
+    if me == -1:  # no POSIX owners (Windows): nothing to judge
+        for folder in (directory, *(directory / f for f in folders)):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700, parents=True)
+    # a symlink given as the directory itself is the caller's choice: judge its target
+    top = os.path.realpath(directory)
+
+    def judge(folder: str, st: os.stat_result, *, is_top: bool = False) -> None:
+        verdict = _cache_safety.judge_folder(st.st_mode, st.st_uid, me=me, top=is_top)
+        if verdict.refuse is not None:
+            advice = _cache_safety.folder_advice(folder, me, verdict.refuse)
+            raise CacheDirectoryError(str(directory), folder, verdict.refuse, advice)
+        if verdict.tighten_to is not None:
+            try:
+                os.chmod(folder, verdict.tighten_to, follow_symlinks=False)
+            except (OSError, NotImplementedError) as err:
+                raise CacheDirectoryError(
+                    str(directory),
+                    folder,
+                    f"is writable by other users and could not be made private ({err})",
+                    f"chmod 700 {folder}, or give LocalCache another cache directory",
+                ) from err
+            log.warning(
+                "cache folder %s was open to other users (mode %o); made it private (%o)",
+                folder,
+                stat.S_IMODE(st.st_mode),
+                verdict.tighten_to,
+            )
+
+    judge(str(directory) if top == os.path.abspath(directory) else top, os.lstat(top), is_top=True)
+    for name in folders:
+        known = os.path.join(top, name)
+        try:
+            st = os.lstat(known)
+        except FileNotFoundError:
+            os.mkdir(known, 0o700)
+        else:
+            judge(known, st)
+    # every folder below, parents before children. The leaves of the content store
+    # (content/xx/yy) are judged but not listed: they hold only content files, each
+    # checked against its fingerprint when read, and listing them all would cost a
+    # start-up ~10 us per file
+    content = os.path.join(top, "content")
+    pending = [(top, False)]  # (a folder, whether what it holds are content leaves)
+    while pending:
+        parent, holds_leaves = pending.pop()
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    mine = st.st_uid == me and not st.st_mode & 0o022  # the common case, fast
+                    if not mine and (parent != top or entry.name not in folders):
+                        judge(entry.path, st)
+                    if not holds_leaves:
+                        pending.append((entry.path, parent == content))
+                elif entry.is_symlink() and entry.is_dir():
+                    judge(entry.path, entry.stat(follow_symlinks=False))  # refused: a link
+
+
+# -- the lease holder's process -------------------------------------------------------------
+
+
+def _machine_id() -> str:
+    """This kernel and pid namespace: where a pid names one process. Elsewhere than
+    Linux, the host name (a pid namespace is a Linux thing)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        if os.path.isdir("/proc/self"):  # a Linux without them: pids cannot be judged
+            return f"unknown-{secrets.token_hex(8)}"
+        boot, namespace = socket.gethostname(), "-"
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in boot + namespace)
+
+
+def _process_state(pid: int) -> tuple[bool, int | None]:
+    """Whether a process ``pid`` runs here (a zombie does not), and its start time."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, None
+    except PermissionError:
+        pass  # it exists, as another user
+    except OSError:
+        return True, None  # cannot tell: assume it runs
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return True, None
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
+        return False, None
+    return True, int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _holder_is_gone(record: object) -> bool:
+    holder = LeaseHolder.parse(record)
+    if holder is None or holder.machine != _MACHINE:
+        return False
+    running, started = _process_state(holder.pid)
+    return _cache_safety.holder_is_gone(holder, machine=_MACHINE, running=running, started=started)
+
+
+def _own_start() -> int | None:
+    """This process's start time, read again after a fork (a worker forked from a
+    parent that imported this module is a process of its own)."""
+    pid = os.getpid()
+    known = _OWN_START.get(pid)
+    if known is None:
+        _OWN_START.clear()
+        known = _OWN_START[pid] = (_process_state(pid)[1],)
+    return known[0]
+
+
+_MACHINE = _machine_id()
+#: {pid: (start time,)} of this process, so that a forked child reads its own
+_OWN_START: dict[int, tuple[int | None]] = {}
+
+
 class _ContentDisk(diskcache.Disk):  # type: ignore[misc]
-    """A diskcache Disk that stores a :class:`Staged` file by hard-linking it: no copy."""
+    """A diskcache Disk that stores a :class:`Staged` file by hard-linking it: no copy,
+    and opens stored files without following symlinks."""
+
+    def fetch(self, mode: int, filename: str, value: Any, read: bool) -> Any:
+        if mode == diskcache.core.MODE_BINARY and read:
+            return _open_no_follow(os.path.join(self._directory, filename))[0]
+        return super().fetch(mode, filename, value, read)
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
         if not isinstance(value, Staged):
@@ -98,6 +346,32 @@ class _ContentDisk(diskcache.Disk):  # type: ignore[misc]
                 folder.mkdir(mode=0o700)
         os.link(value.path, full_path)
         return value.size, diskcache.core.MODE_BINARY, filename, None
+
+
+class _BoundedCache(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's Cache, whose set-up gives up on a locked database after
+    :data:`SQLITE_TIMEOUT` instead of retrying for 60 s.
+
+    diskcache retries the statements of its ``__init__`` (and ``reset``) for a
+    fixed 60 s whatever ``timeout`` says; this bounds them by that timeout.
+    Should diskcache rename the hook, the override is simply not called.
+    """
+
+    @property
+    def _sql_retry(self) -> Callable[..., Any]:
+        sql = self._sql
+
+        def execute(statement: str, *args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + SQLITE_TIMEOUT
+            while True:
+                try:
+                    return sql(statement, *args, **kwargs)
+                except sqlite3.OperationalError as err:
+                    if str(err) != "database is locked" or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
+
+        return execute
 
 
 class LocalCache:
@@ -116,6 +390,20 @@ class LocalCache:
         when AWS cannot be reached, so a service still starts.
     :param clock: wall-clock seconds; lookups record when they were fetched,
         so another process can tell their age.
+    :param verify_on_read: re-hash cached content on every read and, should it
+        not match its sha256, discard it and download it again. Off by default:
+        every file is already checked against the fingerprint (inode, size,
+        mtime) taken when it was stored, which catches a file replaced or
+        written to, for one ``fstat``; re-hashing also catches bytes changed
+        with the inode, size and mtime kept (a disk error, or someone who can
+        write as this user), at the cost measured by
+        ``python -m benchmarks --only verify-on-read``.
+
+    The directory must be this user's alone, as OpenSSH's StrictModes asks of
+    ``~/.ssh``: a folder in it that another user owns, or that is a symbolic
+    link, raises :class:`~versioned_async.exc.CacheDirectoryError`; a folder
+    this user owns but others may write in is made private (``chmod go-rwx``)
+    with a warning.
     """
 
     def __init__(
@@ -126,7 +414,12 @@ class LocalCache:
         *,
         stale_if_error: bool = True,
         clock: Callable[[], float] = time.time,
+        verify_on_read: bool = False,
     ) -> None:
+        if not isinstance(verify_on_read, bool):
+            raise InvalidArgumentTypeError(
+                f"verify_on_read must be True or False, not {verify_on_read!r}"
+            )
         if isinstance(ttl, bool) or not isinstance(ttl, int | float):
             raise InvalidArgumentTypeError(f"ttl must be seconds (a number), not {ttl!r}")
         if not ttl >= 0:
@@ -140,29 +433,27 @@ class LocalCache:
         self.size_limit = size_limit
         self.stale_if_error = stale_if_error
         self.clock = clock
+        self.verify_on_read = verify_on_read
         self.staging = self.directory / "staging"
-        # every level private: diskcache would create its own folders 0777 & ~umask
-        for folder in (self.directory, self.staging, self.directory / "content"):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (self.directory / "lookups").mkdir(mode=0o700, exist_ok=True)
-        with contextlib.suppress(OSError):
-            self.directory.chmod(0o700)
-        # diskcache keeps the LRU clock (access_time); we evict (cull_limit 0: it never does)
-        self._content = diskcache.Cache(
-            str(self.directory / "content"),
-            size_limit=size_limit,
-            eviction_policy="least-recently-used",
-            cull_limit=0,
-            disk=_ContentDisk,
-        )
-        self._lookups = diskcache.Cache(
-            str(self.directory / "lookups"), size_limit=2**62, eviction_policy="none"
-        )
+        # created private, or checked to be only ours, before anything is read from it
+        _secure_directory(self.directory, ("staging", "content", "lookups"))
+        self._counts_lock = threading.Lock()
+        self._counts = dict.fromkeys(attrs.fields_dict(CacheStats), 0)
+        # the two diskcache stores, opened here and again after a failure (see _store)
+        self._stores: dict[str, diskcache.Cache | None] = dict.fromkeys(_STORE_SETTINGS)
+        self._store_lock = threading.Lock()
+        self._bypass_until = -math.inf  # clock() until which reads skip the cache
+        self._check_stores = False  # a damaged database was seen: check it when reopened
+        for which in _STORE_SETTINGS:  # a locked or damaged database does not stop the cache
+            with contextlib.suppress(CacheUnavailableError):
+                self._store(which)
         for db in self.directory.glob("*/cache.db*"):
             with contextlib.suppress(OSError):
                 db.chmod(0o600)
         self._memory_lookups: dict[Hashable, tuple[float, Any]] = {}
         self._memory_paths: dict[str, str] = {}
+        #: path -> what the file was when stored; paths are random, never reused
+        self._fingerprints: dict[str, Fingerprint] = {}
         self._preloaded = False
         # lookups asked or written in one loop turn share one thread trip (a cold
         # start-up asks for all of them at once)
@@ -172,8 +463,6 @@ class LocalCache:
         self._writer: ThreadPoolExecutor | None = None  # started on the first write
         self._touched: dict[str, float] = {}
         self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
-        self._counts_lock = threading.Lock()
-        self._counts = dict.fromkeys(attrs.fields_dict(CacheStats), 0)
         self._warned_pinned_over = False
         self._sweep_staging()
 
@@ -181,6 +470,128 @@ class LocalCache:
         return (
             f"LocalCache({str(self.directory)!r}, ttl={self.ttl}, size_limit={self.size_limit}, "
             f"stale_if_error={self.stale_if_error})"
+        )
+
+    # -- the stores, and what happens when they fail -------------------------------
+
+    @property
+    def _content(self) -> diskcache.Cache:
+        return self._store("content")
+
+    @property
+    def _lookups(self) -> diskcache.Cache:
+        return self._store("lookups")
+
+    def _store(self, which: str) -> diskcache.Cache:
+        """The open diskcache store ``which``, opening it (again) if needed.
+
+        Raises :class:`CacheUnavailableError` while it cannot be opened (locked
+        by another process: tried again after :data:`BYPASS_SECONDS`).
+        """
+        store = self._stores[which]
+        if store is not None:
+            return store
+        with self._store_lock:
+            store = self._stores[which]
+            if store is None:
+                if self.bypassed:
+                    raise CacheUnavailableError(
+                        f"the local cache in {self.directory} is unavailable for a while "
+                        "(see the warning logged); reads go to S3"
+                    )
+                try:
+                    store = self._open_store(which)
+                except CacheUnavailableError as err:
+                    self.degrade(err)
+                    raise
+                self._stores[which] = store
+        return store
+
+    def _open_store(self, which: str) -> diskcache.Cache:
+        """Open a store; a damaged database is moved aside and a fresh one started."""
+        folder = self.directory / which
+        settings = dict(_STORE_SETTINGS[which])
+        if which == "content":
+            settings.update(size_limit=self.size_limit, disk=_ContentDisk)
+        check = self._check_stores
+        for attempt in range(2):
+            try:
+                store = _BoundedCache(str(folder), timeout=SQLITE_TIMEOUT, **settings)
+                if check:  # a damaged page may hide past what opening reads
+                    (verdict,) = store._sql("PRAGMA quick_check").fetchone()
+                    if verdict != "ok":
+                        store.close()
+                        raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
+            except (sqlite3.Error, diskcache.Timeout) as err:
+                fault = _cache_errors.classify(err)
+                if fault is CacheFault.LOCKED:
+                    raise CacheUnavailableError(
+                        f"the local cache database {folder / 'cache.db'} is locked by another "
+                        f"process ({err or 'timed out'}): {_cache_errors.advice(fault)}"
+                    ) from err
+                if fault is not CacheFault.DAMAGED or attempt:
+                    raise CacheUnavailableError(
+                        f"the local cache database {folder / 'cache.db'} cannot be opened "
+                        f"({err}): {_cache_errors.advice(fault)}"
+                    ) from err
+                self._move_aside(folder, err)
+                continue
+            with contextlib.suppress(OSError):
+                (folder / "cache.db").chmod(0o600)
+            return store
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _move_aside(self, folder: Path, err: BaseException) -> None:
+        """Keep a damaged database for a post-mortem; drop the files only it knew."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}"
+        aside = folder / f"cache.db.damaged-{stamp}"
+        (folder / "cache.db").rename(aside)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / f"cache.db{suffix}").rename(folder / f"{aside.name}{suffix}")
+        for entry in folder.iterdir():  # diskcache's value folders (two hex digits)
+            if len(entry.name) == 2 and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+        self.count("cache_errors")
+        log.warning(
+            "the local cache database %s was damaged (%s): it was moved aside to %s and a "
+            "fresh one started; the cache refills from S3",
+            folder / "cache.db",
+            err,
+            aside,
+        )
+
+    @property
+    def bypassed(self) -> bool:
+        """Whether reads skip the cache for now, after it failed (see :meth:`degrade`)."""
+        now = self.clock()  # a clock set back does not stretch the bypass
+        return self._bypass_until - BYPASS_SECONDS <= now < self._bypass_until
+
+    def degrade(self, err: BaseException) -> None:
+        """Record that the cache failed with ``err``: count it, log a warning once, and
+        send reads straight to S3 for :data:`BYPASS_SECONDS` before trying it again.
+
+        Why: the cache is an optimisation; a locked, damaged or full cache must
+        cost a download, not the service. A damaged database is reopened (and
+        rebuilt) when the cache is tried again.
+        """
+        if self.bypassed:  # already said; what fails meanwhile is the same trouble
+            return
+        fault = _cache_errors.classify(err)
+        self.count("cache_errors")
+        self._bypass_until = self.clock() + BYPASS_SECONDS
+        if fault is CacheFault.DAMAGED:
+            self._check_stores = True
+            with self._store_lock:  # reopened (checked, rebuilt if need be) next time
+                self._stores = dict.fromkeys(self._stores)
+        log.warning(
+            "the local cache in %s is %s (%s: %s); reading from S3 without it for %.0f s: %s",
+            self.directory,
+            fault.value,
+            type(err).__name__,
+            err or "timed out",
+            BYPASS_SECONDS,
+            _cache_errors.advice(fault),
         )
 
     # -- counters ------------------------------------------------------------------
@@ -208,8 +619,14 @@ class LocalCache:
         not one per artifact.
         """
         found = self._memory_lookups.get(key)
-        if found is None and not self._preloaded:
-            await self.single_flight("preload", lambda: asyncio.to_thread(self._preload))
+        if found is not None or self.bypassed:
+            return found
+        if not self._preloaded:
+            try:
+                await self.single_flight("preload", lambda: asyncio.to_thread(self._preload))
+            except CACHE_FAILURES as err:  # a broken cache: as if it held nothing
+                self.degrade(err)
+                return None
             found = self._memory_lookups.get(key)
         if found is None:  # written by another process since the preload, perhaps
             found = await self.reload_lookup(key)
@@ -242,8 +659,15 @@ class LocalCache:
         return iter([(k, v) for k, v in found if v is not None])
 
     async def reload_lookup(self, key: Hashable) -> tuple[float, Any] | None:
-        """The lookup as stored on disk now (another process may have written it)."""
-        found = await self._disk_reads(key)
+        """The lookup as stored on disk now (another process may have written it);
+        ``None`` as well while the cache fails (see :meth:`degrade`)."""
+        if self.bypassed:
+            return None
+        try:
+            found = await self._disk_reads(key)
+        except CACHE_FAILURES as err:
+            self.degrade(err)
+            return None
         if found is not None:
             known = self._memory_lookups.get(key)
             if known is None or known[0] < found[0]:
@@ -259,15 +683,17 @@ class LocalCache:
         Why: processes that share a cache directory (workers of one service)
         would otherwise all download the same content at start-up. The lease
         is a diskcache ``add`` (atomic across processes) with an expiry that
-        the holder renews while it works, so a crashed holder (SIGKILL) frees
-        it within :data:`LEASE_SECONDS`. Waiters poll with backoff on the event
-        loop; no thread blocks.
+        the holder renews while it works. The lease names its holder (machine,
+        pid, process start time): a waiter on the same machine that finds the
+        holder dead (SIGKILL, OOM) takes the lease over at once; a holder on
+        another machine frees it when it expires, within :data:`LEASE_SECONDS`.
+        Waiters poll with backoff on the event loop; no thread blocks.
         """
         lease = ("lease", key)
-        token = secrets.token_hex(8)
+        token = LeaseHolder(_MACHINE, os.getpid(), _own_start(), secrets.token_hex(8)).to_text()
         waited = False
         pause = 0.01
-        while not await asyncio.to_thread(self._lookups.add, lease, token, expire=LEASE_SECONDS):
+        while not await asyncio.to_thread(self._take_lease, lease, token):
             waited = True
             await asyncio.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 0.25)
@@ -277,6 +703,21 @@ class LocalCache:
         finally:
             renewing.cancel()
             await asyncio.shield(asyncio.to_thread(self._end_lease, lease, token))
+
+    def _take_lease(self, lease: Hashable, token: str) -> bool:
+        """Take the lease if it is free, or if its holder is a dead process of this machine."""
+        if self._lookups.add(lease, token, expire=LEASE_SECONDS):
+            return True
+        held_by = self._lookups.get(lease)
+        if held_by is None or not _holder_is_gone(held_by):
+            return False
+        with self._lookups.transact():  # only if no other waiter took it over first
+            if self._lookups.get(lease) != held_by:
+                return False
+            self._lookups.set(lease, token, expire=LEASE_SECONDS)
+        self.count("lease_takeovers")
+        log.warning("took over a download lease from a process that died holding it: %s", held_by)
+        return True
 
     async def _renew_lease(self, lease: Hashable, token: str) -> None:
         while True:
@@ -323,7 +764,11 @@ class LocalCache:
             if isinstance(key, tuple) and key[:1] == ("lease",):
                 continue
             if isinstance(key, tuple) and key[:1] == ("path",):
-                self._memory_paths.setdefault(key[1], value)
+                hint = _cache_safety.split_hint(value)
+                if hint is None:  # written before fingerprints: the store is asked instead
+                    continue
+                self._fingerprints.setdefault(hint[1], hint[0])
+                self._memory_paths.setdefault(key[1], hint[1])
                 self._touched.setdefault(key[1], self.clock())  # no LRU write per hit at start
             else:
                 self._memory_lookups.setdefault(key, value)
@@ -333,14 +778,24 @@ class LocalCache:
         """Record a lookup just fetched from AWS."""
         entry = (self.clock(), value)
         self._memory_lookups[key] = entry
+        await self._write_through(key, entry)
+
+    async def _write_through(self, key: Hashable, entry: tuple[float, Any] | None) -> None:
+        """Write (``None``: delete) a lookup on disk; best effort: a failing cache is
+        bypassed (:meth:`degrade`), and the lookup stays in this process's memory."""
+        if self.bypassed:
+            return
         self._unwritten[key] = entry
-        await self._disk_writes(key)
+        try:
+            await self._disk_writes(key)
+        except CACHE_FAILURES as err:
+            self._unwritten.pop(key, None)
+            self.degrade(err)
 
     async def forget(self, key: Hashable) -> None:
         """Drop a lookup AWS says no longer exists."""
         self._memory_lookups.pop(key, None)
-        self._unwritten[key] = None
-        await self._disk_writes(key)
+        await self._write_through(key, None)
 
     # -- content -------------------------------------------------------------------
 
@@ -353,7 +808,11 @@ class LocalCache:
         return self._memory_paths.get(sha256)
 
     async def content_path(self, sha256: str) -> str | None:
-        """The file holding ``sha256`` according to the store, or ``None``."""
+        """The file holding ``sha256`` according to the store, or ``None``.
+
+        The stored file is checked against its fingerprint; one that changed is
+        discarded (counted in ``damaged_content``) and ``None`` returned.
+        """
         path = await asyncio.to_thread(self._find_content, sha256)
         if path is None:
             self._memory_paths.pop(sha256, None)
@@ -363,21 +822,127 @@ class LocalCache:
         return path
 
     def _find_content(self, sha256: str) -> str | None:
-        handle = self._content.get(("c", sha256), read=True)
+        """The stored file of ``sha256`` if it is the file stored; a changed one is discarded.
+
+        Runs in a thread. Content stored before fingerprints were recorded is
+        checked once by its sha256 instead, and its fingerprint kept in memory.
+        """
+        try:
+            handle, tag = self._content.get(("c", sha256), read=True, tag=True)
+        except DamagedContent as err:  # a symlink, a FIFO: never opened through
+            self._discard_stored(sha256, str(err))
+            return None
         if handle is None:
             return None
         if isinstance(handle, bytes):  # not ours: never stored that way
             return None
         with handle:
-            return str(handle.name)
+            path = str(handle.name)
+            st = os.fstat(handle.fileno())
+            now = _fingerprint(st)
+            recorded = Fingerprint.parse(tag) or self._fingerprints.get(path)
+            problem = _cache_safety.content_problem(st.st_mode, now, recorded)
+            if problem is None and recorded is None and _hash_handle(handle) != sha256:
+                problem = f"does not hash to {sha256}"
+        if problem is not None:
+            self._discard_stored(sha256, f"{path} {problem}")
+            return None
+        self._fingerprints[path] = now
+        return path
+
+    def _discard_stored(self, sha256: str, why: str) -> None:
+        self._memory_paths.pop(sha256, None)
+        if self._content.delete(("c", sha256)):  # counted once, by whoever removed it
+            log.warning("cached content %s is damaged (%s); it is downloaded again", sha256, why)
+            self.count("damaged_content")
+
+    def _open_checked(self, path: str, size: int | None) -> tuple[BinaryIO, int]:
+        """Open a cached file, refusing anything but the file stored (:class:`DamagedContent`);
+        returns it and its size.
+
+        No symlink is followed, and the open file must match the fingerprint
+        taken when it was stored and the size its lookup recorded. A path whose
+        fingerprint this process does not know raises :class:`FileNotFoundError`,
+        so the caller asks the store (:meth:`content_path`), which checks it.
+        """
+        recorded = self._fingerprints.get(path)
+        if recorded is None:
+            raise FileNotFoundError(errno.ENOENT, "not known to this process; ask the store", path)
+        handle, st = _open_no_follow(path)
+        try:
+            now = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            problem = (  # the common case first: one tuple compare on every warm hit
+                None
+                if now == (recorded.dev, recorded.ino, recorded.size, recorded.mtime_ns)
+                else _cache_safety.content_problem(st.st_mode, _fingerprint(st), recorded)
+            )
+            if problem is None and size is not None and st.st_size != size:
+                problem = f"is {st.st_size} bytes, not {size}"
+            if problem is not None:
+                raise DamagedContent(f"{path} {problem}")
+        except BaseException:
+            handle.close()
+            raise
+        return handle, st.st_size
+
+    async def read_content(self, sha256: str, path: str, size: int | None) -> bytes:
+        """The content of a cached file: the file stored (see :meth:`_open_checked`), and
+        with ``verify_on_read`` re-hashed. Raises :class:`DamagedContent` (discard it and
+        fetch again) or :class:`FileNotFoundError` (evicted: look it up again)."""
+        handle, length = self._open_checked(path, size)
+        with handle:
+            if length <= _READ_INLINE_BYTES:
+                body = handle.read()
+            else:
+                body = await asyncio.to_thread(handle.read)
+        if len(body) != length:
+            raise DamagedContent(f"{path} changed while it was read")
+        if self.verify_on_read:
+            if length <= _READ_INLINE_BYTES:
+                digest = hashlib.sha256(body).hexdigest()
+            else:
+                digest = await asyncio.to_thread(lambda: hashlib.sha256(body).hexdigest())
+            if digest != sha256:
+                raise DamagedContent(f"{path} does not hash to {sha256}")
+        return body
+
+    async def copy_content(self, sha256: str, path: str, size: int | None, target: Path) -> None:
+        """Copy a cached file to ``target`` (created or truncated), checked as
+        :meth:`read_content` checks, in a thread, in bounded memory."""
+
+        def copy() -> None:
+            try:
+                copy_checked()
+            except BaseException:
+                target.unlink(missing_ok=True)  # the caller writes it afresh from S3
+                raise
+
+        def copy_checked() -> None:
+            source, length = self._open_checked(path, size)
+            with source, open(target, "wb") as out:
+                digest = hashlib.sha256() if self.verify_on_read else None
+                copied = 0 if digest is not None else _send_file(source, out, length)
+                while copied < length and (chunk := source.read(_COPY_CHUNK)):
+                    if digest is not None:
+                        digest.update(chunk)
+                    out.write(chunk)
+                    copied += len(chunk)
+            if copied != length:
+                raise DamagedContent(f"{path} changed while it was read")
+            if digest is not None and digest.hexdigest() != sha256:
+                raise DamagedContent(f"{path} does not hash to {sha256}")
+
+        await asyncio.to_thread(copy)
 
     def forget_content_path(self, sha256: str) -> None:
         self._memory_paths.pop(sha256, None)
 
     async def discard(self, sha256: str) -> None:
-        """Remove damaged content so that it is downloaded again."""
+        """Remove damaged content so that it is downloaded again (counted in
+        ``damaged_content``)."""
         self._memory_paths.pop(sha256, None)
-        await asyncio.to_thread(self._content.delete, ("c", sha256))
+        if await asyncio.to_thread(self._content.delete, ("c", sha256)):
+            self.count("damaged_content")
 
     def hit(self, sha256: str) -> None:
         """Count a hit served from memory; tell the store it was used, at most once a TTL."""
@@ -406,15 +971,19 @@ class LocalCache:
     def _publish(self, staged: Staged) -> str | None:
         path = self._find_content(staged.sha256)
         if path is None:
+            # the stored file is a hard link to the staged one: the same inode, size and
+            # mtime, which every later read checks (the tag keeps it with the entry)
+            tag = _fingerprint(os.stat(staged.path, follow_symlinks=False)).to_text()
             # add, not set: when another process stored it meanwhile, keep its file
             # (a set would delete that file from under the process reading it)
-            if self._content.add(("c", staged.sha256), staged, read=True):
+            if self._content.add(("c", staged.sha256), staged, read=True, tag=tag):
                 self._evict(keep=staged.sha256)
             path = self._find_content(staged.sha256)
         if path is not None:
             # a hint for the next process's preload; a stale one fails to open and is
             # looked up in the store again
-            self._lookups.set(("path", staged.sha256), path)
+            hint = _cache_safety.join_hint(self._fingerprints[path], path)
+            self._lookups.set(("path", staged.sha256), hint)
         return path
 
     def touch(self, sha256: str) -> None:
@@ -424,7 +993,13 @@ class LocalCache:
         otherwise see the hottest content as unused.
         """
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule on
-            asyncio.get_running_loop().run_in_executor(None, self._find_content, sha256)
+            done = asyncio.get_running_loop().run_in_executor(None, self._find_content, sha256)
+            done.add_done_callback(self._after_touch)
+
+    def _after_touch(self, done: asyncio.Future[Any]) -> None:
+        """A touch that failed (the store locked, say) only loses an LRU mark: note it."""
+        if not done.cancelled() and (err := done.exception()) is not None:
+            log.debug("could not mark cached content as used: %r", err)
 
     # -- eviction ------------------------------------------------------------------
 
@@ -514,7 +1089,10 @@ class LocalCache:
                 rows.close()
 
     def _stored_size(self, key: Hashable) -> int | None:
-        handle = self._content.get(key, read=True)
+        try:
+            handle = self._content.get(key, read=True)
+        except DamagedContent:  # a symlink in the store: not content, evicted by a read
+            return None
         if handle is None or isinstance(handle, bytes):
             return None
         with handle:
@@ -554,25 +1132,44 @@ class LocalCache:
                     part.unlink()
 
     def clear(self) -> None:
-        """Drop every cached lookup and all content."""
+        """Drop every cached lookup and all content.
+
+        :raises CacheUnavailableError: the cache's database is locked or failing.
+        """
         self._memory_lookups.clear()
         self._memory_paths.clear()
-        self._content.clear()
-        self._lookups.clear()
+        with self._unavailable_on_failure("clear the cache"):
+            self._content.clear()
+            self._lookups.clear()
 
     @property
     def content_bytes(self) -> int:
         """Bytes of cached content (what ``size_limit`` bounds)."""
-        return int(self._content.reset("size"))
+        with self._unavailable_on_failure("read the cache's size"):
+            return int(self._content.reset("size"))
 
     @property
     def content_count(self) -> int:
         """How many distinct contents (by sha256) are cached."""
-        return len(self._content)
+        with self._unavailable_on_failure("count the cached content"):
+            return len(self._content)
+
+    @contextlib.contextmanager
+    def _unavailable_on_failure(self, what: str) -> Iterator[None]:
+        """A direct call on a failing cache raises the library's error, saying what to do."""
+        try:
+            yield
+        except (sqlite3.Error, diskcache.Timeout) as err:
+            fault = _cache_errors.classify(err)
+            raise CacheUnavailableError(
+                f"could not {what} in {self.directory}: its database is {fault.value} "
+                f"({err or 'timed out'}); {_cache_errors.advice(fault)}"
+            ) from err
 
     def close(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.shutdown(wait=True)  # lookups written before close are on disk
-        self._content.close()
-        self._lookups.close()
+        for store in self._stores.values():  # never opens one only to close it
+            if store is not None:
+                store.close()

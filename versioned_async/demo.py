@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._layout import LATEST
+from ._redact import redact_url
 from .cache import LocalCache
 from .exc import RolloutFailedError
 from .models import Alias, AliasChange, Artifact
@@ -276,7 +277,7 @@ async def run_demo(  # noqa: PLR0915 - a narrative, step by step
             out.print(_aliases_table(await repo.list_aliases(NAME)))
         cache.close()
     out.print()
-    out.print(f"Done: the whole lifecycle ran against {endpoint_url or 'AWS'}")
+    out.print(f"Done: the whole lifecycle ran against {redact_url(endpoint_url) or 'AWS'}")
 
 
 def main(

@@ -19,6 +19,10 @@ conventions keeps working::
     │   └── VersionProtectedError               the version is held (protect): unprotect() first
     ├── RolloutFailedError                      a roll-out's check failed; the alias was rolled back
     ├── RepositoryClosedError                   used outside ``async with repo``
+    ├── CacheDirectoryError                     the cache directory is not only ours: fix or move it
+    ├── CacheUnavailableError                   the cache database is locked: retry (reads go to S3)
+    ├── DiskFullError (also an OSError)         no space to write: free space or write elsewhere
+    ├── FolderNotFoundError (a FileNotFoundError) download's folder is missing: create it first
     └── BackendError                            S3 or DynamoDB refused or failed the call
         └── BackendUnavailableError             could not be reached (network, timeouts, 5xx)
 
@@ -28,6 +32,8 @@ attributes, so callers can react without parsing messages.
 
 from __future__ import annotations
 
+import errno
+import os
 from datetime import datetime
 
 __all__ = [
@@ -35,8 +41,12 @@ __all__ = [
     "ArtifactNotFoundError",
     "BackendError",
     "BackendUnavailableError",
+    "CacheDirectoryError",
+    "CacheUnavailableError",
     "ConcurrentModificationError",
     "ConflictError",
+    "DiskFullError",
+    "FolderNotFoundError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -216,6 +226,86 @@ class BackendError(VersionedError):
 
 class BackendUnavailableError(BackendError):
     """S3 or DynamoDB could not be reached or kept failing after retries; retry later."""
+
+
+class CacheDirectoryError(VersionedError):
+    """The cache directory, or a folder in it, is not safe to use: another user owns it,
+    or it is a symbolic link. Nothing was read from it or written to it.
+
+    ``directory`` is the cache directory given to ``LocalCache``, ``path`` the
+    folder refused and ``reason`` why.
+    """
+
+    def __init__(self, directory: str, path: str, reason: str, advice: str) -> None:
+        self.directory = directory
+        self.path = path
+        self.reason = reason
+        self.advice = advice
+        where = "it" if path == directory else path
+        super().__init__(
+            f"LocalCache refuses the cache directory {directory}: {where} {reason}, so another "
+            f"user could swap the content it serves; {advice}"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.directory, self.path, self.reason, self.advice))
+
+
+class CacheUnavailableError(VersionedError):
+    """The LocalCache's database is locked by another process, or could not be opened.
+
+    Reads never raise it: they go to S3 meanwhile. A call on the cache itself
+    (``clear``, ``content_bytes``) does; retry once the other process is done.
+    """
+
+
+class DiskFullError(VersionedError, OSError):
+    """No space was left (or a file-size limit was reached) where content was written.
+
+    ``path`` is the file being written, ``errno`` ENOSPC, EDQUOT or EFBIG; the
+    message says what to do. Nothing partial was left behind.
+    """
+
+    def __init__(self, code: int, path: str, advice: str) -> None:
+        self.path = path
+        self.advice = advice
+        self.message = (
+            f"no space left to write {path} ({os.strerror(code)}): {advice}"
+            if code
+            else f"no space left to write {path}: {advice}"
+        )
+        super().__init__(code, self.message, path)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.errno, self.path, self.advice))
+
+
+class FolderNotFoundError(VersionedError, FileNotFoundError):
+    """``download`` was given a file path whose folder does not exist (or is a file).
+
+    Checked before any request; nothing was downloaded or created. ``path`` is
+    the folder. A ``FileNotFoundError`` too, as the call raised before.
+    """
+
+    def __init__(self, path: str, is_file: bool = False) -> None:
+        self.path = path
+        self.is_file = is_file
+        self.message = (
+            f"cannot download into {path}: it is a file, not a folder"
+            if is_file
+            else f"the folder {path} does not exist: create it first "
+            "(download writes one file and creates no folders)"
+        )
+        super().__init__(errno.ENOTDIR if is_file else errno.ENOENT, self.message, path)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.is_file))
 
 
 def _rebuild_backend_error(

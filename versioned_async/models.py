@@ -103,10 +103,15 @@ class Alias:
     def choose_version(self, routing_key: str | bytes | None = None) -> str:
         """The version that serves a request: ``"2"`` or ``"3"`` by weight.
 
-        With a ``routing_key`` the choice is deterministic for that key (sticky
-        canary); without one it is a weighted random choice.
+        With a ``routing_key`` (a str or bytes) the choice is deterministic for
+        that key (sticky canary); without one it is a weighted random choice.
+        A key of another type (an int user id, ...) raises
+        :class:`~versioned_async.exc.InvalidArgumentTypeError` (a ``TypeError``),
+        whether or not the alias splits: convert it first (``str(user_id)``).
         """
         if self.secondary_version is None:
+            if routing_key is not None:
+                _routing.key_bytes(routing_key)  # refused whether or not the alias splits today
             return self.version
         bucket = (
             _routing.random_bucket()
@@ -121,7 +126,7 @@ class Alias:
         """:meth:`choose_version` for many keys at once (batch jobs): the same
         answers, about 3x faster than calling it in a loop."""
         if self.secondary_version is None:
-            return [self.version for _ in routing_keys]
+            return [self.version for _ in _routing.key_list(routing_keys)]
         weight = self.secondary_version_weight or 0
         primary, secondary = self.version, self.secondary_version
         return [

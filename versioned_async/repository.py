@@ -35,6 +35,7 @@ from ._base import (
 from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
+from ._redact import redact_url
 from .cache import LocalCache
 from .exc import (
     ArtifactNotFoundError,
@@ -134,6 +135,11 @@ class Repository(AliasOperations, BaseRepository):
     ``actor`` names who makes this repository's alias changes in their history
     (a pipeline, a service); left ``None``, the caller's AWS identity is asked
     of STS once and used when known.
+
+    ``reservation_timeout_secs`` (an hour by default): a publish reserves its
+    number before it copies; a reservation older than this is taken to be
+    left by a publisher that crashed, and the next publish or purge of that
+    name reclaims it (see :meth:`publish_artifact_version`).
     """
 
     _SERVICES = ("s3", "dynamodb")
@@ -155,6 +161,7 @@ class Repository(AliasOperations, BaseRepository):
         sse_kms_key_id: str | None = None,
         expected_bucket_owner: str | None = None,
         actor: str | None = None,
+        reservation_timeout_secs: float = _retention.RESERVATION_TIMEOUT_SECS,
     ) -> None:
         if not isinstance(dynamodb_table_name, str):
             raise InvalidArgumentTypeError(
@@ -187,12 +194,17 @@ class Repository(AliasOperations, BaseRepository):
         self.actor = actor
         self._caller_arn: str | None = _UNKNOWN
         self._identity_lock = asyncio.Lock()
+        #: after how long an unfinished publish's number reservation counts as left by a
+        #: crashed publisher, and is reclaimed (see _retention.RESERVATION_TIMEOUT_SECS)
+        self.reservation_timeout_secs = _retention.validate_reservation_timeout(
+            reservation_timeout_secs
+        )
 
     def __repr__(self) -> str:
         return (
             f"Repository(aws_region={self.aws_region!r}, s3_bucket={self.s3_bucket!r}, "
             f"s3_prefix={self.s3_prefix!r}, dynamodb_table_name={self.dynamodb_table_name!r}, "
-            f"suffix={self.suffix!r}, endpoint_url={self.endpoint_url!r})"
+            f"suffix={self.suffix!r}, endpoint_url={redact_url(self.endpoint_url)!r})"
         )
 
     # -- set-up ----------------------------------------------------------------------
@@ -427,19 +439,35 @@ class Repository(AliasOperations, BaseRepository):
         publishers, in one process or many, get distinct numbers. The recorded
         sha256 is read from the copied object itself, so it matches the
         content even when a put races the publish.
+
+        Numbers: a publish gets a number above every version published before
+        it started, and no number is ever given to two versions. A publisher
+        that crashes leaves its number reserved (hidden); once the reservation
+        is older than ``reservation_timeout_secs`` the next publish reclaims it
+        if nothing was published above it (the number is then handed out
+        again: none is skipped), else the next purge removes it and the number
+        stays unused. Either way the object the crashed publisher may have
+        copied to that number goes too.
         """
         _layout.validate_name(name)
         aws = self._backend
         await self._release_leftovers(name)
-        latest, top = None, 0
-        async for raw in aws.query(name, descending=True, limit=2):
+        latest: VersionItem | None = None
+        numbered: list[VersionItem] = []
+        now, timeout = _codec.utcnow(), self.reservation_timeout_secs
+        async for raw in aws.query(name, descending=True, page_size=10):
             item = _codec.structure_version_item(raw)
             if item.sk == LATEST:
                 latest = item
-            elif top == 0:
-                top = int(item.sk)
+                continue
+            numbered.append(item)
+            if not _retention.is_stale_reservation(item, now, timeout):
+                break  # the top that counts: below it nothing is reclaimed here
         if latest is None or not latest.is_visible:
             raise ArtifactNotFoundError(name, LATEST)
+        top, stale = _retention.stale_top(numbered, now, timeout)
+        for reservation in stale:
+            await self._reclaim_reservation(name, reservation)
         number, token = await self._reserve_version(name, top + 1)
         stored = _layout.encode_version(number)
         try:
@@ -535,6 +563,50 @@ class Repository(AliasOperations, BaseRepository):
         else:
             self._unreleased.get(name, {}).pop(stored, None)
 
+    async def _reclaim_reservation(self, name: str, reservation: VersionItem) -> bool:
+        """Remove a stale reservation and the object its crashed publisher may have
+        copied to its number. Whether this call removed it.
+
+        The reservation is first taken over (a new token, on the condition that
+        it is still the one read), so that of two reclaimers only one deletes
+        the object, and never after the number was reserved again. A reclaim
+        cut short leaves a reservation of its own, reclaimed in its turn.
+        """
+        assert reservation.publish_token is not None
+        mine = secrets.token_hex(16)
+        seen = (
+            {"S": _codec.format_update_at(reservation.update_at)}
+            if reservation.update_at is not None
+            else None
+        )
+        values: _codec.Item = {
+            ":theirs": {"S": reservation.publish_token},
+            ":mine": {"S": mine},
+            ":now": {"S": _codec.format_update_at(_codec.utcnow())},
+        }
+        condition = "publish_token = :theirs AND attribute_not_exists(sha256)"
+        if seen is not None:
+            condition += " AND update_at = :seen"
+            values[":seen"] = seen
+        if not await self._backend.update_item(
+            name,
+            reservation.sk,
+            update="SET publish_token = :mine, update_at = :now",
+            condition=condition,
+            values=values,
+        ):
+            return False  # completed, or reclaimed by someone else meanwhile
+        log.warning(
+            "reclaiming version %s of %r: reserved at %s by a publish that never completed",
+            _layout.decode_version(reservation.sk),
+            name,
+            reservation.update_at,
+        )
+        await self._backend.delete_object(self.layout.key(name, reservation.sk))
+        return await self._backend.delete_item(
+            name, reservation.sk, condition="publish_token = :t", values={":t": {"S": mine}}
+        )
+
     async def _release_leftovers(self, name: str) -> None:
         """Release reservations an earlier failed publish could not, so no number is skipped."""
         for stored, token in list(self._unreleased.get(name, {}).items()):
@@ -614,25 +686,51 @@ class Repository(AliasOperations, BaseRepository):
         at (primary or canary) and every version held with :meth:`protect`.
         ``dry_run=True`` returns the plan and writes nothing.
 
-        Safe against concurrent alias moves and holds: each delete is one
-        transaction that also checks that no alias read for the plan has
-        changed and that the version is not held; a version whose check fails
-        is kept and left out of the result. An alias created meanwhile is
-        caught by reading the aliases again after the deletes: a version it
-        points at is restored. Cost: one transaction per deleted version, one
-        at a time, and up to four queries.
+        Never leaves an alias on a deleted version. Each delete is one
+        transaction that also checks that the version is not held, that no
+        alias read for the plan has changed, and that no alias write of ours
+        has pointed at the version since the plan read it (every such write
+        marks the version it points at, in its own transaction, and needs it
+        visible): a version whose check fails is kept and left out of the
+        result. An alias written meanwhile by `versioned` 1.0, which marks
+        nothing, is caught by reading the aliases again after the deletes,
+        and a version it points at is restored; if the purge dies before that,
+        the next purge restores it (it undoes its own deletes only, never
+        :meth:`delete_artifact_version`'s). It also reclaims the numbers that
+        crashed publishers left reserved for longer than
+        ``reservation_timeout_secs``, and the objects they copied. Cost: one
+        transaction per deleted version, one at a time, and up to four queries.
         """
         _layout.validate_name(name)
         keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
         if not isinstance(dry_run, bool):
             raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
-        versions, aliases, holds = await gather_or_cancel(
-            self.list_artifact_versions(name), self._alias_tokens(name), self.list_protected(name)
-        )
+        # the versions before the aliases: an alias written after this read has marked
+        # its version (alias_epoch), which that version's delete then finds changed
+        items = [
+            _codec.structure_version_item(raw)
+            async for raw in self._backend.query(name, descending=True)
+        ]
+        aliases, holds = await gather_or_cancel(self._alias_tokens(name), self.list_protected(name))
+        alias_models = [self._alias(record) for record, _ in aliases]
+        if not dry_run:
+            # a purge that died may have left an alias on a version it deleted
+            broken = _retention.purged_under_alias(items, alias_models)
+            await bounded_gather(
+                (self._restore_version(name, self._artifact(i)) for i in broken), BULK_CONCURRENCY
+            )
+            # numbers reserved by publishers that crashed, and the objects they copied
+            now, timeout = _codec.utcnow(), self.reservation_timeout_secs
+            stale = [i for i in items if _retention.is_stale_reservation(i, now, timeout)]
+            for reservation in stale:
+                await self._reclaim_reservation(name, reservation)
+        visible = await self._complete_from_objects([i for i in items if i.is_visible])
+        versions = [self._artifact(item) for item in visible]
+        epochs = {item.sk: item.alias_epoch for item in visible}
         purge_time = _codec.utcnow()
         doomed = _retention.plan_purge(
             versions,
-            [self._alias(record) for record, _ in aliases],
+            alias_models,
             keep_last_n=keep,
             purge_older_than_secs=older_than,
             now=purge_time,
@@ -648,7 +746,13 @@ class Repository(AliasOperations, BaseRepository):
         # One at a time: concurrent transactions that check the same alias items
         # conflict (TransactionConflict), and moto rolls a cancelled transaction back
         # by restoring the whole table, undoing whatever ran beside it.
-        deleted = [v for v in doomed if await self._purge_version(name, v, guards)]
+        deleted = [
+            v
+            for v in doomed
+            if await self._purge_version(
+                name, v, epochs.get(_layout.encode_version(v.version)), purge_time, guards
+            )
+        ]
         if not deleted:
             return purge_time, deleted
         # an alias created (or, unchecked, moved) since the plan was read may point at a
@@ -668,23 +772,19 @@ class Repository(AliasOperations, BaseRepository):
         ]
 
     async def _purge_version(
-        self, name: str, artifact: Artifact, guards: list[tuple[str, str, dict[str, Any]]]
+        self,
+        name: str,
+        artifact: Artifact,
+        alias_epoch: int | None,
+        now: datetime,
+        guards: list[tuple[str, str, dict[str, Any]]],
     ) -> bool:
         """Soft-delete one planned version in a transaction that checks the aliases read
-        for the plan are unchanged and no hold appeared. Whether it is now deleted."""
+        for the plan are unchanged, no alias write of ours pointed at the version since
+        (its ``alias_epoch``) and no hold appeared. Whether it is now deleted."""
         stored = _layout.encode_version(artifact.version)
         actions: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-                    "UpdateExpression": "SET is_deleted = :true",
-                    "ConditionExpression": _VISIBLE,
-                    "ExpressionAttributeValues": {
-                        ":true": {"BOOL": True},
-                        ":false": {"BOOL": False},
-                    },
-                }
-            },
+            _codec.purge_version(name, stored, alias_epoch, now),
             *(
                 {
                     "ConditionCheck": {
@@ -732,7 +832,7 @@ class Repository(AliasOperations, BaseRepository):
         await self._backend.update_item(
             name,
             _layout.encode_version(artifact.version),
-            update="SET is_deleted = :false",
+            update="SET is_deleted = :false REMOVE purged_at",
             condition="is_deleted = :true AND sha256 = :sha",
             values={
                 ":true": {"BOOL": True},

@@ -40,6 +40,7 @@ from ._base import (
 from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
+from ._redact import redact_url
 from ._s3_only_layout import S3OnlyLayout
 from .cache import LocalCache
 from .exc import (
@@ -138,7 +139,7 @@ class S3OnlyRepository(BaseRepository):
         return (
             f"S3OnlyRepository(aws_region={self.aws_region!r}, s3_bucket={self.s3_bucket!r}, "
             f"s3_prefix={self.s3_prefix!r}, suffix={self.suffix!r}, "
-            f"endpoint_url={self.endpoint_url!r})"
+            f"endpoint_url={redact_url(self.endpoint_url)!r})"
         )
 
     async def bootstrap(self) -> None:

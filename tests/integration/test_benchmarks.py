@@ -29,6 +29,7 @@ TITLES = (
     "### 7a. Backends: set-up",
     "### 7b. Backends: list_artifact_versions",
     "### 7c. Backends: per operation",
+    "### 8. verify_on_read",
 )
 SCENARIOS = (
     "server",
@@ -39,6 +40,7 @@ SCENARIOS = (
     "routing",
     "scaling",
     "backends",
+    "verify_on_read",
 )
 
 

@@ -313,7 +313,6 @@ def test_a_foreign_key_is_no_version(key: str) -> None:
         "team/models/m/aliases/.json",
         "team/models/m/aliases/prod",
         "team/models/m/aliases/prod.txt",
-        "team/models/m/aliases/sub/prod.json",
         "team/models/m/aliases/",
         "team/models/m/aliases_history/prod.json",
         "team/models/m/aliasesprod.json",

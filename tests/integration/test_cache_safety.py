@@ -1,0 +1,310 @@
+"""The cache serves only the bytes it stored, from a directory only its user controls,
+and a download lease dies with its holder (issue 15, items 4 and 11)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.proxy import CountingProxy
+from versioned_async import LocalCache, Repository, exc
+
+#: a user that is not us, for the "another user" cases (tests run as root in CI)
+OTHER_UID = 65534
+
+
+async def publish(repo: Repository, name: str, content: bytes) -> str:
+    await repo.put_artifact(name, content)
+    return (await repo.publish_artifact_version(name)).version
+
+
+def cached_file(cache: LocalCache, content: bytes) -> Path:
+    """The one file in the content store holding ``content``, found by reading them all."""
+    found = [p for p in (cache.directory / "content").rglob("*.val") if p.read_bytes() == content]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# -- wrong bytes: a cached file replaced --------------------------------------------------
+
+
+@pytest.mark.parametrize("ttl", [0.0, 30.0])
+async def test_cached_file_replaced_by_other_bytes_of_the_same_size_is_downloaded_again(
+    make_repo: RepoFactory, tmp_path: Path, ttl: float
+) -> None:
+    cache = LocalCache(tmp_path / "cache", ttl=ttl)
+    async with make_repo(cache=cache) as repo:
+        await repo.bootstrap()
+        genuine = os.urandom(4096)
+        version = await publish(repo, "app", genuine)
+        assert await repo.get_content("app", version) == genuine
+        path = cached_file(cache, genuine)
+        forged = tmp_path / "forged"
+        forged.write_bytes(b"x" * len(genuine))
+        os.replace(forged, path)  # same size, same name, other bytes
+        assert await repo.get_content("app", version) == genuine
+        assert cache.stats().downloads == 2
+        assert cache.stats().damaged_content == 1
+        assert await repo.get_content("app", version) == genuine  # and it stays repaired
+        assert cache.stats().downloads == 2
+
+
+async def test_cached_file_replaced_by_a_symlink_is_not_followed(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    cache = LocalCache(tmp_path / "cache", ttl=0)
+    async with make_repo(cache=cache) as repo:
+        await repo.bootstrap()
+        genuine = os.urandom(4096)
+        version = await publish(repo, "app", genuine)
+        assert await repo.get_content("app", version) == genuine
+        path = cached_file(cache, genuine)
+        forged = tmp_path / "forged"
+        forged.write_bytes(b"y" * len(genuine))
+        path.unlink()
+        path.symlink_to(forged)
+        assert await repo.get_content("app", version) == genuine
+        assert cache.stats().damaged_content == 1
+        assert cache.stats().downloads == 2
+        # the symlink was discarded, not served, and the content is cached afresh
+        assert not any(p.is_symlink() for p in (cache.directory / "content").rglob("*"))
+
+
+async def test_download_from_the_cache_refuses_a_replaced_file(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    cache = LocalCache(tmp_path / "cache", ttl=30)
+    async with make_repo(cache=cache) as repo:
+        await repo.bootstrap()
+        genuine = os.urandom(4096)
+        version = await publish(repo, "app", genuine)
+        await repo.download("app", tmp_path / "first", version=version)
+        path = cached_file(cache, genuine)
+        forged = tmp_path / "forged"
+        forged.write_bytes(b"z" * len(genuine))
+        path.unlink()
+        path.symlink_to(forged)
+        await repo.download("app", tmp_path / "second", version=version)
+        assert (tmp_path / "second").read_bytes() == genuine
+        assert cache.stats().damaged_content == 1
+
+
+def rewrite_in_place(path: Path, content: bytes) -> None:
+    """Other bytes in the same inode, with its mtime put back: only a re-hash can tell."""
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.write(content)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
+@pytest.mark.parametrize("how", ["get_content", "download"])
+async def test_verify_on_read_catches_bytes_changed_in_place(
+    make_repo: RepoFactory, tmp_path: Path, how: str
+) -> None:
+    cache = LocalCache(tmp_path / "cache", ttl=30, verify_on_read=True)
+    async with make_repo(cache=cache) as repo:
+        await repo.bootstrap()
+        genuine = os.urandom(3 << 20)  # above the inline-read size: the threaded path
+        version = await publish(repo, "app", genuine)
+        assert await repo.get_content("app", version) == genuine
+        rewrite_in_place(cached_file(cache, genuine), os.urandom(len(genuine)))
+        if how == "get_content":
+            assert await repo.get_content("app", version) == genuine
+        else:
+            target = await repo.download("app", tmp_path / "out", version=version)
+            assert target.read_bytes() == genuine
+        assert cache.stats().damaged_content == 1
+        assert cache.stats().downloads == 2
+
+
+async def test_without_verify_on_read_bytes_changed_keeping_inode_size_and_mtime_are_served(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    """The default stays a file read: the same in-place rewrite (same inode, size and
+    mtime) is not detected without ``verify_on_read``; README says so."""
+    cache = LocalCache(tmp_path / "cache", ttl=30)
+    assert cache.verify_on_read is False
+    async with make_repo(cache=cache) as repo:
+        await repo.bootstrap()
+        genuine = os.urandom(4096)
+        version = await publish(repo, "app", genuine)
+        assert await repo.get_content("app", version) == genuine
+        other = os.urandom(len(genuine))
+        rewrite_in_place(cached_file(cache, genuine), other)
+        assert await repo.get_content("app", version) == other
+        assert cache.stats().downloads == 1
+
+
+# -- the cache directory ------------------------------------------------------------------
+
+
+def test_a_new_cache_directory_and_its_folders_are_private(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        cache = LocalCache(tmp_path / "a" / "cache")
+    finally:
+        os.umask(old)
+    for folder in [cache.directory, *(p for p in cache.directory.rglob("*") if p.is_dir())]:
+        assert stat.S_IMODE(folder.lstat().st_mode) == 0o700, folder
+
+
+def test_an_open_directory_we_own_is_tightened(tmp_path: Path) -> None:
+    LocalCache(tmp_path / "cache").close()
+    (tmp_path / "cache").chmod(0o777)
+    (tmp_path / "cache" / "content").chmod(0o777)
+    cache = LocalCache(tmp_path / "cache")
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "cache" / "content").stat().st_mode) == 0o700
+    cache.close()
+
+
+def test_a_subfolder_swapped_for_a_symlink_is_refused(tmp_path: Path) -> None:
+    LocalCache(tmp_path / "cache").close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    staging = tmp_path / "cache" / "staging"
+    staging.rmdir()
+    staging.symlink_to(elsewhere)
+    with pytest.raises(exc.VersionedError) as raised:
+        LocalCache(tmp_path / "cache")
+    assert isinstance(raised.value, exc.CacheDirectoryError)
+    assert raised.value.path == str(staging)
+    assert "symbolic link" in str(raised.value)
+    assert "another cache directory" in str(raised.value)
+
+
+def test_a_content_folder_swapped_for_a_symlink_is_refused(tmp_path: Path) -> None:
+    cache = LocalCache(tmp_path / "cache")
+    (cache.directory / "content" / "ab").mkdir(mode=0o700)
+    cache.close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (cache.directory / "content" / "ab").rmdir()
+    (cache.directory / "content" / "ab").symlink_to(elsewhere)
+    with pytest.raises(exc.VersionedError) as raised:
+        LocalCache(tmp_path / "cache")
+    assert isinstance(raised.value, exc.CacheDirectoryError)
+
+
+@pytest.fixture
+def as_root() -> None:
+    if os.geteuid() != 0:  # the pure rule is unit-tested; this needs chown
+        pytest.fail("this test makes folders of another user: run the suite as root (CI does)")
+
+
+@pytest.mark.usefixtures("as_root")
+def test_a_subfolder_of_another_user_is_refused(tmp_path: Path) -> None:
+    LocalCache(tmp_path / "cache").close()
+    content = tmp_path / "cache" / "content"
+    os.chown(content, OTHER_UID, OTHER_UID)
+    with pytest.raises(exc.VersionedError) as raised:
+        LocalCache(tmp_path / "cache")
+    assert isinstance(raised.value, exc.CacheDirectoryError)
+    assert raised.value.path == str(content)
+    assert f"owned by uid {OTHER_UID}" in str(raised.value)
+    assert "chown" in str(raised.value)
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder another user can write in (as /tmp is), removed afterwards."""
+    top = Path(tempfile.mkdtemp(prefix="va-shared-"))
+    top.chmod(0o1777)
+    try:
+        yield top
+    finally:
+        subprocess.run(["rm", "-rf", str(top)], check=True)
+
+
+@pytest.mark.usefixtures("as_root")
+def test_a_directory_another_user_created_is_refused(shared_tmp: Path) -> None:
+    """Another user (a real process of uid 65534) creates the cache directory, open to
+    all, before the service starts: the service refuses it rather than chmod it."""
+    target = shared_tmp / "cache"
+    subprocess.run(
+        ["mkdir", "-m", "777", str(target)],
+        check=True,
+        user=OTHER_UID,
+        group=OTHER_UID,
+        cwd="/",
+    )
+    assert target.stat().st_uid == OTHER_UID
+    with pytest.raises(exc.VersionedError) as raised:
+        LocalCache(target)
+    assert isinstance(raised.value, exc.CacheDirectoryError)
+    assert raised.value.path == str(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777  # not ours to change
+    assert list(target.iterdir()) == []  # nothing created in it
+
+
+# -- item 11: a SIGKILLed lease holder ------------------------------------------------------
+
+_HOLD_LEASE = textwrap.dedent(
+    """
+    import asyncio, sys
+    from versioned_async import LocalCache, Repository
+
+    async def main():
+        cache = LocalCache(sys.argv[2])
+        async with Repository({region!r}, {bucket!r}, dynamodb_table_name={table!r},
+                              endpoint_url=sys.argv[1], cache=cache, actor="tests") as repo:
+            await repo.get_content("app", 1)  # its download stalls at the proxy
+
+    asyncio.run(main())
+    """
+).format(region=REGION, bucket=BUCKET, table=TABLE)
+
+
+async def test_a_lease_whose_holder_was_killed_is_taken_over_at_once(
+    make_proxied_repo: RepoFactory, proxy: CountingProxy, tmp_path: Path
+) -> None:
+    content = os.urandom(1 << 16)
+    async with make_proxied_repo() as repo:
+        await repo.bootstrap()
+        await publish(repo, "app", content)
+    directory = tmp_path / "cache"
+    LocalCache(directory).close()
+    proxy.reset_counts()
+    proxy.stall_next(op="GetObject")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLD_LEASE,
+        proxy.endpoint_url,
+        str(directory),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        # the holder takes the lease before it sends GetObject, which the proxy holds back
+        await proxy.wait_for(lambda: proxy.count("GetObject") == 1, what="the holder's download")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        _, err = await holder.communicate()
+    assert holder.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    cache = LocalCache(directory)
+    started = time.monotonic()
+    async with make_proxied_repo(cache=cache) as repo:
+        assert await repo.get_content("app", 1) == content
+    stats = cache.stats()
+    assert stats.lease_takeovers == 1
+    assert stats.downloads == 1
+    assert time.monotonic() - started < 10  # secondary: the lease lasts 30 s

@@ -1,0 +1,194 @@
+"""Pure decisions that keep a cache directory from serving bytes it did not store.
+
+Three questions, each a function of stat results and records, so the rules are
+unit-tested without making files of another user:
+
+- may this folder of the cache be used (:func:`judge_folder`)? As OpenSSH's
+  StrictModes: a folder another user owns, or that others may write in, lets
+  them swap what we serve; a symbolic link sends our reads elsewhere.
+- is this open cached file the one we stored (:func:`content_problem`)? A
+  :class:`Fingerprint` (device, inode, size, mtime) taken when the content was
+  published and compared with the open file's ``fstat``: a file replaced (a new
+  inode) or written in place (a new mtime) is caught without re-hashing.
+- is a download lease's holder gone (:func:`holder_is_gone`)? A lease records
+  its holder's process (:class:`LeaseHolder`); on the same machine and pid
+  namespace a dead pid, or a pid now owned by a process started at another
+  time, means the holder was killed and the lease can be taken over at once.
+"""
+
+from __future__ import annotations
+
+import stat
+
+import attrs
+
+__all__ = [
+    "Fingerprint",
+    "FolderVerdict",
+    "LeaseHolder",
+    "content_problem",
+    "holder_is_gone",
+    "judge_folder",
+]
+
+#: permission bits that let another user change what a folder holds
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+# -- folders -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FolderVerdict:
+    """What to do with one folder: use it, tighten it first (``chmod``), or refuse it."""
+
+    tighten_to: int | None = None  #: the mode to chmod to before use
+    refuse: str | None = None  #: why it cannot be used; the error message's middle
+
+    @property
+    def ok(self) -> bool:
+        return self.tighten_to is None and self.refuse is None
+
+
+def judge_folder(mode: int, uid: int, *, me: int, top: bool) -> FolderVerdict:
+    """May a folder of the cache, ``lstat``-ed as (``mode``, ``uid``), be used by uid ``me``?
+
+    Refused: a symbolic link or not a directory (inside the cache we never
+    follow links), or owned by another user, root included (whoever owns it can
+    swap its files; we could not fix its mode either). Tightened: a folder we
+    own that others may write in (the top folder: that others may enter at all,
+    as it always was), because a too open mode on a folder we own is usually a
+    umask or a ``mkdir -m 777``, and after the chmod nobody else can change it;
+    what they might have planted while it was open is caught by the other checks
+    (every folder below is judged too, every file is fingerprinted).
+    """
+    if stat.S_ISLNK(mode):
+        return FolderVerdict(refuse="is a symbolic link (the cache never follows links)")
+    if not stat.S_ISDIR(mode):
+        return FolderVerdict(refuse="is not a directory")
+    if uid != me:
+        return FolderVerdict(refuse=f"is owned by uid {uid}, not by uid {me} running this process")
+    perms = stat.S_IMODE(mode)
+    loose = perms & (0o077 if top else _OTHERS_WRITE)
+    if loose:
+        return FolderVerdict(tighten_to=perms & ~0o077)
+    return _USABLE
+
+
+_USABLE = FolderVerdict()
+
+
+def folder_advice(path: str, me: int, refuse: str) -> str:
+    """What the person running the service can do about a refused folder."""
+    if "owned by" in refuse:
+        return f"chown -R {me} {path} if it is yours, or give LocalCache another cache directory"
+    return f"remove {path} (LocalCache creates what it needs), or use another cache directory"
+
+
+# -- content files -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Fingerprint:
+    """Which file, of which size and last write, a content file was when it was stored.
+
+    Hard links keep all four (publishing links the staged file into the store);
+    replacing the file changes the inode, writing into it changes the mtime.
+    """
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    def to_text(self) -> str:
+        return f"{self.dev}:{self.ino}:{self.size}:{self.mtime_ns}"
+
+    @classmethod
+    def parse(cls, text: object) -> Fingerprint | None:
+        """The fingerprint written by :meth:`to_text`; ``None`` for anything else."""
+        if not isinstance(text, str):
+            return None
+        parts = text.split(":")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            return None
+        dev, ino, size, mtime_ns = (int(p) for p in parts)
+        return cls(dev, ino, size, mtime_ns)
+
+
+def content_problem(mode: int, now: Fingerprint, recorded: Fingerprint | None) -> str | None:
+    """Why an open cached file (``fstat``: ``mode``, ``now``) is not the content stored,
+    or ``None`` when it is. ``recorded`` is ``None`` for content stored before
+    fingerprints were: the caller verifies it by its sha256 instead."""
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    if recorded is None or now == recorded:
+        return None
+    if (now.dev, now.ino) != (recorded.dev, recorded.ino):
+        return "was replaced by another file"
+    return "was written to since it was stored"
+
+
+def split_hint(text: object) -> tuple[Fingerprint, str] | None:
+    """A path hint (``"<fingerprint> <path>"``); ``None`` for an older bare path."""
+    if not isinstance(text, str) or " " not in text:
+        return None
+    head, path = text.split(" ", 1)
+    fingerprint = Fingerprint.parse(head)
+    return None if fingerprint is None else (fingerprint, path)
+
+
+def join_hint(fingerprint: Fingerprint, path: str) -> str:
+    return f"{fingerprint.to_text()} {path}"
+
+
+# -- download leases -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LeaseHolder:
+    """Who holds a download lease: a process on a machine, and a token of its own.
+
+    ``machine`` names the kernel and pid namespace (boot id + pid namespace),
+    so a pid is only ever judged where it means the same process; ``started``
+    is the process's start time (kernel clock ticks since boot, ``None`` where
+    unknown), which tells a reused pid from the holder.
+    """
+
+    machine: str
+    pid: int
+    started: int | None
+    token: str
+
+    def to_text(self) -> str:
+        return f"v1 {self.machine} {self.pid} {self.started or '-'} {self.token}"
+
+    @classmethod
+    def parse(cls, text: object) -> LeaseHolder | None:
+        """The holder written by :meth:`to_text`; ``None`` for an older, bare token."""
+        if not isinstance(text, str):
+            return None
+        parts = text.split(" ")
+        if len(parts) != 5 or parts[0] != "v1" or not parts[2].isdigit():
+            return None
+        started = None if parts[3] == "-" else int(parts[3]) if parts[3].isdigit() else None
+        return cls(parts[1], int(parts[2]), started, parts[4])
+
+
+def holder_is_gone(
+    holder: LeaseHolder | None, *, machine: str, running: bool, started: int | None
+) -> bool:
+    """Whether the lease's holder is known to be dead, so its lease may be taken now.
+
+    ``running`` and ``started`` describe the process that has the holder's pid
+    on this machine now (whether one exists; its start time, ``None`` where
+    unknown). Only provable on the same ``machine``: elsewhere (another host,
+    container or boot) the lease expires on its own. An unreadable or older
+    lease record is never taken over.
+    """
+    if holder is None or holder.machine != machine:
+        return False
+    if not running:
+        return True
+    # a pid reused by a process started at another time is not the holder
+    return holder.started is not None and started is not None and started != holder.started
