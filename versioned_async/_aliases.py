@@ -514,6 +514,10 @@ class AliasOperations:
         A transaction cancelled as a whole by a conflicting one (another writer on
         this alias or its versions, in flight at the same moment) applied nothing:
         it is reported as a conflict of every action, and the caller reads again.
+        Any other cancellation (a ``ValidationError``, throttling that outlasted
+        botocore's retries, ...) is no race and is raised as it is (see
+        ``_aws.cancellation_error``): retrying it would only end, many requests
+        later, in a ConflictError that hides the cause.
         """
         try:
             return await self._backend.transact_write(what, actions)

@@ -127,6 +127,59 @@ def scrub(err: BaseException) -> BaseException:
     return err
 
 
+#: cancellation reasons that are a race with another transaction: read again, retry
+_RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
+#: cancellation reasons that are throttling, still there after botocore's retries
+_THROTTLE_REASONS = frozenset(
+    {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+
+
+def cancellation_error(
+    what: str, codes: Sequence[str], messages: Sequence[str] = ()
+) -> BackendError | None:
+    """What a cancelled transaction (one reason code per action) means for the caller.
+
+    ``None`` when every reason is ``None``/``ConditionalCheckFailed``: the
+    caller reads the codes. A ``TransactionConflict`` (another transaction on
+    the same items in flight) is a race, the one cancellation worth retrying:
+    ``BackendUnavailableError`` coded ``TransactionCanceledException``.
+    Throttling is ``BackendUnavailableError`` with its own code (botocore has
+    already retried). Anything else (``ValidationError``,
+    ``ItemCollectionSizeLimitExceeded``, ...) will not go away by retrying:
+    ``BackendError`` with that code. Nothing of a cancelled transaction applied.
+    """
+    if all(c in ("None", "ConditionalCheckFailed") for c in codes):
+        return None
+    padded = [*messages, *([""] * len(codes))]
+    told = "; ".join(
+        f"action {n + 1}: {code}" + (f" ({padded[n]})" if padded[n] else "")
+        for n, code in enumerate(codes)
+        if code != "None"
+    )
+    if all(c in _RACE_REASONS for c in codes):
+        return BackendUnavailableError(
+            f"{what}: cancelled by a concurrent transaction on the same items ({told}); "
+            "nothing was changed: retry",
+            code="TransactionCanceledException",
+            operation="TransactWriteItems",
+        )
+    refused = next(c for c in codes if c not in _RACE_REASONS)
+    if refused in _THROTTLE_REASONS:
+        return BackendUnavailableError(
+            f"{what}: DynamoDB kept throttling the transaction ({told}); nothing was "
+            "changed: retry later",
+            code=refused,
+            operation="TransactWriteItems",
+        )
+    return BackendError(
+        f"{what}: DynamoDB refused the transaction ({told}); nothing was changed, and "
+        "retrying will not help: fix the item it names",
+        code=refused,
+        operation="TransactWriteItems",
+    )
+
+
 @contextmanager
 def aws_errors(what: str) -> Iterator[None]:
     """Translate botocore errors raised inside into the library's error tree.
@@ -762,11 +815,11 @@ class AwsBackend:
                     raise
                 reasons = err.response.get("CancellationReasons") or []
                 codes = [str(r.get("Code", "None")) for r in reasons]
-                if any(c not in ("None", "ConditionalCheckFailed") for c in codes):
-                    raise BackendUnavailableError(
-                        f"{what}: transaction cancelled ({', '.join(codes)}); retry",
-                        code="TransactionCanceledException",
-                    ) from err
+                refused = cancellation_error(
+                    what, codes, [str(r.get("Message") or "") for r in reasons]
+                )
+                if refused is not None:
+                    raise refused from err
                 return codes or ["ConditionalCheckFailed"]
         return []
 

@@ -418,7 +418,11 @@ class BaseRepository:
         part = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
         try:
             ref = None if self.cache is None else await self._cached_content(name, stored)
-            if ref is not None:
+            if ref is not None and ref.body is not None:
+                # downloaded and verified, but the cache could not store it (its staged
+                # file is gone): write what is in memory, never fetch it a second time
+                await asyncio.to_thread(part.write_bytes, ref.body)
+            elif ref is not None:
                 try:
                     await self._require_cache().copy_content(ref.sha256, ref.path, ref.size, part)
                 except FileNotFoundError:  # evicted just now: go to S3

@@ -42,10 +42,18 @@ def is_disk_full(err: BaseException) -> bool:
 
 
 def classify(err: BaseException) -> CacheFault:
-    """The kind of cache failure ``err`` is (``OTHER`` when it is not recognised)."""
+    """The kind of cache failure ``err`` is (``OTHER`` when it is not recognised).
+
+    A :class:`CacheUnavailableError` is what the cache raised about another
+    error (``raise ... from``): it is named from that cause, so that a full disk
+    or an unopenable database is not reported as locked.
+    """
+    if isinstance(err, CacheUnavailableError):
+        cause = err.__cause__
+        return CacheFault.OTHER if cause is None or cause is err else classify(cause)
     if is_disk_full(err):
         return CacheFault.FULL
-    if isinstance(err, diskcache.Timeout | CacheUnavailableError):
+    if isinstance(err, diskcache.Timeout):
         return CacheFault.LOCKED
     if isinstance(err, sqlite3.Error):
         code = getattr(err, "sqlite_errorcode", None)

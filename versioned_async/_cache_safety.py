@@ -5,7 +5,9 @@ unit-tested without making files of another user:
 
 - may this folder of the cache be used (:func:`judge_folder`)? As OpenSSH's
   StrictModes: a folder another user owns, or that others may write in, lets
-  them swap what we serve; a symbolic link sends our reads elsewhere.
+  them swap what we serve; a symbolic link sends our reads elsewhere. And the
+  folders above it (:func:`judge_ancestor`): whoever may rename in one of
+  them can swap the whole cache directory.
 - is this open cached file the one we stored (:func:`content_problem`)? A
   :class:`Fingerprint` (device, inode, size, mtime) taken when the content was
   published and compared with the open file's ``fstat``: a file replaced (a new
@@ -24,10 +26,13 @@ import attrs
 
 __all__ = [
     "Fingerprint",
+    "AncestorVerdict",
     "FolderVerdict",
     "LeaseHolder",
     "content_problem",
+    "folder_advice",
     "holder_is_gone",
+    "judge_ancestor",
     "judge_folder",
 ]
 
@@ -78,8 +83,58 @@ def judge_folder(mode: int, uid: int, *, me: int, top: bool) -> FolderVerdict:
 _USABLE = FolderVerdict()
 
 
-def folder_advice(path: str, me: int, refuse: str) -> str:
-    """What the person running the service can do about a refused folder."""
+@attrs.frozen
+class AncestorVerdict:
+    """What to do about one folder above the cache directory: nothing, warn, or refuse."""
+
+    warn: str | None = None  #: the risk, for a log line (after the folder's name)
+    refuse: str | None = None  #: why the cache directory cannot be used below it
+
+    @property
+    def ok(self) -> bool:
+        return self.warn is None and self.refuse is None
+
+
+def judge_ancestor(mode: int, uid: int, *, me: int) -> AncestorVerdict:
+    """May the cache directory sit below a folder ``lstat``-ed as (``mode``, ``uid``)?
+
+    Whoever may rename entries of a folder above the cache directory can move
+    the cache directory away and put a tree of their own in its place, after
+    it was checked. Refused: a folder owned by another user than us or root
+    (OpenSSH's StrictModes rule for the folders above ``~/.ssh``), a symbolic
+    link (the caller resolved the path: one now is a swap) or not a directory.
+    Warned about, not refused: a folder of ours or root's that others may
+    write in without the sticky bit (``/shared`` 0777). A Kubernetes
+    ``emptyDir`` volume is exactly that (root, 0777, not sticky), and a cache
+    folder inside such a volume is the documented recipe: there, only
+    containers of the same pod can write it. With the sticky bit (``/tmp``)
+    only an entry's owner may rename it: fine.
+    """
+    if stat.S_ISLNK(mode):
+        return AncestorVerdict(refuse="is a symbolic link (the cache directory was resolved)")
+    if not stat.S_ISDIR(mode):
+        return AncestorVerdict(refuse="is not a directory")
+    if uid not in (me, 0):
+        return AncestorVerdict(
+            refuse=f"is owned by uid {uid}, who could rename the cache directory away "
+            "and put their own in its place"
+        )
+    if stat.S_IMODE(mode) & _OTHERS_WRITE and not mode & stat.S_ISVTX:
+        return AncestorVerdict(
+            warn="is writable by other users and has no sticky bit: another user could "
+            "rename the cache directory away and put their own in its place"
+        )
+    return _NOTHING_TO_SAY
+
+
+_NOTHING_TO_SAY = AncestorVerdict()
+
+
+def folder_advice(path: str, me: int, refuse: str, *, ancestor: bool = False) -> str:
+    """What the person running the service can do about a refused folder (``ancestor``:
+    one above the cache directory)."""
+    if ancestor:
+        return f"give LocalCache a cache directory inside a folder of your own (uid {me})"
     if "owned by" in refuse:
         return f"chown -R {me} {path} if it is yours, or give LocalCache another cache directory"
     return f"remove {path} (LocalCache creates what it needs), or use another cache directory"

@@ -49,8 +49,15 @@ def prefix(alias: str) -> str:
 
 
 def sk_range(alias: str) -> tuple[str, str]:
-    """Sort-key bounds (inclusive) of ``alias``'s records."""
-    return prefix(alias), f"{alias}{chr(ord(_SEP) + 1)}"
+    """Sort-key bounds (inclusive) of ``alias``'s sequenced records.
+
+    Their sequence number starts with ``0`` (below 10**11 changes), so the
+    bound ``{alias}#0~`` leaves out the records of the build before sequence
+    numbers (``{alias}#{changed_at}#...``, a year such as ``2026`` first): a
+    query never reads them. Their state shows as a change made outside
+    versioned_async (see :func:`changed_outside`).
+    """
+    return prefix(alias), f"{prefix(alias)}0~"
 
 
 def sk(alias: str, seq: int, nonce: str | None = None) -> str:

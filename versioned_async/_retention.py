@@ -106,6 +106,10 @@ def purged_under_alias(items: Iterable[VersionItem], aliases: Iterable[Alias]) -
 #: and the clock skew between machines: a reservation reclaimed from a publisher that
 #: is in fact alive makes that publish fail with ConflictError (nothing half-written).
 RESERVATION_TIMEOUT_SECS = 3600.0
+#: The shortest timeout accepted. Below the time a live publish holds its number (and
+#: the clock skew between machines), concurrent publishers would take each other's
+#: reservations as stale and reclaim them from one another in a loop.
+MIN_RESERVATION_TIMEOUT_SECS = 60.0
 
 
 def validate_reservation_timeout(value: object) -> float:
@@ -113,8 +117,13 @@ def validate_reservation_timeout(value: object) -> float:
         raise InvalidArgumentTypeError(
             f"reservation_timeout_secs must be a number, not {type(value).__name__}"
         )
-    if not value >= 0:  # also refuses NaN
-        raise InvalidArgumentError(f"reservation_timeout_secs must be >= 0, got {value}")
+    if not value >= MIN_RESERVATION_TIMEOUT_SECS:  # also refuses NaN
+        raise InvalidArgumentError(
+            f"reservation_timeout_secs must be >= {MIN_RESERVATION_TIMEOUT_SECS:g} seconds, "
+            f"got {value}: a shorter timeout takes live publishes' reservations as left by "
+            "crashed ones; keep it above the longest publish and the clock skew between "
+            f"machines (default {RESERVATION_TIMEOUT_SECS:g})"
+        )
     return float(value)
 
 

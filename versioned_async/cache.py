@@ -32,10 +32,10 @@ import math
 import os
 import random
 import secrets
-import shutil
 import socket
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections.abc import (
@@ -64,6 +64,9 @@ from .exc import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
 )
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["CacheStats", "LocalCache"]
 
@@ -195,21 +198,25 @@ def _hash_handle(handle: BinaryIO) -> str:
 # -- the directory: only ours -------------------------------------------------------------
 
 
-def _secure_directory(directory: Path, folders: Sequence[str]) -> None:
+def _secure_directory(directory: Path, folders: Sequence[str]) -> Path:
     """Create the cache directory and its ``folders`` private (0700), or check that
-    existing ones are only ours, all the way down, before anything is read from them.
+    existing ones are only ours, all the way down, before anything is read from them;
+    returns the resolved path checked, the one every later open must use.
 
     Each folder is judged before anything inside it is looked at or created
     (:func:`._cache_safety.judge_folder`): refused with
     :class:`~versioned_async.exc.CacheDirectoryError`, tightened, or used. A
     symlink to a folder anywhere inside is refused; a symlink where a content
-    file should be is left to the read path, which discards it.
+    file should be is left to the read path, which discards it. The folders
+    above are judged too (:func:`._cache_safety.judge_ancestor`): one of
+    another user is refused, one others may rename in is warned about.
     """
     me = os.geteuid() if hasattr(os, "geteuid") else -1
     if me == -1:  # no POSIX owners (Windows): nothing to judge
         for folder in (directory, *(directory / f for f in folders)):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return
+        return directory
+    _judge_ancestors(directory, me)
     with contextlib.suppress(FileExistsError):
         directory.mkdir(mode=0o700, parents=True)
     # a symlink given as the directory itself is the caller's choice: judge its target
@@ -265,6 +272,45 @@ def _secure_directory(directory: Path, folders: Sequence[str]) -> None:
                         pending.append((entry.path, parent == content))
                 elif entry.is_symlink() and entry.is_dir():
                     judge(entry.path, entry.stat(follow_symlinks=False))  # refused: a link
+    return Path(top)
+
+
+#: folders above a cache directory already warned about, so each is logged once
+_warned_ancestors: set[str] = set()
+
+
+def _judge_ancestors(directory: Path, me: int) -> None:
+    """Judge every folder above the cache directory, resolved, up to ``/``: refuse
+    (:class:`~versioned_async.exc.CacheDirectoryError`) or warn, once per folder.
+
+    Run before the cache directory is created, so nothing is made below a
+    refused folder. The deepest existing folder is where the path starts.
+    """
+    path = os.path.realpath(directory)
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)  # not there yet: created below what exists
+    if os.path.lexists(path) and path == os.path.realpath(directory):
+        path = os.path.dirname(path)  # the cache directory itself is judged by the caller
+    while True:
+        st = os.lstat(path)
+        verdict = _cache_safety.judge_ancestor(st.st_mode, st.st_uid, me=me)
+        if verdict.refuse is not None:
+            advice = _cache_safety.folder_advice(path, me, verdict.refuse, ancestor=True)
+            raise CacheDirectoryError(str(directory), path, verdict.refuse, advice)
+        if verdict.warn is not None and path not in _warned_ancestors:
+            _warned_ancestors.add(path)
+            log.warning(
+                "the folder %s above the cache directory %s %s; chmod +t %s, or give "
+                "LocalCache a cache directory inside a folder only you can write in",
+                path,
+                directory,
+                verdict.warn,
+                path,
+            )
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
 
 
 # -- the lease holder's process -------------------------------------------------------------
@@ -357,6 +403,16 @@ class _BoundedCache(diskcache.Cache):  # type: ignore[misc]
     Should diskcache rename the hook, the override is simply not called.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            # its connection would stay open (on a damaged file about to be moved
+            # aside) as long as the error's traceback holds this half-made store
+            with contextlib.suppress(Exception):
+                self.close()
+            raise
+
     @property
     def _sql_retry(self) -> Callable[..., Any]:
         sql = self._sql
@@ -372,6 +428,57 @@ class _BoundedCache(diskcache.Cache):  # type: ignore[misc]
                     time.sleep(0.005)
 
         return execute
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A file's (device, inode), ``None`` when there is none: which file a name holds."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock across processes on ``folder``'s database (``flock`` on a lock
+    file beside it); no lock where there is no ``fcntl`` (Windows)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(folder / "cache.db.lock", flags, 0o600)
+    try:
+        if sys.platform != "win32":
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _let_go(store: diskcache.Cache) -> None:
+    """Close every connection ``store`` holds, so that no file handle stays on a
+    database about to be moved aside.
+
+    diskcache keeps one connection per thread (``_local``) and its ``close``
+    closes only the calling thread's; the others are closed when their
+    thread-local slot is dropped, which replacing ``_local`` does (a
+    connection is closed when its last reference goes).
+    """
+    with contextlib.suppress(sqlite3.Error):
+        store.close()
+    with contextlib.suppress(AttributeError):
+        store._local = _LetGo()
+
+
+class _LetGo:
+    """The per-thread slot of a store let go (see :func:`_let_go`): it holds no
+    connection, and refuses to open one, so that a thread still working on the
+    old store fails (a cache failure, handled as one) instead of reopening the
+    damaged database."""
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise sqlite3.ProgrammingError("this cache database was let go after a failure")
 
 
 class LocalCache:
@@ -436,14 +543,18 @@ class LocalCache:
         self.verify_on_read = verify_on_read
         self.staging = self.directory / "staging"
         # created private, or checked to be only ours, before anything is read from it
-        _secure_directory(self.directory, ("staging", "content", "lookups"))
+        # and every later open (diskcache's connection per thread, content files) uses
+        # the resolved path that was checked, not one a symlink could re-point
+        self.directory = _secure_directory(self.directory, ("staging", "content", "lookups"))
+        self.staging = self.directory / "staging"
         self._counts_lock = threading.Lock()
         self._counts = dict.fromkeys(attrs.fields_dict(CacheStats), 0)
         # the two diskcache stores, opened here and again after a failure (see _store)
         self._stores: dict[str, diskcache.Cache | None] = dict.fromkeys(_STORE_SETTINGS)
         self._store_lock = threading.Lock()
         self._bypass_until = -math.inf  # clock() until which reads skip the cache
-        self._check_stores = False  # a damaged database was seen: check it when reopened
+        #: stores to check when reopened, after a damaged database was seen
+        self._check_stores: set[str] = set()
         for which in _STORE_SETTINGS:  # a locked or damaged database does not stop the cache
             with contextlib.suppress(CacheUnavailableError):
                 self._store(which)
@@ -452,14 +563,21 @@ class LocalCache:
                 db.chmod(0o600)
         self._memory_lookups: dict[Hashable, tuple[float, Any]] = {}
         self._memory_paths: dict[str, str] = {}
-        #: path -> what the file was when stored; paths are random, never reused
+        #: path -> what the file was when stored; paths are random, never reused.
+        #: Kept only while the content is stored (see _remember_fingerprint)
         self._fingerprints: dict[str, Fingerprint] = {}
+        #: sha256 -> its path in _fingerprints, to forget it when the content goes
+        self._fingerprint_paths: dict[str, str] = {}
+        self._fingerprints_lock = threading.Lock()  # threads store, evict and discard
         self._preloaded = False
         # lookups asked or written in one loop turn share one thread trip (a cold
         # start-up asks for all of them at once)
         self._disk_reads: Coalescer[Hashable, Any] = Coalescer(self._read_lookups)
         self._disk_writes: Coalescer[Hashable, None] = Coalescer(self._write_lookups)
         self._unwritten: dict[Hashable, tuple[float, Any] | None] = {}
+        #: lookups forgotten while the disk could not be written: key -> clock() then.
+        #: Older entries on disk are not read back, and are deleted at the next write
+        self._tombstones: dict[Hashable, float] = {}
         self._writer: ThreadPoolExecutor | None = None  # started on the first write
         self._touched: dict[str, float] = {}
         self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
@@ -505,7 +623,26 @@ class LocalCache:
                     self.degrade(err)
                     raise
                 self._stores[which] = store
+        if self.__dict__.pop("_hints_stale", False):  # outside the lock: opens the lookups
+            self._forget_path_hints()
         return store
+
+    def _forget_path_hints(self) -> None:
+        """After the content database was moved aside, the path hints (in memory and in
+        the lookups) name files the fresh one does not know: drop them, so that content
+        is looked up, and stored again, there. Best effort: a hint left behind serves a
+        file that is still checked against its fingerprint."""
+        paths: dict[str, str] | None = getattr(self, "_memory_paths", None)
+        if paths is not None:
+            paths.clear()
+        try:
+            lookups = self._lookups
+            with lookups.transact():
+                for key in list(lookups.iterkeys()):
+                    if isinstance(key, tuple) and key[:1] == ("path",):
+                        lookups.delete(key)
+        except CACHE_FAILURES as err:
+            log.debug("could not drop the cached content's path hints: %r", err)
 
     def _open_store(self, which: str) -> diskcache.Cache:
         """Open a store; a damaged database is moved aside and a fresh one started."""
@@ -513,14 +650,15 @@ class LocalCache:
         settings = dict(_STORE_SETTINGS[which])
         if which == "content":
             settings.update(size_limit=self.size_limit, disk=_ContentDisk)
-        check = self._check_stores
+        check = which in self._check_stores
         for attempt in range(2):
+            seen = _identity(folder / "cache.db")  # the file found damaged, if it is
             try:
                 store = _BoundedCache(str(folder), timeout=SQLITE_TIMEOUT, **settings)
                 if check:  # a damaged page may hide past what opening reads
                     (verdict,) = store._sql("PRAGMA quick_check").fetchone()
                     if verdict != "ok":
-                        store.close()
+                        _let_go(store)
                         raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
             except (sqlite3.Error, diskcache.Timeout) as err:
                 fault = _cache_errors.classify(err)
@@ -534,24 +672,39 @@ class LocalCache:
                         f"the local cache database {folder / 'cache.db'} cannot be opened "
                         f"({err}): {_cache_errors.advice(fault)}"
                     ) from err
-                self._move_aside(folder, err)
+                self._move_aside(folder, err, seen)
                 continue
             with contextlib.suppress(OSError):
                 (folder / "cache.db").chmod(0o600)
+            self._check_stores.discard(which)  # sound now: later reopens need no check
             return store
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _move_aside(self, folder: Path, err: BaseException) -> None:
-        """Keep a damaged database for a post-mortem; drop the files only it knew."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}"
-        aside = folder / f"cache.db.damaged-{stamp}"
-        (folder / "cache.db").rename(aside)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                (folder / f"cache.db{suffix}").rename(folder / f"{aside.name}{suffix}")
-        for entry in folder.iterdir():  # diskcache's value folders (two hex digits)
-            if len(entry.name) == 2 and entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
+    def _move_aside(
+        self, folder: Path, err: BaseException, damaged: tuple[int, int] | None
+    ) -> None:
+        """Keep a damaged database for a post-mortem, if it is still the one in place.
+
+        Only the file found damaged (``damaged``: its device and inode) is moved,
+        under a lock on the folder: two processes that find the damage at once
+        move it once, and the second never moves aside the first one's fresh
+        database. The content files are left where they are: a process that
+        still has the old database open reads them through it. Those the fresh
+        database does not know stay on disk, outside ``size_limit``, until
+        ``clear()`` or the folder is removed (see the README).
+        """
+        with _folder_lock(folder):
+            if damaged is None or _identity(folder / "cache.db") != damaged:
+                log.info("%s was moved aside by another process already", folder / "cache.db")
+                return
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{secrets.token_hex(3)}"
+            aside = folder / f"cache.db.damaged-{stamp}"
+            (folder / "cache.db").rename(aside)
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / f"cache.db{suffix}").rename(folder / f"{aside.name}{suffix}")
+        if folder.name == "content":
+            self._hints_stale = True
         self.count("cache_errors")
         log.warning(
             "the local cache database %s was damaged (%s): it was moved aside to %s and a "
@@ -581,9 +734,12 @@ class LocalCache:
         self.count("cache_errors")
         self._bypass_until = self.clock() + BYPASS_SECONDS
         if fault is CacheFault.DAMAGED:
-            self._check_stores = True
+            self._check_stores = set(_STORE_SETTINGS)
             with self._store_lock:  # reopened (checked, rebuilt if need be) next time
-                self._stores = dict.fromkeys(self._stores)
+                old, self._stores = self._stores, dict.fromkeys(self._stores)
+            for store in old.values():
+                if store is not None:
+                    _let_go(store)
         log.warning(
             "the local cache in %s is %s (%s: %s); reading from S3 without it for %.0f s: %s",
             self.directory,
@@ -668,11 +824,19 @@ class LocalCache:
         except CACHE_FAILURES as err:
             self.degrade(err)
             return None
+        if found is not None and self._is_buried(key, found):
+            found = None
         if found is not None:
             known = self._memory_lookups.get(key)
             if known is None or known[0] < found[0]:
                 self._memory_lookups[key] = found
         return found
+
+    def _is_buried(self, key: Hashable, entry: tuple[float, Any]) -> bool:
+        """Whether ``entry``, read from disk, was forgotten by this process since
+        (a ``forget`` that could not reach the disk: see :meth:`_write_through`)."""
+        forgotten_at = self._tombstones.get(key)
+        return forgotten_at is not None and entry[0] <= forgotten_at
 
     # -- cross-process download leases -------------------------------------------------
 
@@ -744,9 +908,14 @@ class LocalCache:
     async def _write_lookups(self, keys: Sequence[Hashable]) -> dict[Hashable, None]:
         """Write the entries queued for ``keys``, all in one thread trip and transaction."""
         entries = [(k, self._unwritten.pop(k)) for k in keys if k in self._unwritten]
+        graves = dict(self._tombstones)
 
         def write() -> None:
             with self._lookups.transact():
+                for key, forgotten_at in graves.items():  # only what is older than the forget
+                    stored = self._lookups.get(key)
+                    if stored is not None and stored[0] <= forgotten_at:
+                        self._lookups.delete(key)
                 for key, entry in entries:
                     if entry is None:
                         self._lookups.delete(key)
@@ -757,6 +926,9 @@ class LocalCache:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="versioned-async-cache")
         await asyncio.get_running_loop().run_in_executor(self._writer, write)
+        for key, forgotten_at in graves.items():  # on disk now
+            if self._tombstones.get(key) == forgotten_at:
+                del self._tombstones[key]
         return {}
 
     def _preload(self) -> None:
@@ -767,10 +939,11 @@ class LocalCache:
                 hint = _cache_safety.split_hint(value)
                 if hint is None:  # written before fingerprints: the store is asked instead
                     continue
-                self._fingerprints.setdefault(hint[1], hint[0])
+                if key[1] not in self._fingerprint_paths:
+                    self._remember_fingerprint(key[1], hint[1], hint[0])
                 self._memory_paths.setdefault(key[1], hint[1])
                 self._touched.setdefault(key[1], self.clock())  # no LRU write per hit at start
-            else:
+            elif not self._is_buried(key, value):
                 self._memory_lookups.setdefault(key, value)
         self._preloaded = True
 
@@ -782,14 +955,24 @@ class LocalCache:
 
     async def _write_through(self, key: Hashable, entry: tuple[float, Any] | None) -> None:
         """Write (``None``: delete) a lookup on disk; best effort: a failing cache is
-        bypassed (:meth:`degrade`), and the lookup stays in this process's memory."""
+        bypassed (:meth:`degrade`), and the lookup stays in this process's memory.
+
+        A delete that cannot reach the disk is kept as a tombstone: the entry
+        left on disk (a deleted alias's old target, still within its TTL) is
+        not read back once the cache is used again, and is deleted at the next
+        write that succeeds.
+        """
         if self.bypassed:
+            if entry is None:
+                self._tombstones[key] = self.clock()
             return
         self._unwritten[key] = entry
         try:
             await self._disk_writes(key)
         except CACHE_FAILURES as err:
             self._unwritten.pop(key, None)
+            if entry is None:
+                self._tombstones[key] = self.clock()
             self.degrade(err)
 
     async def forget(self, key: Hashable) -> None:
@@ -832,9 +1015,8 @@ class LocalCache:
         except DamagedContent as err:  # a symlink, a FIFO: never opened through
             self._discard_stored(sha256, str(err))
             return None
-        if handle is None:
-            return None
-        if isinstance(handle, bytes):  # not ours: never stored that way
+        if handle is None or isinstance(handle, bytes):  # bytes: not ours, never stored so
+            self._forget_fingerprint(sha256)  # evicted or discarded, maybe by another process
             return None
         with handle:
             path = str(handle.name)
@@ -847,11 +1029,29 @@ class LocalCache:
         if problem is not None:
             self._discard_stored(sha256, f"{path} {problem}")
             return None
-        self._fingerprints[path] = now
+        self._remember_fingerprint(sha256, path, now)
         return path
+
+    def _remember_fingerprint(self, sha256: str, path: str, fingerprint: Fingerprint) -> None:
+        """Keep what ``sha256``'s stored file at ``path`` is; one path per content, so
+        the map holds no more than the content stored (a service runs for months)."""
+        with self._fingerprints_lock:
+            old = self._fingerprint_paths.get(sha256)
+            if old is not None and old != path:  # stored again, under a new name
+                self._fingerprints.pop(old, None)
+            self._fingerprint_paths[sha256] = path
+            self._fingerprints[path] = fingerprint
+
+    def _forget_fingerprint(self, sha256: str) -> None:
+        """The content is no longer stored (evicted, discarded, gone): forget its file."""
+        with self._fingerprints_lock:
+            path = self._fingerprint_paths.pop(sha256, None)
+            if path is not None:
+                self._fingerprints.pop(path, None)
 
     def _discard_stored(self, sha256: str, why: str) -> None:
         self._memory_paths.pop(sha256, None)
+        self._forget_fingerprint(sha256)
         if self._content.delete(("c", sha256)):  # counted once, by whoever removed it
             log.warning("cached content %s is damaged (%s); it is downloaded again", sha256, why)
             self.count("damaged_content")
@@ -976,13 +1176,25 @@ class LocalCache:
             tag = _fingerprint(os.stat(staged.path, follow_symlinks=False)).to_text()
             # add, not set: when another process stored it meanwhile, keep its file
             # (a set would delete that file from under the process reading it)
-            if self._content.add(("c", staged.sha256), staged, read=True, tag=tag):
-                self._evict(keep=staged.sha256)
+            key = ("c", staged.sha256)
+            added = self._content.add(key, staged, read=True, tag=tag)
             path = self._find_content(staged.sha256)
-        if path is not None:
+            if path is None and not added:
+                # a row whose file is gone (removed from under the database, say while
+                # another process's was moved aside): without this, every read of it
+                # would go to S3 until a restart. Replaced once, if still unreadable
+                with self._content.transact():
+                    if self._find_content(staged.sha256) is None:
+                        self._content.delete(key)
+                        added = self._content.add(key, staged, read=True, tag=tag)
+                path = self._find_content(staged.sha256)
+            if added:
+                self._evict(keep=staged.sha256)
+        # (None: discarded or evicted by another thread meanwhile, its fingerprint gone)
+        if path is not None and (fingerprint := self._fingerprints.get(path)) is not None:
             # a hint for the next process's preload; a stale one fails to open and is
             # looked up in the store again
-            hint = _cache_safety.join_hint(self._fingerprints[path], path)
+            hint = _cache_safety.join_hint(fingerprint, path)
             self._lookups.set(("path", staged.sha256), hint)
         return path
 
@@ -1033,6 +1245,7 @@ class LocalCache:
             return
         for sha in plan.evict:
             self._memory_paths.pop(sha, None)
+            self._forget_fingerprint(sha)
         if plan.pinned_exceed(self.size_limit) and not self._warned_pinned_over:
             self._warned_pinned_over = True
             log.warning(

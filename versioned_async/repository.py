@@ -136,7 +136,7 @@ class Repository(AliasOperations, BaseRepository):
     (a pipeline, a service); left ``None``, the caller's AWS identity is asked
     of STS once and used when known.
 
-    ``reservation_timeout_secs`` (an hour by default): a publish reserves its
+    ``reservation_timeout_secs`` (an hour by default, 60 at least): a publish reserves its
     number before it copies; a reservation older than this is taken to be
     left by a publisher that crashed, and the next publish or purge of that
     name reclaims it (see :meth:`publish_artifact_version`).

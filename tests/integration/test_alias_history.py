@@ -11,11 +11,15 @@ import pytest
 
 from tests.conftest import TABLE, RepoFactory
 from tests.integration.conftest import published
+from tests.proxy import CountingProxy
 from versioned_async import Repository
 from versioned_async.exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
+    BackendError,
+    BackendUnavailableError,
     ConcurrentModificationError,
+    ConflictError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     NoHistoryError,
@@ -335,3 +339,80 @@ async def test_history_lives_in_its_own_partition(repo: Repository, dynamodb: An
     assert {i["pk"]["S"] for i in items} == {"app", "__app-alias", "__app-alias-history"}
     await repo.purge_artifact("app")
     assert (await dynamodb.scan(TableName=TABLE))["Items"] == []
+
+
+async def test_records_written_before_sequence_numbers_are_skipped(
+    repo: Repository, dynamodb: Any
+) -> None:
+    """History written by the build before sequence numbers (sort key
+    ``{alias}#{changed_at}#{nonce}``, no ``seq``) sorts after every new record in a
+    newest-first query. It is skipped: the alias keeps working, and its state then
+    shows as a change made outside versioned_async."""
+    await published(repo)
+    await repo.put_alias("app", "prod", 1)
+    moved = await repo.put_alias("app", "prod", 2)
+    found = await dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "__app-alias-history"}},
+    )
+    for item in found["Items"]:  # rewritten as the earlier build wrote them
+        await dynamodb.delete_item(TableName=TABLE, Key={"pk": item["pk"], "sk": item["sk"]})
+        legacy = {k: v for k, v in item.items() if k != "seq"}
+        legacy["sk"] = {"S": f"prod#{item['changed_at']['S']}#0badc0de"}
+        await dynamodb.put_item(TableName=TABLE, Item=legacy)
+
+    assert await repo.get_alias("app", "prod") == moved
+    assert await repo.get_alias("app", "prod", as_of=datetime.now(timezone.utc)) == moved
+    [change] = (await repo.list_alias_history("app", "prod")).changes
+    assert (change.action, change.recorded, targets(change)) == (
+        "external",
+        False,
+        (None, ("2", None, None)),
+    )
+    with pytest.raises(NoHistoryError):
+        await repo.rollback_alias("app", "prod")
+
+    await repo.put_alias("app", "prod", 3)
+    changes = [c async for c in repo.iter_alias_history("app", "prod")]
+    assert [(c.action, targets(c)) for c in changes] == [
+        ("put", (("2", None, None), ("3", None, None))),
+        ("external", (None, ("2", None, None))),
+    ]
+    back = await repo.rollback_alias("app", "prod")
+    assert back is not None
+    assert back.version == "2"
+    assert await repo.get_alias("app", "prod", as_of=datetime.now(timezone.utc)) == back
+    await repo.delete_alias("app", "prod")
+    with pytest.raises(AliasNotFoundError):
+        await repo.get_alias("app", "prod")
+    await repo.purge_artifact("app")  # the old records go with the rest
+    assert (await dynamodb.scan(TableName=TABLE))["Items"] == []
+
+
+async def test_a_transaction_refused_for_good_is_not_retried_as_a_conflict(
+    repo: Repository, dynamodb: Any, make_proxied_repo: RepoFactory, proxy: CountingProxy
+) -> None:
+    """A cancellation reason other than TransactionConflict (here ValidationError:
+    a foreign writer stored version 2's ``alias_epoch`` as text, so the alias
+    write's ``ADD alias_epoch 1`` cannot apply) is not a race: it is raised at
+    once, as what it is, instead of being retried until "changed by another
+    writer". Counted in requests: one transaction, not one per attempt."""
+    await published(repo)
+    await repo.put_alias("app", "prod", 1)
+    await dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "app"}, "sk": {"S": "000002"}},
+        UpdateExpression="SET alias_epoch = :text",
+        ExpressionAttributeValues={":text": {"S": "seven"}},
+    )
+    async with make_proxied_repo() as proxied:
+        proxy.reset_counts()
+        with pytest.raises(BackendError) as caught:
+            await proxied.put_alias("app", "prod", 2)
+    assert not isinstance(caught.value, (ConflictError, BackendUnavailableError))
+    # DynamoDB (and ministack) cancel the transaction with reason ValidationError;
+    # moto refuses the whole call with a ValidationException instead
+    assert caught.value.code in ("ValidationError", "ValidationException")
+    assert proxy.count("TransactWriteItems") == 1
+    assert (await repo.get_alias("app", "prod")).version == "1"

@@ -36,7 +36,7 @@ from tests.interop import conftest as interop
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, Repository
 from versioned_async.cache import BYPASS_SECONDS
-from versioned_async.exc import BackendUnavailableError
+from versioned_async.exc import AliasNotFoundError, BackendUnavailableError
 
 pytestmark = pytest.mark.both_backends
 
@@ -269,6 +269,117 @@ async def test_a_cache_db_damaged_while_in_use_is_bypassed_then_rebuilt(
     assert cache.stats().cache_errors == 2  # the damage, then the rebuild
 
 
+async def test_a_rebuilt_database_is_not_checked_again_at_every_reopen(
+    writer: Repository, make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    """Once the fresh database passed its check, a later reopen does not run
+    ``quick_check`` again."""
+    contents = [os.urandom(60_000) for _ in range(2)]
+    for content in contents:
+        await writer.put_artifact("app", content)
+        await writer.publish_artifact_version("app")
+    clock = FakeClock()
+    directory = tmp_path / "cache"
+    cache = LocalCache(directory, ttl=0, clock=clock)
+    async with make_repo(cache=cache) as repo:
+        assert await repo.get_content("app", 1) == contents[0]
+        db = directory / "lookups" / "cache.db"
+        db.write_bytes(os.urandom(db.stat().st_size))
+        assert await repo.get_content("app", 2) == contents[1]  # damage seen: bypassed
+        clock.advance(BYPASS_SECONDS)
+        assert await repo.get_content("app", 2) == contents[1]  # moved aside, rebuilt
+        assert len(moved_aside(db)) == 1
+        assert not cache._check_stores  # the fresh database passed its check
+    cache.close()
+
+
+async def test_a_process_still_on_a_moved_aside_database_keeps_its_cached_files(
+    writer: Repository, make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    """Moving a damaged database aside leaves the content files: another process (here
+    another LocalCache) may still read them through the database it has open."""
+    content = os.urandom(100_000)
+    await writer.put_artifact("app", content)
+    await writer.publish_artifact_version("app")
+    directory = tmp_path / "cache"
+    first = LocalCache(directory, ttl=3600)
+    async with make_repo(cache=first) as repo:
+        assert await repo.get_content("app", 1) == content
+        cached = the_cached_file(first)
+        # the database is replaced by a damaged one; `first` keeps the one it has open
+        db = directory / "content" / "cache.db"
+        garbage = db.with_name("garbage")
+        garbage.write_bytes(os.urandom(db.stat().st_size))
+        os.replace(garbage, db)
+        second = LocalCache(directory, ttl=3600)  # moves the damaged one aside
+        assert len(moved_aside(db)) == 1
+        assert cached.exists()  # the file `first` reads through its database
+        # diskcache opens a connection per thread: a thread of `first` that opens one
+        # now finds the fresh database, which may cost one download, never one a read
+        for _ in range(5):
+            assert await repo.get_content("app", 1) == content
+        assert first.stats().downloads <= 2
+    second.close()
+    first.close()
+
+
+async def test_content_whose_file_is_gone_from_under_its_row_is_stored_again(
+    writer: Repository, make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    """A row that outlived its file (removed by another process, or by hand) is
+    replaced when the content is downloaded again, not left to send every read to S3."""
+    content = os.urandom(100_000)
+    await writer.put_artifact("app", content)
+    await writer.publish_artifact_version("app")
+    cache = LocalCache(tmp_path / "cache", ttl=3600)
+    async with make_repo(cache=cache) as repo:
+        assert await repo.get_content("app", 1) == content
+        the_cached_file(cache).unlink()
+        for _ in range(3):
+            assert await repo.get_content("app", 1) == content
+        assert cache.stats().downloads == 2
+        assert cache.content_count == 1
+        the_cached_file(cache)  # stored again
+    cache.close()
+
+
+@pytest.mark.dynamodb_layout("the cache directory, not the layout, is under test")
+def test_damage_found_by_two_at_once_never_moves_aside_the_fresh_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two caches find the damage at once; the other one moves it aside and starts a
+    fresh database first. The late one must leave that fresh database in place.
+
+    The race is made certain: the late cache's move-aside first lets the other
+    cache (a whole LocalCache on the same directory) do its own."""
+    directory = tmp_path / "cache"
+    LocalCache(directory).close()
+    db = directory / "content" / "cache.db"
+    _damage(db, "garbage")
+    move_aside = LocalCache._move_aside
+    others: list[LocalCache] = []
+    fresh: list[int] = []
+    calls: list[LocalCache] = []
+
+    def the_other_goes_first(self: LocalCache, *args: Any) -> None:
+        calls.append(self)
+        if len(calls) == 1:  # the late one: the other moves aside, starts a fresh one
+            others.append(LocalCache(directory))
+            fresh.append(db.stat().st_ino)
+        move_aside(self, *args)
+
+    monkeypatch.setattr(LocalCache, "_move_aside", the_other_goes_first)
+    late = LocalCache(directory)
+    monkeypatch.undo()
+    (other,) = others
+    assert len(moved_aside(db)) == 1, moved_aside(db)
+    # the database in place is the one the other cache started, which both use
+    assert db.stat().st_ino == fresh[0]
+    assert late.content_count == other.content_count == 0
+    late.close()
+    other.close()
+
+
 LOCKER = textwrap.dedent(
     """
     import sqlite3, sys
@@ -282,12 +393,18 @@ LOCKER = textwrap.dedent(
 
 
 @pytest.fixture
-def lock_db() -> Iterator[Callable[[Path], None]]:
-    """``lock_db(path)``: a real process holds ``BEGIN EXCLUSIVE`` on ``path`` until the
-    test ends."""
+def lock_db() -> Iterator[Callable[[Path], Callable[[], None]]]:
+    """``release = lock_db(path)``: a real process holds ``BEGIN EXCLUSIVE`` on ``path``
+    until ``release()`` or the end of the test."""
     lockers: list[subprocess.Popen[str]] = []
 
-    def lock(db: Path) -> None:
+    def release(locker: subprocess.Popen[str]) -> None:
+        assert locker.stdin is not None
+        if not locker.stdin.closed:
+            locker.stdin.close()
+        assert locker.wait(timeout=30) == 0
+
+    def lock(db: Path) -> Callable[[], None]:
         locker = subprocess.Popen(
             [sys.executable, "-c", LOCKER, str(db)],
             stdin=subprocess.PIPE,
@@ -297,12 +414,11 @@ def lock_db() -> Iterator[Callable[[Path], None]]:
         lockers.append(locker)
         assert locker.stdout is not None
         assert locker.stdout.readline().strip() == "locked"
+        return lambda: release(locker)
 
     yield lock
     for locker in lockers:
-        assert locker.stdin is not None
-        locker.stdin.close()
-        locker.wait(timeout=30)
+        release(locker)
 
 
 @pytest.mark.parametrize("store", ["content", "lookups"])
@@ -311,7 +427,7 @@ async def test_a_locked_cache_db_degrades_reads_to_s3(
     writer: Repository,
     make_repo: RepoFactory,
     tmp_path: Path,
-    lock_db: Callable[[Path], None],
+    lock_db: Callable[[Path], Callable[[], None]],
     caplog: pytest.LogCaptureFixture,
     store: str,
     when: str,
@@ -346,30 +462,78 @@ async def test_a_locked_cache_db_degrades_reads_to_s3(
     )
 
 
+@pytest.mark.parametrize("call", ["get_content", "download"])
 async def test_content_downloaded_but_not_storable_is_served_from_memory(
     writer: Repository,
     make_repo: RepoFactory,
     proxy: CountingProxy,
     tmp_path: Path,
-    lock_db: Callable[[Path], None],
+    lock_db: Callable[[Path], Callable[[], None]],
     caplog: pytest.LogCaptureFixture,
+    call: str,
 ) -> None:
     """The content store is locked after the download started: the verified download
-    is served as it is, not fetched a second time."""
+    is served (or written to the file asked for) as it is, not fetched a second time."""
     content = os.urandom(300_000)
     await writer.put_artifact("app", content)
     await writer.publish_artifact_version("app")
     directory = tmp_path / "cache"
     cache = LocalCache(directory)
+    target = tmp_path / "out.bin"
     async with make_repo(cache=cache, endpoint_url=proxy.endpoint_url) as repo:
         lock_db(directory / "content" / "cache.db")
         proxy.reset_counts()
         with caplog.at_level(logging.WARNING, logger="versioned_async"):
-            assert await repo.get_content("app", 1) == content
+            if call == "get_content":
+                assert await repo.get_content("app", 1) == content
+            else:
+                assert await repo.download("app", target, version=1) == target
+                assert target.read_bytes() == content
+                assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out.bin"]
     assert proxy.count("GetObject") == 1
     assert cache.stats().cache_errors == 1
     assert staged(cache) == []
     assert "locked" in caplog.text
+
+
+async def test_an_alias_deleted_while_the_cache_is_bypassed_is_not_served_after(
+    writer: Repository,
+    make_repo: RepoFactory,
+    tmp_path: Path,
+    lock_db: Callable[[Path], Callable[[], None]],
+) -> None:
+    """A lookup forgotten while the cache could not be written (bypassed) must not come
+    back from disk once the cache is used again, even within its TTL."""
+    contents = [os.urandom(20_000) for _ in range(2)]
+    for content in contents:
+        await writer.put_artifact("app", content)
+        await writer.publish_artifact_version("app")
+    await writer.put_alias("app", "prod", 1)
+    clock = FakeClock()
+    directory = tmp_path / "cache"
+    cache = LocalCache(directory, ttl=3600, clock=clock)
+    async with make_repo(cache=cache) as repo:
+        assert await repo.get_alias_content("app", "prod") == contents[0]  # on disk now
+        release = lock_db(directory / "lookups" / "cache.db")
+        assert await repo.get_content("app", 2) == contents[1]  # the lookups fail: bypassed
+        assert cache.bypassed
+        await repo.delete_alias("app", "prod")  # forgotten in memory; disk not writable
+        with pytest.raises(AliasNotFoundError):
+            await repo.get_alias_content("app", "prod")
+        release()
+        clock.advance(BYPASS_SECONDS)  # the cache is tried again, its entries in their TTL
+        assert not cache.bypassed
+        with pytest.raises(AliasNotFoundError):
+            await repo.get_alias_content("app", "prod")
+        # and the next write takes the old entry off the disk, for other processes too
+        assert await repo.get_content("app", 2) == contents[1]
+        await repo.put_alias("app", "canary", 2)
+    cache.close()
+    again = LocalCache(directory, ttl=3600, clock=clock)
+    async with make_repo(cache=again) as repo:
+        with pytest.raises(AliasNotFoundError):
+            await repo.get_alias_content("app", "prod")
+    again.close()
 
 
 # -- item 8: a full disk -------------------------------------------------------------
@@ -380,11 +544,15 @@ FULL_DISK_SCRIPT = textwrap.dedent(
     from versioned_async import LocalCache, Repository, exc
 
     directory, endpoint, target, limit = sys.argv[1:5]
+    open_when_full = sys.argv[5:] == ["open-when-full"]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    cache = LocalCache(directory)  # opened before the disk "fills"
+    if not open_when_full:
+        cache = LocalCache(directory)  # opened before the disk "fills"
     # every file this process writes stops growing at `limit` bytes: EFBIG, as a full disk
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), int(limit)))
+    if open_when_full:
+        cache = LocalCache(directory)  # its databases cannot even be created
 
     async def main():
         async with Repository(
@@ -454,6 +622,35 @@ async def test_a_full_disk_serves_cached_reads_from_memory_and_download_says_so(
     assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no part left beside
     assert sorted((directory / "staging").iterdir()) == []
+
+
+@pytest.mark.dynamodb_layout("the disk, not the layout, is under test")
+async def test_a_cache_that_cannot_be_created_on_a_full_disk_is_not_called_locked(
+    writer: Repository, endpoint_url: str, tmp_path: Path
+) -> None:
+    """The warning names the disk, not another process holding the database."""
+    content = big(b"full", 300_000)
+    await writer.put_artifact("big", content)
+    await writer.publish_artifact_version("big")
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    script = [sys.executable, "-c", FULL_DISK_SCRIPT, str(tmp_path / "cache"), endpoint_url]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*script, str(tmp_path / "out.bin"), "0", "open-when-full"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"get_content {len(content)} 1", done.stdout
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, done.stderr
+    assert "locked" not in warnings[0], warnings[0]
+    assert "fuser" not in warnings[0], warnings[0]
+    assert "free space" in warnings[0], warnings[0]
 
 
 #: the CLI, in a process whose every file stops at argv[1] bytes (EFBIG), as on a full

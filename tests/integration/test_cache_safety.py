@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +254,87 @@ def test_a_directory_another_user_created_is_refused(shared_tmp: Path) -> None:
     assert raised.value.path == str(target)
     assert stat.S_IMODE(target.stat().st_mode) == 0o777  # not ours to change
     assert list(target.iterdir()) == []  # nothing created in it
+
+
+# -- the folders above the cache directory (review finding 1) ------------------------------
+
+
+def test_the_cache_uses_the_directory_it_checked(tmp_path: Path) -> None:
+    """Given through a symlink, the cache directory is checked where the link points, and
+    every later open (diskcache's per-thread connections, content files) uses that path:
+    a link re-pointed afterwards does not send the cache elsewhere."""
+    real = tmp_path / "real"
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    real.mkdir(mode=0o700)
+    cache = LocalCache(link)
+    try:
+        assert cache.directory == real
+        assert cache.staging == real / "staging"
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        link.unlink()
+        link.symlink_to(elsewhere, target_is_directory=True)
+        # diskcache opens a connection per thread, by path: a new thread's write
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                cache._lookups.set("k", 1)
+            except BaseException as err:  # pragma: no cover - the failure shown
+                errors.append(err)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join()
+        assert errors == []
+        assert list(elsewhere.iterdir()) == []
+        assert cache._lookups.get("k") == 1
+    finally:
+        cache.close()
+
+
+@pytest.mark.usefixtures("as_root")
+def test_an_ancestor_of_another_user_is_refused(shared_tmp: Path) -> None:
+    """Whoever owns a folder above the cache directory can rename the cache directory away
+    and put a tree of their own in its place: refused, nothing created."""
+    theirs = shared_tmp / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, OTHER_UID, OTHER_UID)
+    with pytest.raises(exc.VersionedError) as raised:
+        LocalCache(theirs / "app" / "cache")
+    assert isinstance(raised.value, exc.CacheDirectoryError)
+    assert raised.value.path == str(theirs)
+    assert f"owned by uid {OTHER_UID}" in str(raised.value)
+    assert "a folder of your own" in str(raised.value)
+    assert list(theirs.iterdir()) == []
+
+
+def test_an_open_ancestor_without_the_sticky_bit_is_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An emptyDir volume is 0777 and not sticky: another user could rename the cache
+    directory away. The cache is used (it is the documented recipe), with a warning
+    naming the folder, once per process."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o777)
+    caplog.set_level("WARNING", logger="versioned_async")
+    LocalCache(volume / "cache").close()
+    warned = [r.getMessage() for r in caplog.records if str(volume) in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "sticky" in warned[0]
+    assert f"chmod +t {volume}" in warned[0]
+    LocalCache(volume / "cache").close()
+    LocalCache(volume / "other").close()
+    assert len([r for r in caplog.records if str(volume) in r.getMessage()]) == 1
+    volume.chmod(0o1777)  # sticky, as /tmp: nothing to say
+    caplog.clear()
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    LocalCache(sticky / "cache").close()
+    assert [r for r in caplog.records if "sticky" in r.getMessage()] == []
 
 
 # -- item 11: a SIGKILLed lease holder ------------------------------------------------------

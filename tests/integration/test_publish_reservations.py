@@ -110,10 +110,15 @@ async def test_a_purge_reclaims_a_stale_reservation_below_published_versions(
     assert (await repo.publish_artifact_version("app")).version == "3"
 
 
-async def test_the_timeout_is_a_setting(make_repo: Any, endpoint_url: str, dynamodb: Any) -> None:
-    async with make_repo(reservation_timeout_secs=0) as repo:
+async def test_the_timeout_is_a_setting(
+    make_repo: Any, endpoint_url: str, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moved two minutes on, a reservation is stale under a one-minute timeout (the
+    shortest accepted); under the default hour it is not (the test above)."""
+    async with make_repo(reservation_timeout_secs=60) as repo:
         await repo.bootstrap()
         await repo.put_artifact("app", b"x")
         await crash_while_publishing(endpoint_url)
+        hours_later(monkeypatch, hours=2 / 60)
         assert (await repo.publish_artifact_version("app")).version == "1"
         assert await leftover_reservations(dynamodb, "app") == []

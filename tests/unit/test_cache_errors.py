@@ -33,7 +33,6 @@ def sqlite_error(cls: type[sqlite3.Error], message: str, code: int | None = None
         (sqlite_error(sqlite3.OperationalError, "database is locked", 5), CacheFault.LOCKED),
         (sqlite_error(sqlite3.OperationalError, "database is locked"), CacheFault.LOCKED),
         (diskcache.Timeout(), CacheFault.LOCKED),
-        (exc.CacheUnavailableError("locked"), CacheFault.LOCKED),
         (sqlite_error(sqlite3.DatabaseError, "file is not a database", 26), CacheFault.DAMAGED),
         (
             sqlite_error(sqlite3.DatabaseError, "database disk image is malformed"),
@@ -95,3 +94,29 @@ def test_a_version_lookup_records_the_size_measured_when_the_item_has_none(
     item_size: int | None, known: tuple[float, tuple[str, int | None]] | None, recorded: int | None
 ) -> None:
     assert size_to_record(SHA, item_size, known) == recorded
+
+
+def unavailable_from(cause: BaseException | None) -> exc.CacheUnavailableError:
+    """A CacheUnavailableError as LocalCache raises it: ``raise ... from cause``."""
+    try:
+        raise exc.CacheUnavailableError("the cache database cannot be opened") from cause
+    except exc.CacheUnavailableError as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("cause", "fault"),
+    [
+        (sqlite_error(sqlite3.OperationalError, "database is locked", 5), CacheFault.LOCKED),
+        (diskcache.Timeout(), CacheFault.LOCKED),
+        (sqlite_error(sqlite3.OperationalError, "database or disk is full", 13), CacheFault.FULL),
+        (OSError(errno.ENOSPC, "No space left on device"), CacheFault.FULL),
+        (sqlite_error(sqlite3.DatabaseError, "file is not a database", 26), CacheFault.DAMAGED),
+        (sqlite_error(sqlite3.OperationalError, "disk I/O error", 10), CacheFault.OTHER),
+        (None, CacheFault.OTHER),  # nothing says it is locked: do not send them to fuser
+    ],
+)
+def test_a_cache_that_cannot_be_opened_is_named_from_its_cause(
+    cause: BaseException | None, fault: CacheFault
+) -> None:
+    assert classify(unavailable_from(cause)) is fault

@@ -25,6 +25,7 @@ from versioned_async._cache_safety import (
     folder_advice,
     holder_is_gone,
     join_hint,
+    judge_ancestor,
     judge_folder,
     split_hint,
 )
@@ -78,6 +79,56 @@ def test_the_advice_says_what_to_do() -> None:
     link = judge_folder(LINK | 0o777, ME, me=ME, top=False).refuse
     assert link is not None
     assert "another cache directory" in folder_advice("/c/x", ME, link)
+
+
+# -- the folders above the cache directory ---------------------------------------------------
+
+
+@pytest.mark.parametrize("owner", [ME, 0])
+@pytest.mark.parametrize("mode", [0o755, 0o700, 0o1777, 0o1770])
+def test_an_ancestor_of_ours_or_roots_that_only_its_owner_or_sticky_may_change_is_fine(
+    owner: int, mode: int
+) -> None:
+    assert judge_ancestor(DIR | mode, owner, me=ME).ok
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o1777, 0o777])
+def test_an_ancestor_of_another_user_is_refused(mode: int) -> None:
+    verdict = judge_ancestor(DIR | mode, OTHER, me=ME)
+    assert verdict.warn is None
+    assert verdict.refuse is not None
+    assert f"is owned by uid {OTHER}" in verdict.refuse
+    assert "rename" in verdict.refuse
+
+
+def test_root_running_refuses_an_ancestor_of_another_user() -> None:
+    assert judge_ancestor(DIR | 0o755, OTHER, me=0).refuse
+
+
+@pytest.mark.parametrize("owner", [ME, 0])
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o757])
+def test_an_ancestor_others_may_write_in_without_the_sticky_bit_is_warned_about(
+    owner: int, mode: int
+) -> None:
+    """An emptyDir volume (0777 root, no sticky bit): used, with a warning that says why."""
+    verdict = judge_ancestor(DIR | mode, owner, me=ME)
+    assert verdict.refuse is None
+    assert verdict.warn is not None
+    assert "rename" in verdict.warn
+    assert "no sticky bit" in verdict.warn
+
+
+def test_an_ancestor_that_is_a_symlink_or_not_a_folder_is_refused() -> None:
+    assert "symbolic link" in str(judge_ancestor(LINK | 0o777, ME, me=ME).refuse)
+    assert judge_ancestor(FILE | 0o644, ME, me=ME).refuse == "is not a directory"
+
+
+def test_the_advice_for_an_ancestor_says_what_to_do() -> None:
+    refuse = judge_ancestor(DIR | 0o755, OTHER, me=ME).refuse
+    assert refuse is not None
+    advice = folder_advice("/srv/x", ME, refuse, ancestor=True)
+    assert "a folder of your own" in advice
+    assert "chown" not in advice  # not ours to take over
 
 
 # -- fingerprints ----------------------------------------------------------------------------

@@ -212,6 +212,32 @@ async def test_an_evicted_file_stays_readable_by_a_reader_that_opened_it(
         assert reading.read() == first
 
 
+async def test_fingerprints_are_kept_only_for_stored_content(tmp_path: Path) -> None:
+    """A long-running service storing ever new content: what this process remembers of
+    each stored file (its fingerprint) goes with the file, evicted or discarded."""
+    cache = LocalCache(tmp_path, size_limit=3000)
+    for n in range(200):
+        await store(cache, n.to_bytes(2, "big") * 500)
+        assert len(cache._fingerprints) <= cache.content_count <= 3
+    stored = set((tmp_path / "content").rglob("*.val"))
+    assert {Path(p) for p in cache._fingerprints} == stored
+    # discarded: a stored file replaced
+    victim = next(iter(stored))
+    victim.write_bytes(b"x" * 1000)
+    shas = [sha(n.to_bytes(2, "big") * 500) for n in range(197, 200)]
+    assert [await cache.content_path(s) is None for s in shas].count(True) == 1
+    assert len(cache._fingerprints) == cache.content_count == 2
+    # gone without this process: another one (here, another instance) removed it
+    other = LocalCache(tmp_path, size_limit=3000)
+    for s in shas:
+        other._content.delete(("c", s))
+    other.close()
+    for s in shas:
+        assert await cache.content_path(s) is None
+    assert cache._fingerprints == {}
+    cache.close()
+
+
 _OTHER_PROCESS = textwrap.dedent(
     """
     import asyncio, hashlib, sys

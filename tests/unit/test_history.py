@@ -57,6 +57,13 @@ def test_sort_keys_order_by_sequence_and_stay_inside_their_alias_range() -> None
     assert all(low <= k <= high for k in keys)
     assert not low <= _history.sk("prodx", 1) <= high
     assert not low <= _history.sk("pro", 1) <= high
+    assert low <= _history.sk("prod", 10**11 - 1) <= high
+
+
+def test_records_written_before_sequence_numbers_are_outside_the_range() -> None:
+    low, high = _history.sk_range("prod")
+    assert not low <= "prod#2026-01-01T00:00:00.000000+0000#0badc0de" <= high
+    assert not low <= "prod#1999-12-31T23:59:59.999999+0000#0badc0de" <= high
 
 
 def test_the_sequence_follows_the_newest_record() -> None:

@@ -59,10 +59,12 @@ def test_the_stale_run_at_the_top_is_reclaimed_down_to_the_first_other_item() ->
     assert _retention.stale_top([reservation(2), reservation(1)], late, 3600)[0] == 0
 
 
-def test_the_timeout_must_be_a_non_negative_number() -> None:
-    assert _retention.validate_reservation_timeout(0) == 0.0
-    with pytest.raises(InvalidArgumentError):
-        _retention.validate_reservation_timeout(-1)
+def test_the_timeout_must_be_a_number_of_at_least_a_minute() -> None:
+    assert _retention.validate_reservation_timeout(60) == 60.0
+    assert _retention.validate_reservation_timeout(7200.5) == 7200.5
+    for value in (0, 1, 59.9, -1, float("nan")):
+        with pytest.raises(InvalidArgumentError, match=r"reservation_timeout_secs must be >= 60"):
+            _retention.validate_reservation_timeout(value)
     with pytest.raises(InvalidArgumentTypeError):
         _retention.validate_reservation_timeout("1h")
 
