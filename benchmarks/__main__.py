@@ -21,6 +21,7 @@ from benchmarks import (
     backends,
     big,
     per_op,
+    restart,
     routing,
     scaling,
     startup,
@@ -49,6 +50,7 @@ SCENARIOS = {
     "scaling": scaling.run,
     "backends": backends.run,
     "verify-on-read": verify_on_read.run,
+    "restart": restart.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

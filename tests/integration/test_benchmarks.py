@@ -30,6 +30,7 @@ TITLES = (
     "### 7b. Backends: list_artifact_versions",
     "### 7c. Backends: per operation",
     "### 8. verify_on_read",
+    "### 9. Restart on a filled cache",
 )
 SCENARIOS = (
     "server",
@@ -41,6 +42,7 @@ SCENARIOS = (
     "scaling",
     "backends",
     "verify_on_read",
+    "restart",
 )
 
 
