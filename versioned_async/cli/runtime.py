@@ -1,0 +1,193 @@
+"""How every command runs: the global options open one repository, errors end in an exit code.
+
+Each command that talks to AWS goes through :meth:`Settings.run` (one repository,
+opened with ``async with`` in a fresh event loop, closed again), so no command
+knows the layout or the lifecycle. Scripts branch on the exit code, so the
+mapping is public (:data:`EXIT_CODES`) and keyed by error class: an error takes
+the code of its nearest class, and prints one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import click
+from aiobotocore.config import AioConfig
+
+from .. import exc
+from ..cache import LocalCache
+from ..repository import Repository
+from ..s3_only import S3OnlyRepository
+
+_T = TypeVar("_T")
+
+
+class ExitCode(enum.IntEnum):
+    """What ``versioned-async`` exits with."""
+
+    OK = 0
+    #: integrity or conflict errors, a failed roll-out (rolled back), other AWS errors,
+    #: local file errors, aborted
+    ERROR = 1
+    #: a usage error or invalid input; nothing was written
+    USAGE = 2
+    #: no such artifact, version or alias, or the repository is not bootstrapped
+    NOT_FOUND = 3
+    #: S3 or DynamoDB could not be reached (or kept failing) after retries
+    UNAVAILABLE = 4
+
+
+#: the exit code of each error class; an error takes the entry of its nearest class
+EXIT_CODES: Mapping[type[BaseException], ExitCode] = {
+    exc.InvalidArgumentError: ExitCode.USAGE,
+    exc.InvalidArgumentTypeError: ExitCode.USAGE,
+    exc.NotFoundError: ExitCode.NOT_FOUND,  # ArtifactNotFound, AliasNotFound, RepositoryNotFound
+    exc.BackendUnavailableError: ExitCode.UNAVAILABLE,
+    exc.VersionedError: ExitCode.ERROR,  # IntegrityError, ConflictError, BackendError, ...
+    OSError: ExitCode.ERROR,  # a local file could not be read or written
+}
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code for ``error``: that of its nearest class in :data:`EXIT_CODES`."""
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return ExitCode.ERROR
+
+
+_EXIT_CODE_HELP = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "integrity, conflict, AWS or local file error; roll-out failed (rolled back)",
+    ExitCode.USAGE: "usage error or invalid input (bad option, bad k=v, invalid name/version)",
+    ExitCode.NOT_FOUND: "no such artifact, version or alias; repository not bootstrapped",
+    ExitCode.UNAVAILABLE: "S3/DynamoDB unreachable or failing after retries (retry later)",
+}
+
+#: the end of `versioned-async --help`: the codes above, for people
+EPILOG = "\b\nExit codes:\n" + "\n".join(
+    f"  {int(code)}  {text}" for code, text in _EXIT_CODE_HELP.items()
+)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: <message>`` (one line) on stderr and exit with ``code``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+class ErrorsAsExitCodes(click.Group):
+    """The top-level group: the library's errors become one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # the reader went away (`| head`): click exits quietly
+            raise
+        except (exc.VersionedError, OSError) as err:
+            fail(str(err), exit_code_for(err))
+
+
+#: what the global options open: the DynamoDB layout or the S3-only one (--backend)
+AnyRepository = Repository | S3OnlyRepository
+
+#: the --backend choices: the `versioned` 1.0 layouts
+BACKEND_DYNAMODB = "dynamodb"
+BACKEND_S3 = "s3"
+
+
+@attrs.frozen
+class Settings:
+    """The global options: where the repository is and how to reach it."""
+
+    bucket: str | None
+    prefix: str
+    table: str
+    region: str | None
+    endpoint_url: str | None
+    cache_dir: Path | None
+    suffix: str
+    max_attempts: int | None
+    backend: str = BACKEND_DYNAMODB
+    #: where a table name other than the default came from ("--table", "VERSIONED_TABLE")
+    table_given_by: str | None = None
+
+    def open_cache(self) -> LocalCache | None:
+        return None if self.cache_dir is None else LocalCache(self.cache_dir)
+
+    def require_cache_dir(self) -> Path:
+        if self.cache_dir is None:
+            raise click.UsageError(
+                "no cache directory: pass --cache-dir or set VERSIONED_CACHE_DIR"
+            )
+        return self.cache_dir
+
+    def require_dynamodb(self, command: str, missing: str) -> None:
+        """Refuse ``command`` on the S3-only backend, which lacks ``missing``."""
+        if self.backend != BACKEND_DYNAMODB:
+            raise click.UsageError(
+                f"`{command}` needs the DynamoDB backend (--backend {BACKEND_DYNAMODB}): "
+                f"the S3-only layout {missing}"
+            )
+
+    def repository(self, cache: LocalCache | None) -> AnyRepository:
+        if not self.bucket:
+            raise click.UsageError("no bucket: pass --bucket or set VERSIONED_BUCKET")
+        config = (
+            None
+            if self.max_attempts is None
+            else AioConfig(retries={"mode": "standard", "total_max_attempts": self.max_attempts})
+        )
+        where: dict[str, Any] = {
+            "aws_region": self.region,
+            "s3_bucket": self.bucket,
+            "s3_prefix": self.prefix,
+            "suffix": self.suffix,
+            "endpoint_url": self.endpoint_url,
+        }
+        if self.backend == BACKEND_DYNAMODB:
+            return Repository(
+                dynamodb_table_name=self.table, cache=cache, client_config=config, **where
+            )
+        if self.table_given_by is not None:
+            undo = "drop --table" if self.table_given_by == "--table" else "unset VERSIONED_TABLE"
+            raise click.UsageError(
+                f"{self.table_given_by} names a DynamoDB table, and --backend {BACKEND_S3} "
+                f"uses none (everything is in the bucket): {undo}, or use "
+                f"--backend {BACKEND_DYNAMODB}"
+            )
+        return S3OnlyRepository(cache=cache, client_config=config, **where)
+
+    def run(self, work: Callable[[AnyRepository], Awaitable[_T]]) -> _T:
+        """Open one repository, run ``work`` on it in a fresh event loop, close it."""
+        cache = self.open_cache()
+        try:
+            repo = self.repository(cache)
+
+            async def session() -> _T:
+                async with repo:
+                    return await work(repo)
+
+            return asyncio.run(session())
+        finally:
+            if cache is not None:
+                cache.close()
+
+    def run_dynamodb(
+        self, command: str, missing: str, work: Callable[[Repository], Awaitable[_T]]
+    ) -> _T:
+        """:meth:`run` for a command that needs the DynamoDB layout; a usage error,
+        before anything is opened, on the S3-only backend (which lacks ``missing``)."""
+        self.require_dynamodb(command, missing)
+
+        async def narrowed(repo: AnyRepository) -> _T:
+            if not isinstance(repo, Repository):  # require_dynamodb let no other through
+                raise TypeError(f"`{command}` needs a Repository, not {type(repo).__name__}")
+            return await work(repo)
+
+        return self.run(narrowed)
