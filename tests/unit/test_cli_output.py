@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import pytest
 
-from versioned_async import Alias, Artifact
+from tests.unit.test_models_and_errors import SHA, WHEN, make_alias, make_artifact
 from versioned_async.cli.output import emit, target
 
-WHEN = datetime(2026, 11, 24, 22, 20, 19, 929848, tzinfo=timezone.utc)
-SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-ARTIFACT = Artifact(
-    name="app",
-    version="3",
-    update_at=WHEN,
-    sha256=SHA,
-    s3uri="s3://bkt/artifacts/app/000003",
-    metadata={"team": "search"},
-)
+ARTIFACT = make_artifact(metadata={"team": "search"})
 
 
 def never_shown(result: object) -> None:
@@ -68,24 +58,8 @@ def test_without_json_the_command_shows_the_result(capsys: pytest.CaptureFixture
 
 
 def test_target_says_where_an_alias_points_in_one_phrase() -> None:
-    plain = Alias(
-        name="app",
-        alias="prod",
-        update_at=WHEN,
-        version="3",
-        secondary_version=None,
-        secondary_version_weight=None,
-        version_s3uri="s3://bkt/artifacts/app/000003",
-        secondary_version_s3uri=None,
+    plain = make_alias(
+        secondary_version=None, secondary_version_weight=None, secondary_version_s3uri=None
     )
-    split = Alias(
-        name="app",
-        alias="prod",
-        update_at=WHEN,
-        version="3",
-        secondary_version="4",
-        secondary_version_weight=20,
-        version_s3uri="s3://bkt/artifacts/app/000003",
-        secondary_version_s3uri="s3://bkt/artifacts/app/000004",
-    )
+    split = make_alias()
     assert [target(None), target(plain), target(split)] == ["(none)", "3", "3 (+4 at 20%)"]
