@@ -317,3 +317,23 @@ def run_worker(args: Sequence[str], timeout: float) -> dict[str, Any]:
             f"worker {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
         )
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+async def write_cached_file_lists(
+    cache: Any, contents: dict[str, bytes], workdir: Path, stem: str
+) -> tuple[Path, Path]:
+    """The names and the cached files of ``contents``, as JSON files for a warm worker.
+
+    A warm-start scenario hands a fresh process the artifact names to fetch and the
+    cache files a plain read compares with; the cache must already hold every body.
+    """
+    files = []
+    for name, body in contents.items():
+        path = await cache.content_path(hashlib.sha256(body).hexdigest())
+        assert path is not None, f"the cache does not hold {name!r}: the fill did not store it"
+        files.append(path)
+    names_file = workdir / f"{stem}-names.json"
+    files_file = workdir / f"{stem}-files.json"
+    names_file.write_text(json.dumps(list(contents)))
+    files_file.write_text(json.dumps(files))
+    return names_file, files_file

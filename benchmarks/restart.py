@@ -12,11 +12,16 @@ inside one long-lived process the allocator's state swings either figure by
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from typing import Any
 
-from benchmarks.harness import median, payload, run_worker, seed_published, verdict
+from benchmarks.harness import (
+    median,
+    payload,
+    run_worker,
+    seed_published,
+    verdict,
+    write_cached_file_lists,
+)
 from benchmarks.peers import Context, aio_clients
 
 KEY = "restart"
@@ -35,16 +40,8 @@ async def run(ctx: Context) -> None:
     cache = ctx.fresh_cache("restart-cache")
     async with ctx.ours(cache=cache) as repo:  # the same endpoint as the workers: a hit
         await asyncio.gather(*(repo.get_alias_content(n, "prod") for n in names))
-    files = []
-    for name in names:
-        path = await cache.content_path(hashlib.sha256(contents[name]).hexdigest())
-        assert path is not None, "the fill did not store the content"
-        files.append(path)
+    names_file, files_file = await write_cached_file_lists(cache, contents, ctx.workdir, KEY)
     cache.close()
-    names_file = ctx.workdir / "restart-names.json"
-    files_file = ctx.workdir / "restart-files.json"
-    names_file.write_text(json.dumps(names))
-    files_file.write_text(json.dumps(files))
     expected = SIZE * COUNT
     fetches: list[dict[str, Any]] = []
     reads: list[dict[str, Any]] = []

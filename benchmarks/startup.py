@@ -14,8 +14,6 @@ all at once, through the latency proxy:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import statistics
 from typing import Any
 
@@ -30,6 +28,7 @@ from benchmarks.harness import (
     seed_published,
     verdict,
     version_key,
+    write_cached_file_lists,
 )
 from benchmarks.peers import (
     Context,
@@ -200,17 +199,8 @@ async def run(ctx: Context) -> None:  # noqa: PLR0915 - one scenario, read top t
     # -- warm: a new process on the cache the last cold round filled --------------------
     cache_dir = ctx.workdir / f"startup-cache-{rounds - 1}"
     cache = va.LocalCache(cache_dir, ttl=3600)
-    files = []
-    for name in names:
-        body_sha = hashlib.sha256(contents[name]).hexdigest()
-        path = await cache.content_path(body_sha)
-        assert path is not None, "the cold run did not fill the cache"
-        files.append(path)
+    names_file, files_file = await write_cached_file_lists(cache, contents, ctx.workdir, "startup")
     cache.close()
-    names_file = ctx.workdir / "startup-names.json"
-    files_file = ctx.workdir / "startup-files.json"
-    names_file.write_text(json.dumps(names))
-    files_file.write_text(json.dumps(files))
     warm_runs: list[dict[str, Any]] = []
     for _ in range(3 if ctx.quick else max(5, rounds)):
         ctx.proxy.reset()
