@@ -569,6 +569,9 @@ class LocalCache:
         #: sha256 -> its path in _fingerprints, to forget it when the content goes
         self._fingerprint_paths: dict[str, str] = {}
         self._fingerprints_lock = threading.Lock()  # threads store, evict and discard
+        # a discard deletes and counts under this lock, so whoever sees the entry gone
+        # (a reader falling back to S3) also sees it counted
+        self._discard_lock = threading.Lock()
         self._preloaded = False
         # lookups asked or written in one loop turn share one thread trip (a cold
         # start-up asks for all of them at once)
@@ -1050,11 +1053,24 @@ class LocalCache:
                 self._fingerprints.pop(path, None)
 
     def _discard_stored(self, sha256: str, why: str) -> None:
+        """Remove damaged content, counted once, by whoever removed it.
+
+        Counted before the content is forgotten: a hit marks content used in a
+        thread it does not wait for, which may find the damage first, and a reader
+        that then misses the forgotten file must find the damage counted.
+        """
+        removed = self._delete_counted(sha256)
         self._memory_paths.pop(sha256, None)
         self._forget_fingerprint(sha256)
-        if self._content.delete(("c", sha256)):  # counted once, by whoever removed it
+        if removed:
             log.warning("cached content %s is damaged (%s); it is downloaded again", sha256, why)
-            self.count("damaged_content")
+
+    def _delete_counted(self, sha256: str) -> bool:
+        with self._discard_lock:
+            removed = bool(self._content.delete(("c", sha256)))
+            if removed:
+                self.count("damaged_content")
+        return removed
 
     def _open_checked(self, path: str, size: int | None) -> tuple[BinaryIO, int]:
         """Open a cached file, refusing anything but the file stored (:class:`DamagedContent`);
@@ -1141,8 +1157,7 @@ class LocalCache:
         """Remove damaged content so that it is downloaded again (counted in
         ``damaged_content``)."""
         self._memory_paths.pop(sha256, None)
-        if await asyncio.to_thread(self._content.delete, ("c", sha256)):
-            self.count("damaged_content")
+        await asyncio.to_thread(self._delete_counted, sha256)
 
     def hit(self, sha256: str) -> None:
         """Count a hit served from memory; tell the store it was used, at most once a TTL."""

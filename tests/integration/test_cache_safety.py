@@ -4,6 +4,7 @@ and a download lease dies with its holder (issue 15, items 4 and 11)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import stat
@@ -100,6 +101,43 @@ async def test_download_from_the_cache_refuses_a_replaced_file(
         await repo.download("app", tmp_path / "second", version=version)
         assert (tmp_path / "second").read_bytes() == genuine
         assert cache.stats().damaged_content == 1
+
+
+class SlowLogHandler(logging.Handler):
+    """A log handler that takes its time (a file on a busy disk, a remote collector)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("read", ["download", "get_content"])
+async def test_damage_is_counted_before_the_read_returns_whatever_the_logging_costs(
+    make_repo: RepoFactory, tmp_path: Path, read: str
+) -> None:
+    # a warm hit also marks the content used in the store, in a thread it does not
+    # wait for; that thread may be the one that finds the damage, and its count must
+    # not lag behind the read that already went to S3 (CI caught it once)
+    logger = logging.getLogger("versioned_async")
+    logger.addHandler(handler := SlowLogHandler())
+    cache = LocalCache(tmp_path / "cache", ttl=30)
+    try:
+        async with make_repo(cache=cache) as repo:
+            await repo.bootstrap()
+            genuine = os.urandom(4096)
+            version = await publish(repo, "app", genuine)
+            await repo.download("app", tmp_path / "first", version=version)
+            path = cached_file(cache, genuine)
+            (forged := tmp_path / "forged").write_bytes(b"z" * len(genuine))
+            path.unlink()
+            path.symlink_to(forged)
+            if read == "download":
+                await repo.download("app", tmp_path / "second", version=version)
+                assert (tmp_path / "second").read_bytes() == genuine
+            else:
+                assert await repo.get_content("app", version) == genuine
+            assert cache.stats().damaged_content == 1
+    finally:
+        logger.removeHandler(handler)
 
 
 def rewrite_in_place(path: Path, content: bytes) -> None:
