@@ -1084,7 +1084,14 @@ class LocalCache:
         recorded = self._fingerprints.get(path)
         if recorded is None:
             raise FileNotFoundError(errno.ENOENT, "not known to this process; ask the store", path)
-        handle, st = _open_no_follow(path)
+        try:
+            handle, st = _open_no_follow(path)
+        except FileNotFoundError:
+            # removed just now, perhaps by a discard that has not counted it yet (it
+            # holds the lock from its delete to its count): let it finish first
+            with self._discard_lock:
+                pass
+            raise
         try:
             now = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             problem = (  # the common case first: one tuple compare on every warm hit

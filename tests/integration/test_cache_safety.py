@@ -103,6 +103,27 @@ async def test_download_from_the_cache_refuses_a_replaced_file(
         assert cache.stats().damaged_content == 1
 
 
+async def test_damage_found_by_the_background_touch_is_counted_before_the_read_returns(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    # the warm hit's touch and the read race for the replaced file: whichever finds it
+    # (or finds it gone, removed by the other), the read returns with the damage counted
+    cache = LocalCache(tmp_path / "cache", ttl=30)
+    async with make_repo(cache=cache) as repo:
+        await repo.bootstrap()
+        for round_ in range(1, 61):
+            genuine = os.urandom(4096)
+            version = await publish(repo, "app", genuine)
+            await repo.download("app", tmp_path / "first", version=version)
+            path = cached_file(cache, genuine)
+            (forged := tmp_path / "forged").write_bytes(b"z" * len(genuine))
+            path.unlink()
+            path.symlink_to(forged)
+            await repo.download("app", tmp_path / "second", version=version)
+            assert (tmp_path / "second").read_bytes() == genuine
+            assert cache.stats().damaged_content == round_
+
+
 class SlowLogHandler(logging.Handler):
     """A log handler that takes its time (a file on a busy disk, a remote collector)."""
 
