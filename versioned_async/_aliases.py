@@ -111,7 +111,7 @@ class AliasOperations:
         _identity_lock: asyncio.Lock
 
         @property
-        def _backend(self) -> AwsBackend: ...
+        def _table(self) -> AwsBackend: ...
 
         @property
         def is_open(self) -> bool: ...
@@ -193,7 +193,7 @@ class AliasOperations:
 
     async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
         """The alias as stored now (a consistent read, past the cache); ``None``: absent."""
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        raw = await self._table.get_item(_layout.alias_pk(name), alias)
         return None if raw is None else _codec.structure_alias_item(raw)
 
     async def list_aliases(self, name: str) -> list[Alias]:
@@ -201,7 +201,7 @@ class AliasOperations:
         _layout.validate_name(name)
         return [
             self._alias(_codec.structure_alias_item(raw))
-            async for raw in self._backend.query(_layout.alias_pk(name))
+            async for raw in self._table.query(_layout.alias_pk(name))
         ]
 
     async def delete_alias(
@@ -246,7 +246,7 @@ class AliasOperations:
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        raw = await self._table.get_item(_layout.alias_pk(name), alias)
         newest = await self._newest_history(name, alias)  # after the alias: see _change_alias
         current = None if raw is None else _codec.structure_alias_item(raw)
         try:
@@ -298,12 +298,12 @@ class AliasOperations:
             high = page_token
         current: AliasState | None = None
         if page_token is None:  # the alias before its history: see _history.changed_outside
-            found = await self._backend.get_item(_layout.alias_pk(name), alias)
+            found = await self._table.get_item(_layout.alias_pk(name), alias)
             current = _history.state_of(
                 None if found is None else _codec.structure_alias_item(found)
             )
         records: list[HistoryItem] = []
-        async for raw in self._backend.query(
+        async for raw in self._table.query(
             _layout.history_pk(name),
             descending=True,
             sk_between=(low, high),
@@ -338,7 +338,7 @@ class AliasOperations:
 
     async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
         # the alias before its history: see _history.changed_outside
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        raw = await self._table.get_item(_layout.alias_pk(name), alias)
         current = None if raw is None else _codec.structure_alias_item(raw)
         records: list[HistoryItem] = []
         async for record in self._history_records(name, alias, page_size=25):
@@ -362,7 +362,7 @@ class AliasOperations:
         self, name: str, alias: str, *, page_size: int
     ) -> AsyncIterator[HistoryItem]:
         """The alias's history records, newest first (in the order made)."""
-        async for raw in self._backend.query(
+        async for raw in self._table.query(
             _layout.history_pk(name),
             descending=True,
             sk_between=_history.sk_range(alias),
@@ -409,7 +409,7 @@ class AliasOperations:
             await _back_off(attempt)
             # in this order: a change committed between the two reads is then seen in
             # the history, never in the alias alone (see _history.changed_outside)
-            raw = await self._backend.get_item(pk, alias)
+            raw = await self._table.get_item(pk, alias)
             newest = await self._newest_history(name, alias)
             prev = None if raw is None else _codec.structure_alias_item(raw)
             if (expected is not None and (prev is None or prev.update_at != expected)) or (
@@ -486,7 +486,7 @@ class AliasOperations:
                         raise ArtifactNotFoundError(name, _layout.decode_version(stored))
                 # our own earlier attempt may have landed with only its answer lost (a
                 # retry the engine did not recognise by its ClientRequestToken)
-                landed = await self._backend.get_item(history_pk, record.sk) is not None
+                landed = await self._table.get_item(history_pk, record.sk) is not None
             if landed:
                 if new_item is not None:
                     await self._remember_alias(new_item)
@@ -494,7 +494,7 @@ class AliasOperations:
                     await self.cache.forget(self._lookup_key("a", name, alias))
                 return new_item
             if pinned and reasons[len(checks)] == "ConditionalCheckFailed":
-                again = await self._backend.get_item(pk, alias)
+                again = await self._table.get_item(pk, alias)
                 raise ConcurrentModificationError(
                     name,
                     alias,
@@ -520,7 +520,7 @@ class AliasOperations:
         later, in a ConflictError that hides the cause.
         """
         try:
-            return await self._backend.transact_write(what, actions)
+            return await self._table.transact_write(what, actions)
         except BackendUnavailableError as err:
             if err.code != "TransactionCanceledException":
                 raise
@@ -613,7 +613,7 @@ class AliasOperations:
         reason = _layout.validate_note("reason", reason)
         wanted = _layout.encode_version(to_version)
         raw, _ = await gather_or_cancel(
-            self._backend.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
+            self._table.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
         )
         if raw is None:
             raise AliasNotFoundError(name, alias)

@@ -342,12 +342,17 @@ class BaseRepository:
         return self._aws is not None
 
     @property
-    def _backend(self) -> AwsBackend:
+    def _objects(self) -> AwsBackend:
         if self._aws is None:
             raise RepositoryClosedError(
                 "the Repository is not open: use `async with repo:` (or `await repo.open()`)"
             )
         return self._aws
+
+    @property
+    def _table(self) -> AwsBackend:
+        # transitional: the DynamoDB operations, until _aws splits them into their own class
+        return self._objects
 
     # -- reading content -------------------------------------------------------------
 
@@ -462,8 +467,8 @@ class BaseRepository:
     async def _fetch_with_item(
         self, name: str, stored: str
     ) -> tuple[bytes, VersionItem, ObjectInfo]:
-        aws = self._backend
-        download = asyncio.ensure_future(aws.get_object(self.layout.key(name, stored)))
+        objects = self._objects
+        download = asyncio.ensure_future(objects.get_object(self.layout.key(name, stored)))
         try:
             item = await self._visible_item(name, stored)
             got = await download
@@ -487,8 +492,8 @@ class BaseRepository:
     async def _stream_with_item(
         self, name: str, stored: str, part: Path
     ) -> tuple[str, VersionItem, ObjectInfo]:
-        aws = self._backend
-        download = asyncio.ensure_future(aws.download_to(self.layout.key(name, stored), part))
+        objects = self._objects
+        download = asyncio.ensure_future(objects.download_to(self.layout.key(name, stored), part))
         try:
             item = await self._visible_item(name, stored)
             got = await download
@@ -645,7 +650,7 @@ class BaseRepository:
                     if sha != recorded and await self._repaired_latest(name, stored, sha, info):
                         recorded = sha
                 else:
-                    got = await self._backend.download_to(self.layout.key(name, stored), part)
+                    got = await self._objects.download_to(self.layout.key(name, stored), part)
                     if got is None:
                         await cache.forget(key)
                         raise ArtifactNotFoundError(name, _layout.decode_version(stored))
@@ -739,7 +744,7 @@ class BaseRepository:
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""
         stored = _layout.encode_version(artifact.version)
-        got = await self._backend.get_object(self.layout.key(artifact.name, stored))
+        got = await self._objects.get_object(self.layout.key(artifact.name, stored))
         if got is None:
             raise ArtifactNotFoundError(artifact.name, artifact.version)
         actual = await sha256_of(got[0])
@@ -756,11 +761,11 @@ class BaseRepository:
 
     async def list_artifact_names(self) -> list[str]:
         """Names of every artifact with content in the repository, sorted."""
-        return sorted(await self._backend.list_folders(self.layout.root))
+        return sorted(await self._objects.list_folders(self.layout.root))
 
     async def _hash_object(self, name: str, stored: str) -> str:
         """sha256 of an object written without our metadata (by some other tool)."""
-        got = await self._backend.get_object(self.layout.key(name, stored))
+        got = await self._objects.get_object(self.layout.key(name, stored))
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return await sha256_of(got[0])

@@ -45,8 +45,8 @@ def before_the_first_delete(
 ) -> list[str]:
     """Run ``meanwhile`` after the purge read its plan, before any of its deletes is
     sent (the deletes wait for it). Returns the deletes seen, to prove it ran."""
-    backend = repo._backend
-    original = backend.transact_write
+    table = repo._table
+    original = table.transact_write
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -59,7 +59,7 @@ def before_the_first_delete(
             await done.wait()
         return await original(what, items)
 
-    monkeypatch.setattr(backend, "transact_write", transact_write)
+    monkeypatch.setattr(table, "transact_write", transact_write)
     return seen
 
 
