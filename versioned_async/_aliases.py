@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from aiobotocore.session import AioSession, get_session
 
 from . import _codec, _history, _layout, _rollout
-from ._aws import AwsBackend, caller_arn
+from ._aws.clients import AwsClients
+from ._aws.dynamodb import Table
+from ._aws.sts import caller_arn
 from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
 from ._gather import gather_or_cancel
 from ._layout import VersionLike
@@ -104,14 +105,14 @@ class AliasOperations:
     if TYPE_CHECKING:  # provided by Repository
         cache: LocalCache | None
         actor: str | None
-        aws_region: str | None
-        endpoint_url: str | None
-        _session: AioSession | None
         _caller_arn: str | None
         _identity_lock: asyncio.Lock
 
         @property
-        def _table(self) -> AwsBackend: ...
+        def _clients(self) -> AwsClients: ...
+
+        @property
+        def _table(self) -> Table: ...
 
         @property
         def is_open(self) -> bool: ...
@@ -516,7 +517,7 @@ class AliasOperations:
         it is reported as a conflict of every action, and the caller reads again.
         Any other cancellation (a ``ValidationError``, throttling that outlasted
         botocore's retries, ...) is no race and is raised as it is (see
-        ``_aws.cancellation_error``): retrying it would only end, many requests
+        ``_aws.errors.cancellation_error``): retrying it would only end, many requests
         later, in a ConflictError that hides the cause.
         """
         try:
@@ -533,9 +534,7 @@ class AliasOperations:
             return self.actor
         async with self._identity_lock:
             if self._caller_arn is _UNKNOWN:
-                self._caller_arn = await caller_arn(
-                    self._session or get_session(), self.aws_region, self.endpoint_url
-                )
+                self._caller_arn = await caller_arn(self._clients)
         return self._caller_arn if isinstance(self._caller_arn, str) else None
 
     def _alias_change(

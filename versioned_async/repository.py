@@ -2,7 +2,8 @@
 
 It orchestrates: arguments are validated by :mod:`._layout`, items converted
 by :mod:`._codec`, purges planned by :mod:`._retention`, and every AWS call
-made through :mod:`._aws`. The layout is `versioned` 1.0's, so both libraries
+made through :mod:`._aws` (an :class:`~._aws.s3.ObjectStore` for the bucket, a
+:class:`~._aws.dynamodb.Table` for the table). The layout is `versioned` 1.0's, so both libraries
 can work on one repository at the same time.
 """
 
@@ -22,7 +23,9 @@ from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
 from ._aliases import _UNKNOWN, AliasOperations
-from ._aws import ObjectInfo
+from ._aws.clients import NOT_OPEN
+from ._aws.dynamodb import Table
+from ._aws.s3 import ObjectInfo
 from ._base import (
     BULK_CONCURRENCY,
     BaseRepository,
@@ -43,6 +46,7 @@ from .exc import (
     IntegrityError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    RepositoryClosedError,
     VersionProtectedError,
 )
 from .models import Artifact, Hold
@@ -194,6 +198,7 @@ class Repository(AliasOperations, BaseRepository):
         self.actor = actor
         self._caller_arn: str | None = _UNKNOWN
         self._identity_lock = asyncio.Lock()
+        self._dynamodb_table: Table | None = None
         #: after how long an unfinished publish's number reservation counts as left by a
         #: crashed publisher, and is reclaimed (see _retention.RESERVATION_TIMEOUT_SECS)
         self.reservation_timeout_secs = _retention.validate_reservation_timeout(
@@ -206,6 +211,19 @@ class Repository(AliasOperations, BaseRepository):
             f"s3_prefix={self.s3_prefix!r}, dynamodb_table_name={self.dynamodb_table_name!r}, "
             f"suffix={self.suffix!r}, endpoint_url={redact_url(self.endpoint_url)!r})"
         )
+
+    async def open(self) -> None:
+        """Set up the clients, each created on its first use, and the table they serve;
+        ``async with repo`` calls this for you. Settings AWS would refuse (no region, a
+        bad endpoint) fail here."""
+        await super().open()
+        self._dynamodb_table = Table(self._clients, self.dynamodb_table_name)
+
+    @property
+    def _table(self) -> Table:
+        if self._dynamodb_table is None or not self.is_open:
+            raise RepositoryClosedError(NOT_OPEN)
+        return self._dynamodb_table
 
     # -- set-up ----------------------------------------------------------------------
 

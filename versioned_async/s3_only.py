@@ -26,7 +26,8 @@ from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
 from ._aliases import _alias_target, _aware
-from ._aws import MULTIPART_THRESHOLD, ListedObject, ObjectInfo
+from ._aws.s3 import ListedObject, ObjectInfo
+from ._aws.s3_upload import MULTIPART_THRESHOLD
 from ._base import (
     BULK_CONCURRENCY,
     BaseRepository,

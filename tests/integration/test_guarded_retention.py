@@ -3,7 +3,7 @@ holds change while the purge runs; dry runs; protect/unprotect; deletes of held 
 
 The races are made deterministic by running a second repository's write (a real
 request to the server) just before the purge sends its first delete: the purge's own
-``AwsBackend.transact_write`` is wrapped, the AWS clients are not touched.
+``Table.transact_write`` is wrapped, the AWS clients are not touched.
 """
 
 from __future__ import annotations
