@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.harness import run_worker, verdict
 from benchmarks.peers import Context
-from versioned_async._aws import MULTIPART_CONCURRENCY, PART_SIZE
+from versioned_async._aws.s3_upload import MULTIPART_CONCURRENCY, PART_SIZE
 
 KEY = "big_artifact"
 #: the RSS growth target, either direction

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from versioned_async import _codec, _layout
-from versioned_async._aws import ObjectInfo
+from versioned_async._aws.s3 import ObjectInfo
 from versioned_async._base import describe_object
 from versioned_async._codec import AliasItem
 from versioned_async._gather import bounded_gather

@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from aiobotocore.session import AioSession, get_session
 
 from . import _codec, _history, _layout, _rollout
-from ._aws import AwsBackend, caller_arn
+from ._aws.clients import AwsClients
+from ._aws.dynamodb import Table
+from ._aws.sts import caller_arn
 from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
 from ._gather import gather_or_cancel
 from ._layout import VersionLike
@@ -104,14 +105,14 @@ class AliasOperations:
     if TYPE_CHECKING:  # provided by Repository
         cache: LocalCache | None
         actor: str | None
-        aws_region: str | None
-        endpoint_url: str | None
-        _session: AioSession | None
         _caller_arn: str | None
         _identity_lock: asyncio.Lock
 
         @property
-        def _backend(self) -> AwsBackend: ...
+        def _clients(self) -> AwsClients: ...
+
+        @property
+        def _table(self) -> Table: ...
 
         @property
         def is_open(self) -> bool: ...
@@ -193,7 +194,7 @@ class AliasOperations:
 
     async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
         """The alias as stored now (a consistent read, past the cache); ``None``: absent."""
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        raw = await self._table.get_item(_layout.alias_pk(name), alias)
         return None if raw is None else _codec.structure_alias_item(raw)
 
     async def list_aliases(self, name: str) -> list[Alias]:
@@ -201,7 +202,7 @@ class AliasOperations:
         _layout.validate_name(name)
         return [
             self._alias(_codec.structure_alias_item(raw))
-            async for raw in self._backend.query(_layout.alias_pk(name))
+            async for raw in self._table.query(_layout.alias_pk(name))
         ]
 
     async def delete_alias(
@@ -246,7 +247,7 @@ class AliasOperations:
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        raw = await self._table.get_item(_layout.alias_pk(name), alias)
         newest = await self._newest_history(name, alias)  # after the alias: see _change_alias
         current = None if raw is None else _codec.structure_alias_item(raw)
         try:
@@ -298,12 +299,12 @@ class AliasOperations:
             high = page_token
         current: AliasState | None = None
         if page_token is None:  # the alias before its history: see _history.changed_outside
-            found = await self._backend.get_item(_layout.alias_pk(name), alias)
+            found = await self._table.get_item(_layout.alias_pk(name), alias)
             current = _history.state_of(
                 None if found is None else _codec.structure_alias_item(found)
             )
         records: list[HistoryItem] = []
-        async for raw in self._backend.query(
+        async for raw in self._table.query(
             _layout.history_pk(name),
             descending=True,
             sk_between=(low, high),
@@ -338,7 +339,7 @@ class AliasOperations:
 
     async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
         # the alias before its history: see _history.changed_outside
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        raw = await self._table.get_item(_layout.alias_pk(name), alias)
         current = None if raw is None else _codec.structure_alias_item(raw)
         records: list[HistoryItem] = []
         async for record in self._history_records(name, alias, page_size=25):
@@ -362,7 +363,7 @@ class AliasOperations:
         self, name: str, alias: str, *, page_size: int
     ) -> AsyncIterator[HistoryItem]:
         """The alias's history records, newest first (in the order made)."""
-        async for raw in self._backend.query(
+        async for raw in self._table.query(
             _layout.history_pk(name),
             descending=True,
             sk_between=_history.sk_range(alias),
@@ -409,7 +410,7 @@ class AliasOperations:
             await _back_off(attempt)
             # in this order: a change committed between the two reads is then seen in
             # the history, never in the alias alone (see _history.changed_outside)
-            raw = await self._backend.get_item(pk, alias)
+            raw = await self._table.get_item(pk, alias)
             newest = await self._newest_history(name, alias)
             prev = None if raw is None else _codec.structure_alias_item(raw)
             if (expected is not None and (prev is None or prev.update_at != expected)) or (
@@ -486,7 +487,7 @@ class AliasOperations:
                         raise ArtifactNotFoundError(name, _layout.decode_version(stored))
                 # our own earlier attempt may have landed with only its answer lost (a
                 # retry the engine did not recognise by its ClientRequestToken)
-                landed = await self._backend.get_item(history_pk, record.sk) is not None
+                landed = await self._table.get_item(history_pk, record.sk) is not None
             if landed:
                 if new_item is not None:
                     await self._remember_alias(new_item)
@@ -494,7 +495,7 @@ class AliasOperations:
                     await self.cache.forget(self._lookup_key("a", name, alias))
                 return new_item
             if pinned and reasons[len(checks)] == "ConditionalCheckFailed":
-                again = await self._backend.get_item(pk, alias)
+                again = await self._table.get_item(pk, alias)
                 raise ConcurrentModificationError(
                     name,
                     alias,
@@ -516,11 +517,11 @@ class AliasOperations:
         it is reported as a conflict of every action, and the caller reads again.
         Any other cancellation (a ``ValidationError``, throttling that outlasted
         botocore's retries, ...) is no race and is raised as it is (see
-        ``_aws.cancellation_error``): retrying it would only end, many requests
+        ``_aws.errors.cancellation_error``): retrying it would only end, many requests
         later, in a ConflictError that hides the cause.
         """
         try:
-            return await self._backend.transact_write(what, actions)
+            return await self._table.transact_write(what, actions)
         except BackendUnavailableError as err:
             if err.code != "TransactionCanceledException":
                 raise
@@ -533,9 +534,7 @@ class AliasOperations:
             return self.actor
         async with self._identity_lock:
             if self._caller_arn is _UNKNOWN:
-                self._caller_arn = await caller_arn(
-                    self._session or get_session(), self.aws_region, self.endpoint_url
-                )
+                self._caller_arn = await caller_arn(self._clients)
         return self._caller_arn if isinstance(self._caller_arn, str) else None
 
     def _alias_change(
@@ -613,7 +612,7 @@ class AliasOperations:
         reason = _layout.validate_note("reason", reason)
         wanted = _layout.encode_version(to_version)
         raw, _ = await gather_or_cancel(
-            self._backend.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
+            self._table.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
         )
         if raw is None:
             raise AliasNotFoundError(name, alias)

@@ -19,7 +19,6 @@ import os
 import random
 import secrets
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -29,12 +28,13 @@ import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from . import _cache_errors, _codec, _layout, _pacing
-from ._aws import AwsBackend, ObjectInfo, aws_errors
+from . import _cache_errors, _codec, _layout
+from ._aws.clients import NOT_OPEN, AwsClients, default_config
+from ._aws.s3 import ObjectInfo, ObjectStore
 from ._codec import AliasItem, VersionItem
 from ._freshness import Freshness, freshness, may_serve_stale
 from ._layout import LATEST, VersionLike
-from ._redact import redact_text, redact_url
+from ._redact import redact_url
 from ._s3_options import S3Options
 from .cache import CACHE_FAILURES, DamagedContent, LocalCache, Staged
 from .exc import (
@@ -213,7 +213,7 @@ class BaseRepository:
     """The API both layouts share; use :class:`~versioned_async.Repository` or
     :class:`~versioned_async.S3OnlyRepository`, not this class."""
 
-    #: the AWS services this layout talks to; one client each
+    #: the AWS services this layout talks to (one client each, created on first use)
     _SERVICES: ClassVar[tuple[str, ...]] = ("s3",)
 
     def __init__(
@@ -265,17 +265,10 @@ class BaseRepository:
             suffix,
             table_name or "s3-only",
         )
-        config = AioConfig(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max_pool_connections,
-            connect_timeout=10,
-            read_timeout=60,
-            s3={"addressing_style": "path"} if endpoint_url else None,
-        )
-        self._default_config = config
+        self._client_defaults = default_config(max_pool_connections, endpoint_url)
         self._user_config = client_config
-        self._stack: AsyncExitStack | None = None
-        self._aws: AwsBackend | None = None
+        self._aws_clients: AwsClients | None = None
+        self._object_store: ObjectStore | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -292,62 +285,44 @@ class BaseRepository:
         await self.close()
 
     async def open(self) -> None:
-        """Create the clients; ``async with repo`` calls this for you."""
-        if self._aws is not None:
+        """Set up the clients, each created on its first use; ``async with repo`` calls
+        this for you. Settings AWS would refuse (no region, a bad endpoint) fail here."""
+        if self._aws_clients is not None:
             raise RepositoryClosedError("this Repository is already open")
-        session = self._session or get_session()
-        stack = AsyncExitStack()
-        try:
-            # the testing pace (if on) over the defaults, the caller's settings over both
-            config = _pacing.client_config(self._default_config)
-            if self._user_config is not None:
-                config = config.merge(self._user_config)
-            with aws_errors(f"creating the {' and '.join(self._SERVICES)} clients"):
-                try:
-                    clients = [
-                        await stack.enter_async_context(
-                            session.create_client(
-                                service,
-                                region_name=self.aws_region,
-                                endpoint_url=self.endpoint_url,
-                                config=config,
-                            )
-                        )
-                        for service in self._SERVICES
-                    ]
-                except ValueError as err:  # botocore: "Invalid endpoint: <the URL>"
-                    raise InvalidArgumentError(
-                        f"endpoint_url {redact_url(self.endpoint_url)!r} is not usable: "
-                        f"{redact_text(str(err))}; give a URL such as http://localhost:4566"
-                    ) from None
-            for client in clients:
-                _pacing.pace_client(client)
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
-        dynamodb = clients[1] if len(clients) > 1 else None
-        self._aws = AwsBackend(
-            clients[0], dynamodb, self.s3_bucket, self._table_name, self.s3_options
+        clients = AwsClients(
+            self._session or get_session(),
+            self.aws_region,
+            self.endpoint_url,
+            defaults=self._client_defaults,
+            overrides=self._user_config,
+            s3_options=self.s3_options,
+            services=self._SERVICES,
         )
+        self._aws_clients = clients
+        self._object_store = ObjectStore(clients, self.s3_bucket)
 
     async def close(self) -> None:
-        """Close the clients and their connection pools. Safe to call twice."""
-        stack, self._stack, self._aws = self._stack, None, None
-        if stack is not None:
-            await stack.aclose()
+        """Close the clients that were created, and their connection pools. Safe to call
+        twice."""
+        clients, self._aws_clients, self._object_store = self._aws_clients, None, None
+        if clients is not None:
+            await clients.aclose()
 
     @property
     def is_open(self) -> bool:
-        return self._aws is not None
+        return self._aws_clients is not None
 
     @property
-    def _backend(self) -> AwsBackend:
-        if self._aws is None:
-            raise RepositoryClosedError(
-                "the Repository is not open: use `async with repo:` (or `await repo.open()`)"
-            )
-        return self._aws
+    def _clients(self) -> AwsClients:
+        if self._aws_clients is None:
+            raise RepositoryClosedError(NOT_OPEN)
+        return self._aws_clients
+
+    @property
+    def _objects(self) -> ObjectStore:
+        if self._object_store is None:
+            raise RepositoryClosedError(NOT_OPEN)
+        return self._object_store
 
     # -- reading content -------------------------------------------------------------
 
@@ -462,8 +437,8 @@ class BaseRepository:
     async def _fetch_with_item(
         self, name: str, stored: str
     ) -> tuple[bytes, VersionItem, ObjectInfo]:
-        aws = self._backend
-        download = asyncio.ensure_future(aws.get_object(self.layout.key(name, stored)))
+        objects = self._objects
+        download = asyncio.ensure_future(objects.get_object(self.layout.key(name, stored)))
         try:
             item = await self._visible_item(name, stored)
             got = await download
@@ -487,8 +462,8 @@ class BaseRepository:
     async def _stream_with_item(
         self, name: str, stored: str, part: Path
     ) -> tuple[str, VersionItem, ObjectInfo]:
-        aws = self._backend
-        download = asyncio.ensure_future(aws.download_to(self.layout.key(name, stored), part))
+        objects = self._objects
+        download = asyncio.ensure_future(objects.download_to(self.layout.key(name, stored), part))
         try:
             item = await self._visible_item(name, stored)
             got = await download
@@ -645,7 +620,7 @@ class BaseRepository:
                     if sha != recorded and await self._repaired_latest(name, stored, sha, info):
                         recorded = sha
                 else:
-                    got = await self._backend.download_to(self.layout.key(name, stored), part)
+                    got = await self._objects.download_to(self.layout.key(name, stored), part)
                     if got is None:
                         await cache.forget(key)
                         raise ArtifactNotFoundError(name, _layout.decode_version(stored))
@@ -739,7 +714,7 @@ class BaseRepository:
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""
         stored = _layout.encode_version(artifact.version)
-        got = await self._backend.get_object(self.layout.key(artifact.name, stored))
+        got = await self._objects.get_object(self.layout.key(artifact.name, stored))
         if got is None:
             raise ArtifactNotFoundError(artifact.name, artifact.version)
         actual = await sha256_of(got[0])
@@ -756,11 +731,11 @@ class BaseRepository:
 
     async def list_artifact_names(self) -> list[str]:
         """Names of every artifact with content in the repository, sorted."""
-        return sorted(await self._backend.list_folders(self.layout.root))
+        return sorted(await self._objects.list_folders(self.layout.root))
 
     async def _hash_object(self, name: str, stored: str) -> str:
         """sha256 of an object written without our metadata (by some other tool)."""
-        got = await self._backend.get_object(self.layout.key(name, stored))
+        got = await self._objects.get_object(self.layout.key(name, stored))
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return await sha256_of(got[0])

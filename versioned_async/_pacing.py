@@ -11,8 +11,8 @@ often to retry, each retry is still sent, and only the sleep before it becomes
 a bare event-loop turn. Timeouts shrink too, so a fault that holds a response
 back fails an attempt in seconds, not a minute.
 
-Switched at client creation: a repository opened while testing keeps its
-testing clients until it is closed.
+Switched when a repository is opened: its clients, created on first use, get
+the pace of that moment and keep it until the repository is closed.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def set_testing(testing: bool, *, connect_timeout: float = 2.0, read_timeout: fl
 
 
 def is_testing() -> bool:
-    """Whether clients created now get the testing pace."""
+    """Whether repositories opened now get the testing pace (their clients keep it)."""
     return _testing is not None
 
 
@@ -65,14 +65,16 @@ async def _next_turn(_seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-def pace_client(client: Any) -> None:
+def pace_client(client: Any, *, testing: bool | None = None) -> None:
     """While testing, make botocore's retry backoff on ``client`` a bare loop turn.
 
     aiobotocore's endpoint sleeps the delay that the retry handler computed in
     its ``_sleep`` method (a seam it keeps for its anyio endpoint); replacing it
     on this client's endpoint keeps every retry decision and attempt as they are.
+    ``testing``: the switch as it was when the repository was opened (its
+    clients are created later, on first use); ``None``: as it is now.
     """
-    if _testing is None:
+    if not (is_testing() if testing is None else testing):
         return
     endpoint = getattr(client, "_endpoint", None)
     if endpoint is None or not callable(getattr(endpoint, "_sleep", None)):

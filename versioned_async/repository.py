@@ -2,7 +2,8 @@
 
 It orchestrates: arguments are validated by :mod:`._layout`, items converted
 by :mod:`._codec`, purges planned by :mod:`._retention`, and every AWS call
-made through :mod:`._aws`. The layout is `versioned` 1.0's, so both libraries
+made through :mod:`._aws` (an :class:`~._aws.s3.ObjectStore` for the bucket, a
+:class:`~._aws.dynamodb.Table` for the table). The layout is `versioned` 1.0's, so both libraries
 can work on one repository at the same time.
 """
 
@@ -22,7 +23,9 @@ from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
 from ._aliases import _UNKNOWN, AliasOperations
-from ._aws import ObjectInfo
+from ._aws.clients import NOT_OPEN
+from ._aws.dynamodb import Table
+from ._aws.s3 import ObjectInfo
 from ._base import (
     BULK_CONCURRENCY,
     BaseRepository,
@@ -43,6 +46,7 @@ from .exc import (
     IntegrityError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    RepositoryClosedError,
     VersionProtectedError,
 )
 from .models import Artifact, Hold
@@ -194,6 +198,7 @@ class Repository(AliasOperations, BaseRepository):
         self.actor = actor
         self._caller_arn: str | None = _UNKNOWN
         self._identity_lock = asyncio.Lock()
+        self._dynamodb_table: Table | None = None
         #: after how long an unfinished publish's number reservation counts as left by a
         #: crashed publisher, and is reclaimed (see _retention.RESERVATION_TIMEOUT_SECS)
         self.reservation_timeout_secs = _retention.validate_reservation_timeout(
@@ -206,6 +211,19 @@ class Repository(AliasOperations, BaseRepository):
             f"s3_prefix={self.s3_prefix!r}, dynamodb_table_name={self.dynamodb_table_name!r}, "
             f"suffix={self.suffix!r}, endpoint_url={redact_url(self.endpoint_url)!r})"
         )
+
+    async def open(self) -> None:
+        """Set up the clients, each created on its first use, and the table they serve;
+        ``async with repo`` calls this for you. Settings AWS would refuse (no region, a
+        bad endpoint) fail here."""
+        await super().open()
+        self._dynamodb_table = Table(self._clients, self.dynamodb_table_name)
+
+    @property
+    def _table(self) -> Table:
+        if self._dynamodb_table is None or not self.is_open:
+            raise RepositoryClosedError(NOT_OPEN)
+        return self._dynamodb_table
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -224,8 +242,8 @@ class Repository(AliasOperations, BaseRepository):
                 "or neither for an on-demand table"
             )
         await gather_or_cancel(
-            self._backend.ensure_bucket(self.aws_region),
-            self._backend.ensure_table(dynamodb_read_capacity_units, dynamodb_write_capacity_units),
+            self._objects.ensure_bucket(self.aws_region),
+            self._table.ensure_table(dynamodb_read_capacity_units, dynamodb_write_capacity_units),
         )
 
     # -- artifacts -------------------------------------------------------------------
@@ -252,11 +270,11 @@ class Repository(AliasOperations, BaseRepository):
         content_type = _layout.validate_content_type(content_type)
         user_meta = _layout.validate_metadata(metadata)
         tag_map = _layout.validate_tags(tags)
-        aws = self._backend
+        objects, table = self._objects, self._table
         key = self.layout.key(name, LATEST)
         (sha, size), (head, raw_item) = await gather_or_cancel(
             hash_source(body),
-            gather_or_cancel(aws.head_object(key), aws.get_item(name, LATEST)),
+            gather_or_cancel(objects.head_object(key), table.get_item(name, LATEST)),
         )
         item = None if raw_item is None else _codec.structure_version_item(raw_item)
         unchanged = holds_already(head, sha, tag_map, content_type, metadata, user_meta)
@@ -268,8 +286,8 @@ class Repository(AliasOperations, BaseRepository):
             info = head  # the object is right, the item is not: repair it
         else:
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
-            await aws.upload(key, body, size, meta, content_type, tag_map, sha)
-            written = await aws.head_object(key)
+            await objects.upload(key, body, size, meta, content_type, tag_map, sha)
+            written = await objects.head_object(key)
             if written is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
             info = written
@@ -283,25 +301,25 @@ class Repository(AliasOperations, BaseRepository):
         rewritten to match. So racing puts converge on an item that describes
         the object S3 kept.
         """
-        aws = self._backend
+        objects, table = self._objects, self._table
         key = self.layout.key(name, LATEST)
         for _attempt in range(_CONVERGE_ATTEMPTS):
             if info.sha256 is None:
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
             record = describe_object(name, LATEST, info.sha256, info)
-            written = await aws.put_item(
+            written = await table.put_item(
                 _codec.to_item(record),
                 condition="attribute_not_exists(update_at) OR update_at <= :u",
                 values={":u": {"S": _codec.format_update_at(info.last_modified)}},
             )
-            fresh = await aws.head_object(key)
+            fresh = await objects.head_object(key)
             if fresh is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
             if written and fresh.sha256 == record.sha256:
                 await self._remember_version(record)
                 return self._artifact(record)
             if not written:  # a newer put recorded its own object: fine if they agree
-                raw = await aws.get_item(name, LATEST)
+                raw = await table.get_item(name, LATEST)
                 current = None if raw is None else _codec.structure_version_item(raw)
                 if current is not None and current.is_visible and current.sha256 == fresh.sha256:
                     if current.metadata is None:  # written by `versioned`: the object knows
@@ -331,7 +349,7 @@ class Repository(AliasOperations, BaseRepository):
         _layout.validate_name(name)
         items = [
             item
-            async for raw in self._backend.query(name, descending=True)
+            async for raw in self._table.query(name, descending=True)
             if (item := _codec.structure_version_item(raw)).is_visible
         ]
         return [self._artifact(item) for item in await self._complete_from_objects(items)]
@@ -369,11 +387,11 @@ class Repository(AliasOperations, BaseRepository):
         condition, values, names = _search_filter(
             wanted, across_names=name is None, include_latest=include_latest
         )
-        aws = self._backend
+        table = self._table
         if name is not None:
             numbered = (_layout.FIRST_STORED_VERSION, _layout.LAST_STORED_VERSION)
             found = await self._matching(
-                aws.query(
+                table.query(
                     name,
                     descending=True,
                     sk_between=None if include_latest else numbered,
@@ -385,7 +403,7 @@ class Repository(AliasOperations, BaseRepository):
                 limit,
             )
         else:
-            found = await self._matching(aws.scan(condition, values, names), wanted, None)
+            found = await self._matching(table.scan(condition, values, names), wanted, None)
             found.sort(key=lambda item: item.sk, reverse=True)  # LATEST, then newest
             found.sort(key=lambda item: item.pk)
             found = found[:limit]
@@ -423,7 +441,7 @@ class Repository(AliasOperations, BaseRepository):
         if not lacking:
             return items
         infos = await bounded_gather(
-            (self._backend.head_object(self.layout.key(items[n].pk, items[n].sk)) for n in lacking),
+            (self._objects.head_object(self.layout.key(items[n].pk, items[n].sk)) for n in lacking),
             BULK_CONCURRENCY,
         )
         out = list(items)
@@ -450,12 +468,12 @@ class Repository(AliasOperations, BaseRepository):
         copied to that number goes too.
         """
         _layout.validate_name(name)
-        aws = self._backend
+        objects, table = self._objects, self._table
         await self._release_leftovers(name)
         latest: VersionItem | None = None
         numbered: list[VersionItem] = []
         now, timeout = _codec.utcnow(), self.reservation_timeout_secs
-        async for raw in aws.query(name, descending=True, page_size=10):
+        async for raw in table.query(name, descending=True, page_size=10):
             item = _codec.structure_version_item(raw)
             if item.sk == LATEST:
                 latest = item
@@ -471,11 +489,11 @@ class Repository(AliasOperations, BaseRepository):
         number, token = await self._reserve_version(name, top + 1)
         stored = _layout.encode_version(number)
         try:
-            if not await aws.copy_object(
+            if not await objects.copy_object(
                 self.layout.key(name, LATEST), self.layout.key(name, stored)
             ):
                 raise ArtifactNotFoundError(name, LATEST)
-            info = await aws.head_object(self.layout.key(name, stored))
+            info = await objects.head_object(self.layout.key(name, stored))
             if info is None:
                 raise ConflictError(
                     f"version {number} of {name!r} vanished while publishing; retry"
@@ -489,7 +507,7 @@ class Repository(AliasOperations, BaseRepository):
             values = _codec.to_attribute_values({f":{k}": v for k, v in plain.items()})
             values[":token"] = {"S": token}
             assignments = ", ".join(f"#{k} = :{k}" for k in plain)
-            done = await aws.update_item(
+            done = await table.update_item(
                 name,
                 stored,
                 update=f"SET {assignments} REMOVE publish_token",
@@ -523,7 +541,7 @@ class Repository(AliasOperations, BaseRepository):
             )
             stored = reservation.sk
             try:
-                placed = await self._backend.put_item(
+                placed = await self._table.put_item(
                     _codec.to_item(reservation), condition="attribute_not_exists(pk)"
                 )
             except BaseException:  # the answer was lost: it may have been placed
@@ -540,20 +558,20 @@ class Repository(AliasOperations, BaseRepository):
     async def _is_published(self, name: str, stored: str, sha: str) -> bool:
         """Whether a refused completion had in fact landed: an attempt whose answer
         was lost, retried by botocore, finds its own token already removed."""
-        raw = await self._backend.get_item(name, stored)
+        raw = await self._table.get_item(name, stored)
         item = None if raw is None else _codec.structure_version_item(raw)
         return item is not None and item.is_visible and item.sha256 == sha
 
     async def _is_our_reservation(self, name: str, stored: str, token: str) -> bool:
         """Whether a refused reservation was our own, placed by an attempt whose answer
         was lost and which botocore then retried."""
-        raw = await self._backend.get_item(name, stored)
+        raw = await self._table.get_item(name, stored)
         return raw is not None and raw.get("publish_token", {}).get("S") == token
 
     async def _release_reservation(self, name: str, stored: str, token: str) -> None:
         try:
             await asyncio.shield(
-                self._backend.delete_item(
+                self._table.delete_item(
                     name, stored, condition="publish_token = :t", values={":t": {"S": token}}
                 )
             )
@@ -588,7 +606,7 @@ class Repository(AliasOperations, BaseRepository):
         if seen is not None:
             condition += " AND update_at = :seen"
             values[":seen"] = seen
-        if not await self._backend.update_item(
+        if not await self._table.update_item(
             name,
             reservation.sk,
             update="SET publish_token = :mine, update_at = :now",
@@ -602,8 +620,8 @@ class Repository(AliasOperations, BaseRepository):
             name,
             reservation.update_at,
         )
-        await self._backend.delete_object(self.layout.key(name, reservation.sk))
-        return await self._backend.delete_item(
+        await self._objects.delete_object(self.layout.key(name, reservation.sk))
+        return await self._table.delete_item(
             name, reservation.sk, condition="publish_token = :t", values={":t": {"S": mine}}
         )
 
@@ -623,7 +641,7 @@ class Repository(AliasOperations, BaseRepository):
         stored = _layout.encode_version(version)
         update, exists, true = "SET is_deleted = :true", "attribute_exists(pk)", {"BOOL": True}
         if stored == LATEST:  # never held (protect refuses it): no hold to check
-            await self._backend.update_item(
+            await self._table.update_item(
                 name, stored, update=update, condition=exists, values={":true": true}
             )
         else:
@@ -637,7 +655,7 @@ class Repository(AliasOperations, BaseRepository):
                 "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
-            reasons = await self._backend.transact_write(
+            reasons = await self._table.transact_write(
                 f"delete version {_layout.decode_version(stored)} of {name!r}",
                 [{"Update": delete}, {"ConditionCheck": hold_absent}],
             )
@@ -663,7 +681,7 @@ class Repository(AliasOperations, BaseRepository):
         return True
 
     async def _visible_item(self, name: str, stored: str) -> VersionItem:
-        raw = await self._backend.get_item(name, stored)
+        raw = await self._table.get_item(name, stored)
         item = None if raw is None else _codec.structure_version_item(raw)
         if item is None or not item.is_visible:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
@@ -709,7 +727,7 @@ class Repository(AliasOperations, BaseRepository):
         # its version (alias_epoch), which that version's delete then finds changed
         items = [
             _codec.structure_version_item(raw)
-            async for raw in self._backend.query(name, descending=True)
+            async for raw in self._table.query(name, descending=True)
         ]
         aliases, holds = await gather_or_cancel(self._alias_tokens(name), self.list_protected(name))
         alias_models = [self._alias(record) for record, _ in aliases]
@@ -768,7 +786,7 @@ class Repository(AliasOperations, BaseRepository):
         token both libraries rewrite on every put."""
         return [
             (_codec.structure_alias_item(raw), raw["update_at"])
-            async for raw in self._backend.query(_layout.alias_pk(name))
+            async for raw in self._table.query(_layout.alias_pk(name))
         ]
 
     async def _purge_version(
@@ -802,7 +820,7 @@ class Repository(AliasOperations, BaseRepository):
                 }
             },
         ]
-        reasons = await self._backend.transact_write(
+        reasons = await self._table.transact_write(
             f"purge version {artifact.version} of {name!r}", actions
         )
         if reasons and any(code != "None" for code in reasons[1:]):
@@ -817,7 +835,7 @@ class Repository(AliasOperations, BaseRepository):
         return True
 
     async def _is_deleted(self, name: str, stored: str, sha256: str) -> bool:
-        raw = await self._backend.get_item(name, stored)
+        raw = await self._table.get_item(name, stored)
         item = None if raw is None else _codec.structure_version_item(raw)
         return item is not None and item.is_deleted and item.sha256 == sha256
 
@@ -829,7 +847,7 @@ class Repository(AliasOperations, BaseRepository):
             name,
             artifact.version,
         )
-        await self._backend.update_item(
+        await self._table.update_item(
             name,
             _layout.encode_version(artifact.version),
             update="SET is_deleted = :false REMOVE purged_at",
@@ -856,7 +874,7 @@ class Repository(AliasOperations, BaseRepository):
         record = _codec.HoldItem(
             pk=_layout.holds_pk(name), sk=stored, created_at=_codec.utcnow(), reason=note
         )
-        reasons = await self._backend.transact_write(
+        reasons = await self._table.transact_write(
             f"protect version {_layout.decode_version(stored)} of {name!r}",
             [
                 {
@@ -877,31 +895,31 @@ class Repository(AliasOperations, BaseRepository):
         """Release the hold on a version; releasing one that is not held changes nothing."""
         _layout.validate_name(name)
         stored = _retention.holdable_version(version)
-        await self._backend.delete_item(_layout.holds_pk(name), stored)
+        await self._table.delete_item(_layout.holds_pk(name), stored)
 
     async def list_protected(self, name: str) -> list[Hold]:
         """Every hold on ``name``'s versions, lowest version first."""
         _layout.validate_name(name)
         return [
             _codec.item_to_hold(_codec.structure_hold_item(raw), name)
-            async for raw in self._backend.query(_layout.holds_pk(name))
+            async for raw in self._table.query(_layout.holds_pk(name))
         ]
 
     async def purge_artifact(self, name: str) -> None:
         """Delete an artifact for good: every object, version item and alias, and
         the aliases' history."""
         _layout.validate_name(name)
-        aws = self._backend
+        objects, table = self._objects, self._table
         # items first: a failure half-way leaves orphan objects, never items without content
-        keys = [raw async for raw in aws.query(_layout.alias_pk(name))]
-        keys += [raw async for raw in aws.query(_layout.history_pk(name))]
-        keys += [raw async for raw in aws.query(_layout.holds_pk(name))]
-        keys += [raw async for raw in aws.query(name)]
-        await aws.batch_delete(keys)
-        await aws.delete_prefix(self.layout.artifact_dir(name))
+        keys = [raw async for raw in table.query(_layout.alias_pk(name))]
+        keys += [raw async for raw in table.query(_layout.history_pk(name))]
+        keys += [raw async for raw in table.query(_layout.holds_pk(name))]
+        keys += [raw async for raw in table.query(name)]
+        await table.batch_delete(keys)
+        await objects.delete_prefix(self.layout.artifact_dir(name))
 
     async def purge_all(self) -> None:
         """Delete every artifact under the prefix and every item in the table."""
-        aws = self._backend
-        await aws.batch_delete([raw async for raw in aws.scan_keys()])
-        await aws.delete_prefix(self.layout.root)
+        objects, table = self._objects, self._table
+        await table.batch_delete([raw async for raw in table.scan_keys()])
+        await objects.delete_prefix(self.layout.root)

@@ -26,7 +26,8 @@ from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
 from ._aliases import _alias_target, _aware
-from ._aws import MULTIPART_THRESHOLD, ListedObject, ObjectInfo
+from ._aws.s3 import ListedObject, ObjectInfo
+from ._aws.s3_upload import MULTIPART_THRESHOLD
 from ._base import (
     BULK_CONCURRENCY,
     BaseRepository,
@@ -144,7 +145,7 @@ class S3OnlyRepository(BaseRepository):
 
     async def bootstrap(self) -> None:
         """Create the bucket when missing. Idempotent."""
-        await self._backend.ensure_bucket(self.aws_region)
+        await self._objects.ensure_bucket(self.aws_region)
 
     # -- artifacts -------------------------------------------------------------------
 
@@ -167,13 +168,13 @@ class S3OnlyRepository(BaseRepository):
         content_type = _layout.validate_content_type(content_type)
         user_meta = _layout.validate_metadata(metadata)
         tag_map = _layout.validate_tags(tags)
-        aws = self._backend
+        objects = self._objects
         key = self.layout.key(name, LATEST)
-        (sha, size), head = await gather_or_cancel(hash_source(body), aws.head_object(key))
+        (sha, size), head = await gather_or_cancel(hash_source(body), objects.head_object(key))
         if not holds_already(head, sha, tag_map, content_type, metadata, user_meta):
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **user_meta}
-            await aws.upload(key, body, size, meta, content_type, tag_map, sha)
-            head = await aws.head_object(key)
+            await objects.upload(key, body, size, meta, content_type, tag_map, sha)
+            head = await objects.head_object(key)
         if head is None or head.sha256 is None:
             raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
         record = describe_object(name, LATEST, head.sha256, head)
@@ -202,7 +203,7 @@ class S3OnlyRepository(BaseRepository):
         left under ``versions/`` are passed over."""
         listed = await self._listed_versions(name)
         infos = await bounded_gather(
-            (self._backend.head_object(obj.key) for _, obj in listed), BULK_CONCURRENCY
+            (self._objects.head_object(obj.key) for _, obj in listed), BULK_CONCURRENCY
         )
         found = []
         for (stored, _), info in zip(listed, infos, strict=True):
@@ -214,7 +215,7 @@ class S3OnlyRepository(BaseRepository):
         self, name: str, limit: int | None = None
     ) -> list[tuple[str, ListedObject]]:
         listed = []
-        for obj in await self._backend.list_objects(self.layout.versions_prefix(name), limit=limit):
+        for obj in await self._objects.list_objects(self.layout.versions_prefix(name), limit=limit):
             stored = self.layout.version_of_key(name, obj.key)
             if stored is None:
                 log.warning("%s is not a version of %r; ignored", obj.key, name)
@@ -273,7 +274,7 @@ class S3OnlyRepository(BaseRepository):
         listed = await self._listed_versions(name, limit=2)
         if listed and (top := _top_holding(listed, listed[0][1].etag)) is not None:
             return self._artifact(await self._visible_item(name, top))
-        aws = self._backend
+        objects = self._objects
         with tempfile.TemporaryDirectory(prefix="versioned-async-") as scratch:
             size = listed[0][1].size if listed and listed[0][0] == LATEST else 0
             body, info, tags = await self._snapshot_latest(name, size, Path(scratch) / "latest")
@@ -282,7 +283,7 @@ class S3OnlyRepository(BaseRepository):
             for _attempt in range(_PUBLISH_ATTEMPTS):
                 number = _next_number(name, listed)
                 stored = _layout.encode_version(number)
-                claimed = await aws.upload(
+                claimed = await objects.upload(
                     self.layout.key(name, stored),
                     body,
                     info.size,
@@ -301,7 +302,7 @@ class S3OnlyRepository(BaseRepository):
                     return self._artifact(await self._visible_item(name, top))
             else:
                 raise ConflictError(f"could not claim a version number for {name!r}; retry")
-        written = await aws.head_object(self.layout.key(name, stored))
+        written = await objects.head_object(self.layout.key(name, stored))
         if written is None:
             raise ConflictError(f"version {number} of {name!r} vanished while publishing; retry")
         if written.sha256 != info.sha256:
@@ -320,17 +321,17 @@ class S3OnlyRepository(BaseRepository):
         """LATEST's content (in memory, or in ``scratch`` when its listing said it is
         large), info and tags, of one object: verified against the sha256 its metadata
         records."""
-        aws = self._backend
+        objects = self._objects
         key = self.layout.key(name, LATEST)
         body: bytes | Path
         if listed_size > MULTIPART_THRESHOLD:
-            streamed = await aws.download_to(key, scratch)
+            streamed = await objects.download_to(key, scratch)
             if streamed is None:
                 raise ArtifactNotFoundError(name, LATEST)
             actual, _, info = streamed
             body = scratch
         else:
-            got = await aws.get_object(key)
+            got = await objects.get_object(key)
             if got is None:
                 raise ArtifactNotFoundError(name, LATEST)
             body, info = got
@@ -341,7 +342,7 @@ class S3OnlyRepository(BaseRepository):
             )
         if info.sha256 != actual:
             raise IntegrityError(name, LATEST, str(info.sha256), actual)
-        tags = await aws.get_tags(key)
+        tags = await objects.get_tags(key)
         return body, info, tags or {}
 
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
@@ -360,14 +361,14 @@ class S3OnlyRepository(BaseRepository):
                 "would read the artifact as damaged); delete the whole artifact with "
                 "purge_artifact()"
             )
-        await self._backend.delete_object(self.layout.key(name, stored))
+        await self._objects.delete_object(self.layout.key(name, stored))
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
 
     async def _visible_item(self, name: str, stored: str) -> VersionItem:
-        info = await self._backend.head_object(self.layout.key(name, stored))
+        info = await self._objects.head_object(self.layout.key(name, stored))
         if info is None:
-            await self._backend.require_bucket()  # one request more, on a miss only
+            await self._objects.require_bucket()  # one request more, on a miss only
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return await self._describe(name, stored, info)
 
@@ -375,7 +376,7 @@ class S3OnlyRepository(BaseRepository):
         self, name: str, stored: str
     ) -> tuple[bytes, VersionItem, ObjectInfo]:
         """One GetObject: the object's metadata describes the very bytes it returns."""
-        got = await self._backend.get_object(self.layout.key(name, stored))
+        got = await self._objects.get_object(self.layout.key(name, stored))
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         body, info = got
@@ -385,7 +386,7 @@ class S3OnlyRepository(BaseRepository):
     async def _stream_with_item(
         self, name: str, stored: str, part: Path
     ) -> tuple[str, VersionItem, ObjectInfo]:
-        got = await self._backend.download_to(self.layout.key(name, stored), part)
+        got = await self._objects.download_to(self.layout.key(name, stored), part)
         if got is None:
             part.unlink(missing_ok=True)
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
@@ -421,7 +422,7 @@ class S3OnlyRepository(BaseRepository):
         expected = None if if_update_at is None else _aware(if_update_at, "if_update_at")
         wanted = [v for v in target[:2] if v is not None]
         infos = await gather_or_cancel(
-            *(self._backend.head_object(self.layout.key(name, v)) for v in wanted)
+            *(self._objects.head_object(self.layout.key(name, v)) for v in wanted)
         )
         for stored, info in zip(wanted, infos, strict=True):
             if info is None:
@@ -439,7 +440,7 @@ class S3OnlyRepository(BaseRepository):
         key = self.layout.alias_key(name, alias)
         etag = None if expected is None else await self._expect_alias(name, alias, expected)
         if (
-            await self._backend.put_object(key, body, {}, "application/json", None, if_match=etag)
+            await self._objects.put_object(key, body, {}, "application/json", None, if_match=etag)
             is None
         ):
             raise await self._modified(name, alias, expected)
@@ -464,7 +465,7 @@ class S3OnlyRepository(BaseRepository):
         )
 
     async def _read_alias_object(self, name: str, alias: str) -> tuple[AliasItem, str] | None:
-        got = await self._backend.get_object(self.layout.alias_key(name, alias))
+        got = await self._objects.get_object(self.layout.alias_key(name, alias))
         if got is None:
             return None
         body, info = got
@@ -479,7 +480,7 @@ class S3OnlyRepository(BaseRepository):
         _layout.validate_name(name)
         aliases = [
             alias
-            for obj in await self._backend.list_objects(self.layout.aliases_prefix(name))
+            for obj in await self._objects.list_objects(self.layout.aliases_prefix(name))
             if (alias := self.layout.alias_of_key(name, obj.key)) is not None
         ]
         records = await bounded_gather(
@@ -499,7 +500,7 @@ class S3OnlyRepository(BaseRepository):
         _layout.validate_alias(alias)
         expected = None if if_update_at is None else _aware(if_update_at, "if_update_at")
         etag = None if expected is None else await self._expect_alias(name, alias, expected)
-        if not await self._backend.delete_object(self.layout.alias_key(name, alias), if_match=etag):
+        if not await self._objects.delete_object(self.layout.alias_key(name, alias), if_match=etag):
             raise await self._modified(name, alias, expected)
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("a", name, alias))
@@ -546,7 +547,7 @@ class S3OnlyRepository(BaseRepository):
         for artifact in doomed:
             stored = _layout.encode_version(artifact.version)
             key = self.layout.key(name, stored)
-            if await self._backend.delete_object(key, if_match=etags[artifact.version]):
+            if await self._objects.delete_object(key, if_match=etags[artifact.version]):
                 deleted.append(artifact)
                 if self.cache is not None:
                     await self.cache.forget(self._lookup_key("v", name, stored))
@@ -562,8 +563,8 @@ class S3OnlyRepository(BaseRepository):
     async def purge_artifact(self, name: str) -> None:
         """Delete an artifact for good: every object under its folder, aliases included."""
         _layout.validate_name(name)
-        await self._backend.delete_prefix(self.layout.artifact_dir(name))
+        await self._objects.delete_prefix(self.layout.artifact_dir(name))
 
     async def purge_all(self) -> None:
         """Delete every object under the prefix."""
-        await self._backend.delete_prefix(self.layout.root)
+        await self._objects.delete_prefix(self.layout.root)

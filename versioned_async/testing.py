@@ -1,7 +1,8 @@
 """Testing helpers: the retry pace for test sessions, and an embedded moto server.
 
-:func:`set_testing` takes botocore's and the library's backoff out of every
-client opened afterwards, and shortens its timeouts, while keeping every retry
+:func:`set_testing` takes botocore's and the library's backoff out of the
+clients of every repository opened afterwards, and shortens their timeouts, while
+keeping every retry
 (call it once, e.g. in a ``conftest.py``)::
 
     from versioned_async.testing import set_testing

@@ -3,7 +3,7 @@ holds change while the purge runs; dry runs; protect/unprotect; deletes of held 
 
 The races are made deterministic by running a second repository's write (a real
 request to the server) just before the purge sends its first delete: the purge's own
-``AwsBackend.transact_write`` is wrapped, the AWS clients are not touched.
+``Table.transact_write`` is wrapped, the AWS clients are not touched.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def before_the_first_delete(
 ) -> list[str]:
     """Run ``meanwhile`` after the purge read its plan, before any of its deletes is
     sent (the deletes wait for it). Returns the deletes seen, to prove it ran."""
-    backend = repo._backend
-    original = backend.transact_write
+    table = repo._table
+    original = table.transact_write
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -59,7 +59,7 @@ def before_the_first_delete(
             await done.wait()
         return await original(what, items)
 
-    monkeypatch.setattr(backend, "transact_write", transact_write)
+    monkeypatch.setattr(table, "transact_write", transact_write)
     return seen
 
 

@@ -27,7 +27,7 @@ from botocore import UNSIGNED
 from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
 from tests.proxy import CountingProxy
 from versioned_async import Repository, S3OnlyRepository, exc
-from versioned_async._aws import MAX_RESUMES
+from versioned_async._aws.s3 import MAX_RESUMES
 
 # -- item 1: an alias with '/' is listed, so a purge protects its version ------------------
 

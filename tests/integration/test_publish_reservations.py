@@ -30,12 +30,12 @@ async def main() -> None:
         aws_region=sys.argv[2], s3_bucket=sys.argv[3], dynamodb_table_name=sys.argv[4],
         endpoint_url=sys.argv[1], actor="crash",
     ) as repo:
-        backend = repo._backend
+        table = repo._table
 
         async def update_item(*args, **kwargs):  # the completion: die before sending it
             os.kill(os.getpid(), signal.SIGKILL)
 
-        backend.update_item = update_item
+        table.update_item = update_item
         await repo.publish_artifact_version("app")
 
 

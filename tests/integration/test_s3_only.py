@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION
 from versioned_async import S3OnlyRepository, exc
-from versioned_async._aws import ObjectInfo
+from versioned_async._aws.s3 import ObjectInfo
 from versioned_async._codec import VersionItem
 
 

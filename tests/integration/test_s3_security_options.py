@@ -13,8 +13,8 @@ import pytest
 
 from tests.proxy import CountingProxy
 from versioned_async import Repository, exc
-from versioned_async import _aws as aws_module
 from versioned_async import repository as repository_module
+from versioned_async._aws import s3_upload
 
 OWNER = "123456789012"
 
@@ -84,8 +84,8 @@ async def test_a_put_carries_the_sha256_checksum_of_its_body(
 async def test_multipart_parts_carry_their_own_checksums(
     make_proxied_repo: Any, proxy: CountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aws_module, "MULTIPART_THRESHOLD", 5 << 20)
-    monkeypatch.setattr(aws_module, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(s3_upload, "MULTIPART_THRESHOLD", 5 << 20)
+    monkeypatch.setattr(s3_upload, "PART_SIZE", 5 << 20)
     body = os.urandom((12 << 20) + 7)
     source = tmp_path / "model.bin"
     source.write_bytes(body)
@@ -107,8 +107,8 @@ async def test_multipart_parts_carry_their_own_checksums(
 async def test_a_file_changed_during_a_multipart_upload_is_refused_and_nothing_stored(
     repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3: Any
 ) -> None:
-    monkeypatch.setattr(aws_module, "MULTIPART_THRESHOLD", 5 << 20)
-    monkeypatch.setattr(aws_module, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(s3_upload, "MULTIPART_THRESHOLD", 5 << 20)
+    monkeypatch.setattr(s3_upload, "PART_SIZE", 5 << 20)
     await repo.put_artifact("model", b"the old model")
     source = tmp_path / "model.bin"
     source.write_bytes(os.urandom(11 << 20))

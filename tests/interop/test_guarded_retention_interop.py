@@ -43,8 +43,8 @@ async def test_a_version_upstream_aliases_while_we_purge_comes_back(
     """`versioned` puts aliases without checking the version: one it puts after our plan
     was read is found by the re-read after the deletes, and its version restored."""
     await publish_five(ours)
-    backend = ours._backend
-    original = backend.transact_write
+    table = ours._table
+    original = table.transact_write
     seen: list[str] = []
 
     async def transact_write(what: str, items: Any) -> list[str]:
@@ -54,7 +54,7 @@ async def test_a_version_upstream_aliases_while_we_purge_comes_back(
                 theirs.put_alias("app", "hotfix", version=3)
         return await original(what, items)
 
-    monkeypatch.setattr(backend, "transact_write", transact_write)
+    monkeypatch.setattr(table, "transact_write", transact_write)
     _, deleted = await ours.purge_artifact_versions("app", **PURGE_ALL)
 
     assert len(seen) == 5

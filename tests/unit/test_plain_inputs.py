@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from versioned_async import Alias, exc
-from versioned_async._aws import aws_errors
+from versioned_async._aws.errors import aws_errors
 from versioned_async._layout import validate_alias
 from versioned_async._redact import redact_text, redact_url
 from versioned_async._s3_only_layout import S3OnlyLayout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from versioned_async._aws import cancellation_error
+from versioned_async._aws.errors import cancellation_error
 from versioned_async.exc import BackendError, BackendUnavailableError
 
 
