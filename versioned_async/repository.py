@@ -1,7 +1,8 @@
 """Repository: the async public API over S3 (content) and DynamoDB (metadata).
 
-It orchestrates: arguments are validated by :mod:`._layout`, items converted
-by :mod:`._codec`, purges planned by :mod:`._retention`, and every AWS call
+It orchestrates: arguments are validated by :mod:`._layout`, purges planned by
+:mod:`._retention`, the table's writes named in :mod:`._table_writes` and
+spelled by :mod:`._codec` (items, conditions, transactions), and every AWS call
 made through :mod:`._aws`. The layout is `versioned` 1.0's, so both libraries
 can work on one repository at the same time.
 """
@@ -14,13 +15,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any
 
 import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
+from ._alias_table import AliasTable
 from ._aliases import _UNKNOWN, AliasOperations
 from ._aws import ObjectInfo
 from ._base import (
@@ -36,6 +37,21 @@ from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from ._redact import redact_url
+from ._table_writes import (
+    CompleteReservation,
+    PurgeVersion,
+    PutHold,
+    RecordLatest,
+    ReleaseReservation,
+    RequireAliasUnchanged,
+    RequireNotHeld,
+    RequireVisible,
+    ReserveNumber,
+    RestorePurgedVersion,
+    SoftDeleteVersion,
+    TableWrite,
+    TakeOverReservation,
+)
 from .cache import LocalCache
 from .exc import (
     ArtifactNotFoundError,
@@ -60,8 +76,6 @@ _MAX_ALIAS_GUARDS = 97
 #: version items a metadata search checks at once (HeadObjects for `versioned`'s items)
 _SEARCH_BATCH = 100
 
-_VISIBLE = _codec.VISIBLE
-
 
 def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionItem:
     """``item`` with size, content type and metadata read off its S3 object.
@@ -75,39 +89,6 @@ def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionIte
     return attrs.evolve(
         item, size=info.size, content_type=info.content_type, metadata=dict(info.metadata)
     )
-
-
-def _search_filter(
-    wanted: Mapping[str, str], *, across_names: bool, include_latest: bool
-) -> tuple[str, _codec.Item, dict[str, str]]:
-    """FilterExpression, values and names of a metadata search.
-
-    It passes visible version items whose ``metadata`` map holds every wanted
-    entry, and those with no ``metadata`` attribute at all (written by
-    `versioned`), whose S3 object is then checked instead. Every key goes
-    through a ``#name``: metadata keys may hold ``-`` or ``.`` or be reserved
-    words. Across names (a Scan) it also skips other item kinds (``__``
-    partitions) and, without ``include_latest``, LATEST; a Query does that
-    with its key condition instead (a Query filter may not use keys).
-    """
-    parts = ["attribute_exists(sha256)", "attribute_exists(update_at)", "is_deleted = :false"]
-    values: _codec.Item = {":false": {"BOOL": False}}
-    names: dict[str, str] = {}
-    if across_names:
-        parts.insert(0, "NOT begins_with(pk, :dunder)")
-        values[":dunder"] = {"S": "__"}
-        if not include_latest:
-            parts.append("sk <> :latest")
-            values[":latest"] = {"S": LATEST}
-    if wanted:
-        names["#meta"] = "metadata"
-        tests = []
-        for n, (key, value) in enumerate(sorted(wanted.items())):
-            names[f"#k{n}"] = key
-            values[f":v{n}"] = {"S": value}
-            tests.append(f"#meta.#k{n} = :v{n}")
-        parts.append(f"(({' AND '.join(tests)}) OR attribute_not_exists(#meta))")
-    return " AND ".join(parts), values, names
 
 
 class Repository(AliasOperations, BaseRepository):
@@ -186,6 +167,8 @@ class Repository(AliasOperations, BaseRepository):
             table_name=dynamodb_table_name,
         )
         self.dynamodb_table_name = dynamodb_table_name
+        #: the aliases and their history in the table (see AliasTable)
+        self._alias_table = AliasTable(lambda: self._backend)
         # name -> {version: token}: reservations a failed publish may have left behind
         self._unreleased: dict[str, dict[str, str]] = {}
         if actor is not None and not isinstance(actor, str):
@@ -290,9 +273,7 @@ class Repository(AliasOperations, BaseRepository):
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
             record = describe_object(name, LATEST, info.sha256, info)
             written = await aws.put_item(
-                _codec.to_item(record),
-                condition="attribute_not_exists(update_at) OR update_at <= :u",
-                values={":u": {"S": _codec.format_update_at(info.last_modified)}},
+                **_codec.put_item_args(RecordLatest(record, info.last_modified))
             )
             fresh = await aws.head_object(key)
             if fresh is None:
@@ -366,7 +347,7 @@ class Repository(AliasOperations, BaseRepository):
         not a key of the metadata map.
         """
         wanted = search_arguments(name, metadata, include_latest, limit)
-        condition, values, names = _search_filter(
+        condition, values, names = _codec.search_filter(
             wanted, across_names=name is None, include_latest=include_latest
         )
         aws = self._backend
@@ -482,20 +463,8 @@ class Repository(AliasOperations, BaseRepository):
                 )
             sha = info.sha256 or await self._hash_object(name, stored)
             record = describe_object(name, stored, sha, info)
-            plain = _codec.unstructure(record)
-            plain.pop("pk")
-            plain.pop("sk")
-            names = {f"#{k}": k for k in plain}
-            values = _codec.to_attribute_values({f":{k}": v for k, v in plain.items()})
-            values[":token"] = {"S": token}
-            assignments = ", ".join(f"#{k} = :{k}" for k in plain)
             done = await aws.update_item(
-                name,
-                stored,
-                update=f"SET {assignments} REMOVE publish_token",
-                condition="publish_token = :token",
-                values=values,
-                names=names,
+                **_codec.update_item_args(CompleteReservation(record, token))
             )
             if not done and not await self._is_published(name, stored, sha):
                 raise ConflictError(
@@ -524,7 +493,7 @@ class Repository(AliasOperations, BaseRepository):
             stored = reservation.sk
             try:
                 placed = await self._backend.put_item(
-                    _codec.to_item(reservation), condition="attribute_not_exists(pk)"
+                    **_codec.put_item_args(ReserveNumber(reservation))
                 )
             except BaseException:  # the answer was lost: it may have been placed
                 self._unreleased.setdefault(name, {})[stored] = token
@@ -548,13 +517,13 @@ class Repository(AliasOperations, BaseRepository):
         """Whether a refused reservation was our own, placed by an attempt whose answer
         was lost and which botocore then retried."""
         raw = await self._backend.get_item(name, stored)
-        return raw is not None and raw.get("publish_token", {}).get("S") == token
+        return raw is not None and _codec.publish_token_of(raw) == token
 
     async def _release_reservation(self, name: str, stored: str, token: str) -> None:
         try:
             await asyncio.shield(
                 self._backend.delete_item(
-                    name, stored, condition="publish_token = :t", values={":t": {"S": token}}
+                    **_codec.delete_item_args(ReleaseReservation(name, stored, token))
                 )
             )
         except Exception:  # the publish already failed; report that, not this
@@ -574,27 +543,8 @@ class Repository(AliasOperations, BaseRepository):
         """
         assert reservation.publish_token is not None
         mine = secrets.token_hex(16)
-        seen = (
-            {"S": _codec.format_update_at(reservation.update_at)}
-            if reservation.update_at is not None
-            else None
-        )
-        values: _codec.Item = {
-            ":theirs": {"S": reservation.publish_token},
-            ":mine": {"S": mine},
-            ":now": {"S": _codec.format_update_at(_codec.utcnow())},
-        }
-        condition = "publish_token = :theirs AND attribute_not_exists(sha256)"
-        if seen is not None:
-            condition += " AND update_at = :seen"
-            values[":seen"] = seen
-        if not await self._backend.update_item(
-            name,
-            reservation.sk,
-            update="SET publish_token = :mine, update_at = :now",
-            condition=condition,
-            values=values,
-        ):
+        take_over = TakeOverReservation(reservation, mine, _codec.utcnow())
+        if not await self._backend.update_item(**_codec.update_item_args(take_over)):
             return False  # completed, or reclaimed by someone else meanwhile
         log.warning(
             "reclaiming version %s of %r: reserved at %s by a publish that never completed",
@@ -604,7 +554,7 @@ class Repository(AliasOperations, BaseRepository):
         )
         await self._backend.delete_object(self.layout.key(name, reservation.sk))
         return await self._backend.delete_item(
-            name, reservation.sk, condition="publish_token = :t", values={":t": {"S": mine}}
+            **_codec.delete_item_args(ReleaseReservation(name, reservation.sk, mine))
         )
 
     async def _release_leftovers(self, name: str) -> None:
@@ -621,25 +571,13 @@ class Repository(AliasOperations, BaseRepository):
         """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
-        update, exists, true = "SET is_deleted = :true", "attribute_exists(pk)", {"BOOL": True}
+        delete = SoftDeleteVersion(name, stored)
         if stored == LATEST:  # never held (protect refuses it): no hold to check
-            await self._backend.update_item(
-                name, stored, update=update, condition=exists, values={":true": true}
-            )
+            await self._backend.update_item(**_codec.update_item_args(delete))
         else:
-            delete = {
-                "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-                "UpdateExpression": update,
-                "ConditionExpression": exists,
-                "ExpressionAttributeValues": {":true": true},
-            }
-            hold_absent = {
-                "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
             reasons = await self._backend.transact_write(
                 f"delete version {_layout.decode_version(stored)} of {name!r}",
-                [{"Update": delete}, {"ConditionCheck": hold_absent}],
+                _codec.transact_items([delete, RequireNotHeld(name, stored)]),
             )
             # one reason per action, in order: a missing version is a no-op, as before
             missing = reasons[:1] == ["ConditionalCheckFailed"]
@@ -738,7 +676,7 @@ class Repository(AliasOperations, BaseRepository):
         )
         if dry_run or not doomed:
             return purge_time, doomed
-        guards = [(record.pk, record.sk, token) for record, token in aliases]
+        guards = [RequireAliasUnchanged(name, record.sk, token) for record, token in aliases]
         if len(guards) > _MAX_ALIAS_GUARDS:
             # Too many aliases for one transaction: the deletes check the hold only, and
             # the re-read below restores any version an alias (moved or new) points at.
@@ -763,13 +701,10 @@ class Repository(AliasOperations, BaseRepository):
         restored = {v.version for v in back}
         return purge_time, [v for v in deleted if v.version not in restored]
 
-    async def _alias_tokens(self, name: str) -> list[tuple[AliasItem, dict[str, Any]]]:
+    async def _alias_tokens(self, name: str) -> list[tuple[AliasItem, _codec.ChangeToken]]:
         """The alias items of ``name``, each with its stored ``update_at``: the change
         token both libraries rewrite on every put."""
-        return [
-            (_codec.structure_alias_item(raw), raw["update_at"])
-            async for raw in self._backend.query(_layout.alias_pk(name))
-        ]
+        return await self._alias_table.all_of(name)
 
     async def _purge_version(
         self,
@@ -777,33 +712,19 @@ class Repository(AliasOperations, BaseRepository):
         artifact: Artifact,
         alias_epoch: int | None,
         now: datetime,
-        guards: list[tuple[str, str, dict[str, Any]]],
+        guards: list[RequireAliasUnchanged],
     ) -> bool:
         """Soft-delete one planned version in a transaction that checks the aliases read
         for the plan are unchanged, no alias write of ours pointed at the version since
         (its ``alias_epoch``) and no hold appeared. Whether it is now deleted."""
         stored = _layout.encode_version(artifact.version)
-        actions: list[dict[str, Any]] = [
-            _codec.purge_version(name, stored, alias_epoch, now),
-            *(
-                {
-                    "ConditionCheck": {
-                        "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
-                        "ConditionExpression": "update_at = :u",
-                        "ExpressionAttributeValues": {":u": token},
-                    }
-                }
-                for pk, sk, token in guards
-            ),
-            {
-                "ConditionCheck": {
-                    "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+        writes: list[TableWrite] = [
+            PurgeVersion(name, stored, alias_epoch, now),
+            *guards,
+            RequireNotHeld(name, stored),
         ]
         reasons = await self._backend.transact_write(
-            f"purge version {artifact.version} of {name!r}", actions
+            f"purge version {artifact.version} of {name!r}", _codec.transact_items(writes)
         )
         if reasons and any(code != "None" for code in reasons[1:]):
             return False  # an alias changed or a hold appeared: kept
@@ -829,16 +750,9 @@ class Repository(AliasOperations, BaseRepository):
             name,
             artifact.version,
         )
+        stored = _layout.encode_version(artifact.version)
         await self._backend.update_item(
-            name,
-            _layout.encode_version(artifact.version),
-            update="SET is_deleted = :false REMOVE purged_at",
-            condition="is_deleted = :true AND sha256 = :sha",
-            values={
-                ":true": {"BOOL": True},
-                ":false": {"BOOL": False},
-                ":sha": {"S": artifact.sha256},
-            },
+            **_codec.update_item_args(RestorePurgedVersion(name, stored, artifact.sha256))
         )
 
     async def protect(self, name: str, version: VersionLike, *, reason: str | None = None) -> Hold:
@@ -858,16 +772,7 @@ class Repository(AliasOperations, BaseRepository):
         )
         reasons = await self._backend.transact_write(
             f"protect version {_layout.decode_version(stored)} of {name!r}",
-            [
-                {
-                    "ConditionCheck": {
-                        "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-                        "ConditionExpression": _VISIBLE,
-                        "ExpressionAttributeValues": {":false": {"BOOL": False}},
-                    }
-                },
-                {"Put": {"Item": _codec.to_item(record)}},
-            ],
+            _codec.transact_items([RequireVisible(name, stored), PutHold(record)]),
         )
         if reasons:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))

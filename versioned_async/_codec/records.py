@@ -1,17 +1,15 @@
-"""DynamoDB items <-> records <-> models, through one cattrs converter.
+"""The table's items as records, and one cattrs converter between them and plain dicts.
 
-Records (:class:`VersionItem`, :class:`AliasItem`) mirror the table's items
-attribute for attribute, in the layout `versioned` 1.0 writes. The converter
-turns them into plain dicts (datetimes in PynamoDB's ``UTCDateTimeAttribute``
-text, ``None`` fields omitted) and :func:`to_attribute_values` /
-:func:`from_attribute_values` move plain dicts to and from DynamoDB's
-low-level ``{"S": ...}`` form. Nothing else in the package touches item dicts.
+Records (:class:`VersionItem`, :class:`AliasItem`, ...) mirror the table's
+items attribute for attribute, in the layout `versioned` 1.0 writes. The
+converter turns them into plain dicts (datetimes in PynamoDB's
+``UTCDateTimeAttribute`` text, ``None`` fields omitted), and
+:mod:`.attribute_values` moves plain dicts to and from DynamoDB's low-level
+form.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -19,9 +17,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from . import _layout
-from .exc import BackendError, InvalidArgumentError
-from .models import Alias, Artifact, Hold
+from ..exc import BackendError
+from .attribute_values import Item, from_attribute_values, to_attribute_values
 
 __all__ = [
     "AliasDocument",
@@ -29,28 +26,22 @@ __all__ = [
     "AliasState",
     "HistoryItem",
     "HoldItem",
+    "Record",
     "VersionItem",
-    "alias_document",
+    "converter",
     "format_update_at",
-    "from_attribute_values",
-    "item_to_alias",
-    "item_to_artifact",
-    "item_to_hold",
-    "parse_alias_document",
     "parse_update_at",
     "structure_alias_item",
     "structure_history_item",
     "structure_hold_item",
     "structure_version_item",
-    "to_attribute_values",
+    "to_item",
     "unstructure",
+    "utcnow",
 ]
 
 #: PynamoDB's UTCDateTimeAttribute format; `versioned` 1.0 reads only exactly this.
 UPDATE_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
-
-AttributeValue = dict[str, Any]
-Item = dict[str, AttributeValue]
 
 
 @attrs.frozen
@@ -166,48 +157,6 @@ class AliasDocument:
     secondary_version_s3uri: str | None
 
 
-#: the condition that a version item is readable: complete and not deleted
-VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
-
-
-def pin_version(name: str, stored: str) -> dict[str, Any]:
-    """The transaction action of an alias write for each version it points at: the
-    version must be visible, and its ``alias_epoch`` goes up by one (see
-    :class:`VersionItem`), which a purge's delete of that version checks."""
-    return {
-        "Update": {
-            "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-            "UpdateExpression": "ADD alias_epoch :one",
-            "ConditionExpression": VISIBLE,
-            "ExpressionAttributeValues": {":false": {"BOOL": False}, ":one": {"N": "1"}},
-        }
-    }
-
-
-def purge_version(name: str, stored: str, alias_epoch: int | None, now: datetime) -> dict[str, Any]:
-    """A purge's soft delete of a version, as a transaction action: only while it is
-    visible and no alias write of ours has pointed at it since its ``alias_epoch``
-    was read (``None``: none ever had)."""
-    values: Item = {
-        ":true": {"BOOL": True},
-        ":false": {"BOOL": False},
-        ":now": {"S": format_update_at(now)},
-    }
-    if alias_epoch is None:
-        unpinned = "attribute_not_exists(alias_epoch)"
-    else:
-        unpinned = "alias_epoch = :epoch"
-        values[":epoch"] = {"N": str(alias_epoch)}
-    return {
-        "Update": {
-            "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-            "UpdateExpression": "SET is_deleted = :true, purged_at = :now",
-            "ConditionExpression": f"{VISIBLE} AND {unpinned}",
-            "ExpressionAttributeValues": values,
-        }
-    }
-
-
 def utcnow() -> datetime:
     """Now, aware UTC: the time every item written is stamped with."""
     return datetime.now(timezone.utc)
@@ -318,142 +267,6 @@ def structure_hold_item(item: Item) -> HoldItem:
     return _structure(item, HoldItem)
 
 
-# -- the low-level AttributeValue form -------------------------------------------
-
-
-def _to_av(value: Any) -> AttributeValue:
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, int | float):
-        return {"N": str(value)}
-    if isinstance(value, Mapping):
-        return {"M": {k: _to_av(v) for k, v in value.items()}}
-    if isinstance(value, list | tuple):
-        return {"L": [_to_av(v) for v in value]}
-    if value is None:
-        return {"NULL": True}
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
-
-
-def _from_av(av: AttributeValue) -> Any:
-    ((kind, value),) = av.items()
-    if kind in ("S", "BOOL"):
-        return value
-    if kind == "N":
-        return int(value) if value.lstrip("-").isdigit() else float(value)
-    if kind == "M":
-        return {k: _from_av(v) for k, v in value.items()}
-    if kind == "L":
-        return [_from_av(v) for v in value]
-    if kind == "NULL":
-        return None
-    return value  # binary and set types: not used by the layout, passed through
-
-
-def to_attribute_values(plain: Mapping[str, Any]) -> Item:
-    return {k: _to_av(v) for k, v in plain.items()}
-
-
-def from_attribute_values(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
-    return {k: _from_av(v) for k, v in item.items()}
-
-
 def to_item(record: Record) -> Item:
     """A record as a DynamoDB item in AttributeValue form."""
     return to_attribute_values(unstructure(record))
-
-
-# -- records -> models -----------------------------------------------------------
-
-
-def item_to_artifact(item: VersionItem, layout: _layout.Layout) -> Artifact:
-    """The public model of a visible version item."""
-    assert item.sha256 is not None, "only visible items"
-    assert item.update_at is not None, "only visible items"
-    return Artifact(
-        name=item.pk,
-        version=_layout.decode_version(item.sk),
-        update_at=item.update_at,
-        sha256=item.sha256,
-        s3uri=layout.s3uri(item.pk, item.sk),
-        size=item.size,
-        content_type=item.content_type,
-        metadata=item.metadata or {},
-    )
-
-
-def item_to_alias(item: AliasItem, layout: _layout.Layout) -> Alias:
-    name = _layout.name_from_alias_pk(item.pk)
-    secondary = item.secondary_version
-    return Alias(
-        name=name,
-        alias=item.sk,
-        update_at=item.update_at,
-        version=_layout.decode_version(item.version),
-        secondary_version=None if secondary is None else _layout.decode_version(secondary),
-        secondary_version_weight=None if secondary is None else item.secondary_version_weight,
-        version_s3uri=layout.s3uri(name, item.version),
-        secondary_version_s3uri=None if secondary is None else layout.s3uri(name, secondary),
-    )
-
-
-def alias_document(item: AliasItem, layout: _layout.Layout) -> bytes:
-    """The S3-only alias object's body for an alias record: what `versioned` reads."""
-    model = item_to_alias(item, layout)
-    document = AliasDocument(
-        name=model.name,
-        alias=model.alias,
-        update_at=item.update_at.isoformat(),
-        version=model.version,
-        secondary_version=model.secondary_version,
-        secondary_version_weight=model.secondary_version_weight,
-        version_s3uri=model.version_s3uri,
-        secondary_version_s3uri=model.secondary_version_s3uri,
-    )
-    return json.dumps(converter.unstructure(document)).encode("utf-8")
-
-
-def parse_alias_document(body: bytes, name: str, alias: str, last_modified: datetime) -> AliasItem:
-    """The alias record an S3-only alias object holds.
-
-    The key names the alias (the body's ``name``/``alias`` are not trusted),
-    and its time is the body's ``update_at`` when it is one (ours), else
-    ``last_modified`` (`versioned` writes ``"unknown"``). Extra keys are
-    ignored. Like `versioned`, a weight without a secondary version is read
-    but means nothing.
-    """
-    try:
-        document = converter.structure(json.loads(body), AliasDocument)
-        version = _layout.encode_version(document.version)
-        secondary = document.secondary_version
-        secondary = None if secondary is None else _layout.encode_version(secondary)
-        weight = document.secondary_version_weight
-        if secondary is not None and (weight is None or not 0 <= weight < 100):
-            raise ValueError(f"secondary_version_weight must be 0..99, not {weight!r}")
-    except (cattrs.BaseValidationError, ValueError, TypeError, InvalidArgumentError) as err:
-        raise BackendError(
-            f"alias {alias!r} of {name!r} is not a valid alias object: {err}"
-        ) from err
-    try:
-        update_at = parse_update_at(document.update_at)
-    except ValueError:  # "unknown": written by `versioned`
-        update_at = last_modified
-    return AliasItem(
-        pk=_layout.alias_pk(name),
-        sk=alias,
-        update_at=update_at,
-        version=version,
-        secondary_version=secondary,
-        secondary_version_weight=document.secondary_version_weight,
-    )
-
-
-def item_to_hold(item: HoldItem, name: str) -> Hold:
-    return Hold(
-        name=name,
-        version=_layout.decode_version(item.sk),
-        created_at=item.created_at,
-        reason=item.reason,
-    )

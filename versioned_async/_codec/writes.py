@@ -1,0 +1,331 @@
+"""Typed table writes (:mod:`versioned_async._table_writes`) -> DynamoDB requests.
+
+Each write becomes one request: its item or key, update expression, condition
+and attribute values. :func:`transact_items` spells a list of them as the
+``TransactItems`` of a TransactWriteItems; :func:`put_item_args`,
+:func:`update_item_args` and :func:`delete_item_args` spell one as the
+arguments of the DynamoDB adapter's ``put_item`` / ``update_item`` /
+``delete_item``. Metadata searches' filters are here too: they are made of
+attribute values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+import attrs
+
+from .. import _layout
+from .. import _table_writes as w
+from .attribute_values import (
+    ChangeToken,
+    Item,
+    boolean,
+    key,
+    number,
+    string,
+    to_attribute_values,
+)
+from .records import format_update_at, to_item, unstructure
+
+__all__ = [
+    "VISIBLE",
+    "DeleteItemArgs",
+    "PutItemArgs",
+    "UpdateItemArgs",
+    "delete_item_args",
+    "put_item_args",
+    "search_filter",
+    "transact_items",
+    "update_item_args",
+]
+
+#: the condition that a version item is readable: complete and not deleted
+VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
+
+_ABSENT = "attribute_not_exists(pk)"
+
+
+@attrs.frozen
+class _Request:
+    """One write as DynamoDB takes it; ``item`` for a Put, else ``pk``/``sk``."""
+
+    action: str  # "Put", "Update", "Delete" or "ConditionCheck"
+    item: Item | None = None
+    pk: str = ""
+    sk: str = ""
+    update: str | None = None
+    condition: str | None = None
+    values: Item = attrs.field(factory=dict)
+    names: dict[str, str] = attrs.field(factory=dict)
+
+
+def _unchanged(action: str, seen: ChangeToken | None, **target: Any) -> _Request:
+    """``action`` on the condition that an alias is as read: absent (``seen`` ``None``),
+    or with the ``update_at`` read."""
+    if seen is None:
+        return _Request(action, condition=_ABSENT, **target)
+    return _Request(action, condition="update_at = :seen", values={":seen": seen.value}, **target)
+
+
+def _purge(write: w.PurgeVersion) -> _Request:
+    values: Item = {
+        ":true": boolean(True),
+        ":false": boolean(False),
+        ":now": string(format_update_at(write.purged_at)),
+    }
+    if write.alias_epoch is None:
+        unpinned = "attribute_not_exists(alias_epoch)"
+    else:
+        unpinned = "alias_epoch = :epoch"
+        values[":epoch"] = number(write.alias_epoch)
+    return _Request(
+        "Update",
+        pk=write.name,
+        sk=write.stored,
+        update="SET is_deleted = :true, purged_at = :now",
+        condition=f"{VISIBLE} AND {unpinned}",
+        values=values,
+    )
+
+
+def _complete(write: w.CompleteReservation) -> _Request:
+    """Every attribute of the version but its key, set by name (``#size``: some are
+    reserved words), and the token removed."""
+    plain = unstructure(write.record)
+    plain.pop("pk")
+    plain.pop("sk")
+    values = to_attribute_values({f":{k}": v for k, v in plain.items()})
+    values[":token"] = string(write.token)
+    assignments = ", ".join(f"#{k} = :{k}" for k in plain)
+    return _Request(
+        "Update",
+        pk=write.record.pk,
+        sk=write.record.sk,
+        update=f"SET {assignments} REMOVE publish_token",
+        condition="publish_token = :token",
+        values=values,
+        names={f"#{k}": k for k in plain},
+    )
+
+
+def _take_over(write: w.TakeOverReservation) -> _Request:
+    reservation = write.reservation
+    assert reservation.publish_token is not None, "only reservations"
+    values: Item = {
+        ":theirs": string(reservation.publish_token),
+        ":mine": string(write.token),
+        ":now": string(format_update_at(write.now)),
+    }
+    condition = "publish_token = :theirs AND attribute_not_exists(sha256)"
+    if reservation.update_at is not None:
+        condition += " AND update_at = :seen"
+        values[":seen"] = string(format_update_at(reservation.update_at))
+    return _Request(
+        "Update",
+        pk=reservation.pk,
+        sk=reservation.sk,
+        update="SET publish_token = :mine, update_at = :now",
+        condition=condition,
+        values=values,
+    )
+
+
+def _request(write: w.TableWrite) -> _Request:
+    match write:
+        case w.RecordLatest(record, object_modified):
+            return _Request(
+                "Put",
+                item=to_item(record),
+                condition="attribute_not_exists(update_at) OR update_at <= :u",
+                values={":u": string(format_update_at(object_modified))},
+            )
+        case w.ReserveNumber(reservation):
+            return _Request("Put", item=to_item(reservation), condition=_ABSENT)
+        case w.CompleteReservation():
+            return _complete(write)
+        case w.TakeOverReservation():
+            return _take_over(write)
+        case w.ReleaseReservation(name, stored, token):
+            return _Request(
+                "Delete",
+                pk=name,
+                sk=stored,
+                condition="publish_token = :t",
+                values={":t": string(token)},
+            )
+        case w.SoftDeleteVersion(name, stored):
+            return _Request(
+                "Update",
+                pk=name,
+                sk=stored,
+                update="SET is_deleted = :true",
+                condition="attribute_exists(pk)",
+                values={":true": boolean(True)},
+            )
+        case w.PurgeVersion():
+            return _purge(write)
+        case w.RestorePurgedVersion(name, stored, sha256):
+            return _Request(
+                "Update",
+                pk=name,
+                sk=stored,
+                update="SET is_deleted = :false REMOVE purged_at",
+                condition="is_deleted = :true AND sha256 = :sha",
+                values={":true": boolean(True), ":false": boolean(False), ":sha": string(sha256)},
+            )
+        case w.PinVersion(name, stored):
+            return _Request(
+                "Update",
+                pk=name,
+                sk=stored,
+                update="ADD alias_epoch :one",
+                condition=VISIBLE,
+                values={":false": boolean(False), ":one": number(1)},
+            )
+        case w.RequireVisible(name, stored):
+            return _Request(
+                "ConditionCheck",
+                pk=name,
+                sk=stored,
+                condition=VISIBLE,
+                values={":false": boolean(False)},
+            )
+        case w.PutHold(record):
+            return _Request("Put", item=to_item(record))
+        case w.RequireNotHeld(name, stored):
+            return _Request(
+                "ConditionCheck", pk=_layout.holds_pk(name), sk=stored, condition=_ABSENT
+            )
+        case w.PutAliasIfUnchanged(record, seen):
+            return _unchanged("Put", seen, item=to_item(record))
+        case w.DeleteAliasIfUnchanged(name, alias, seen):
+            return _unchanged("Delete", seen, pk=_layout.alias_pk(name), sk=alias)
+        case w.RequireAliasUnchanged(name, alias, seen):
+            return _Request(
+                "ConditionCheck",
+                pk=_layout.alias_pk(name),
+                sk=alias,
+                condition="update_at = :u",
+                values={":u": seen.value},
+            )
+        case w.AppendHistory(record):
+            return _Request("Put", item=to_item(record), condition=_ABSENT)
+    raise TypeError(f"not a table write: {write!r}")
+
+
+def _transact_item(request: _Request) -> dict[str, Any]:
+    body: dict[str, Any] = (
+        {"Item": request.item} if request.item is not None else {"Key": key(request.pk, request.sk)}
+    )
+    if request.update is not None:
+        body["UpdateExpression"] = request.update
+    if request.condition is not None:
+        body["ConditionExpression"] = request.condition
+    if request.names:
+        body["ExpressionAttributeNames"] = dict(request.names)
+    if request.values:
+        body["ExpressionAttributeValues"] = request.values
+    return {request.action: body}
+
+
+def transact_items(writes: Sequence[w.TableWrite]) -> list[dict[str, Any]]:
+    """The ``TransactItems`` of a TransactWriteItems making ``writes``, in their order
+    (the cancellation reasons come back in the same order)."""
+    return [_transact_item(_request(write)) for write in writes]
+
+
+class PutItemArgs(TypedDict):
+    item: Item
+    condition: str | None
+    values: Item | None
+
+
+class UpdateItemArgs(TypedDict):
+    pk: str
+    sk: str
+    update: str
+    condition: str | None
+    values: Item | None
+    names: Mapping[str, str] | None
+
+
+class DeleteItemArgs(TypedDict):
+    pk: str
+    sk: str
+    condition: str | None
+    values: Item | None
+
+
+def put_item_args(write: w.RecordLatest | w.ReserveNumber) -> PutItemArgs:
+    """The arguments of ``put_item`` making ``write`` alone."""
+    request = _request(write)
+    assert request.item is not None
+    return {"item": request.item, "condition": request.condition, "values": request.values}
+
+
+def update_item_args(
+    write: w.CompleteReservation
+    | w.TakeOverReservation
+    | w.SoftDeleteVersion
+    | w.RestorePurgedVersion,
+) -> UpdateItemArgs:
+    """The arguments of ``update_item`` making ``write`` alone."""
+    request = _request(write)
+    assert request.update is not None
+    return {
+        "pk": request.pk,
+        "sk": request.sk,
+        "update": request.update,
+        "condition": request.condition,
+        "values": request.values,
+        "names": request.names,
+    }
+
+
+def delete_item_args(write: w.ReleaseReservation) -> DeleteItemArgs:
+    """The arguments of ``delete_item`` making ``write`` alone."""
+    request = _request(write)
+    return {
+        "pk": request.pk,
+        "sk": request.sk,
+        "condition": request.condition,
+        "values": request.values,
+    }
+
+
+# -- reads ------------------------------------------------------------------------
+
+
+def search_filter(
+    wanted: Mapping[str, str], *, across_names: bool, include_latest: bool
+) -> tuple[str, Item, dict[str, str]]:
+    """FilterExpression, values and names of a metadata search.
+
+    It passes visible version items whose ``metadata`` map holds every wanted
+    entry, and those with no ``metadata`` attribute at all (written by
+    `versioned`), whose S3 object is then checked instead. Every key goes
+    through a ``#name``: metadata keys may hold ``-`` or ``.`` or be reserved
+    words. Across names (a Scan) it also skips other item kinds (``__``
+    partitions) and, without ``include_latest``, LATEST; a Query does that
+    with its key condition instead (a Query filter may not use keys).
+    """
+    parts = ["attribute_exists(sha256)", "attribute_exists(update_at)", "is_deleted = :false"]
+    values: Item = {":false": boolean(False)}
+    names: dict[str, str] = {}
+    if across_names:
+        parts.insert(0, "NOT begins_with(pk, :dunder)")
+        values[":dunder"] = string("__")
+        if not include_latest:
+            parts.append("sk <> :latest")
+            values[":latest"] = string(_layout.LATEST)
+    if wanted:
+        names["#meta"] = "metadata"
+        tests = []
+        for n, (meta_key, value) in enumerate(sorted(wanted.items())):
+            names[f"#k{n}"] = meta_key
+            values[f":v{n}"] = string(value)
+            tests.append(f"#meta.#k{n} = :v{n}")
+        parts.append(f"(({' AND '.join(tests)}) OR attribute_not_exists(#meta))")
+    return " AND ".join(parts), values, names
