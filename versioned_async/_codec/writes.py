@@ -262,7 +262,7 @@ def put_item_args(write: w.RecordLatest | w.ReserveNumber) -> PutItemArgs:
     """The arguments of ``put_item`` making ``write`` alone."""
     request = _request(write)
     assert request.item is not None
-    return {"item": request.item, "condition": request.condition, "values": request.values}
+    return {"item": request.item, "condition": request.condition, "values": request.values or None}
 
 
 def update_item_args(
@@ -279,8 +279,8 @@ def update_item_args(
         "sk": request.sk,
         "update": request.update,
         "condition": request.condition,
-        "values": request.values,
-        "names": request.names,
+        "values": request.values or None,
+        "names": request.names or None,
     }
 
 
@@ -291,7 +291,7 @@ def delete_item_args(write: w.ReleaseReservation) -> DeleteItemArgs:
         "pk": request.pk,
         "sk": request.sk,
         "condition": request.condition,
-        "values": request.values,
+        "values": request.values or None,
     }
 
 
