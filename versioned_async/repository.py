@@ -1,9 +1,10 @@
 """Repository: the async public API over S3 (content) and DynamoDB (metadata).
 
-It orchestrates: arguments are validated by :mod:`._layout`, purges planned by
-:mod:`._retention`, the table's writes named in :mod:`._table_writes` and
-spelled by :mod:`._codec` (items, conditions, transactions), and every AWS call
-made through :mod:`._aws`. The layout is `versioned` 1.0's, so both libraries
+It validates and orchestrates: arguments are checked by :mod:`._layout`, purges
+planned by :mod:`._retention`; the table's side is a
+:class:`~._version_table.VersionTable` and an :class:`~._alias_table.AliasTable`
+(typed writes, spelled by :mod:`._codec`), the objects' :mod:`._aws`; the local
+cache is kept in step here. The layout is `versioned` 1.0's, so both libraries
 can work on one repository at the same time.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
@@ -37,21 +37,8 @@ from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from ._redact import redact_url
-from ._table_writes import (
-    CompleteReservation,
-    PurgeVersion,
-    PutHold,
-    RecordLatest,
-    ReleaseReservation,
-    RequireAliasUnchanged,
-    RequireNotHeld,
-    RequireVisible,
-    ReserveNumber,
-    RestorePurgedVersion,
-    SoftDeleteVersion,
-    TableWrite,
-    TakeOverReservation,
-)
+from ._table_writes import RequireAliasUnchanged
+from ._version_table import VersionTable
 from .cache import LocalCache
 from .exc import (
     ArtifactNotFoundError,
@@ -59,7 +46,6 @@ from .exc import (
     IntegrityError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
-    VersionProtectedError,
 )
 from .models import Artifact, Hold
 
@@ -67,8 +53,6 @@ __all__ = ["Repository"]
 
 log = logging.getLogger("versioned_async")
 
-#: how many numbers a publisher tries past the top one before giving up
-_PUBLISH_ATTEMPTS = 1000
 #: how often a put re-reads LATEST to converge with concurrent puts before giving up
 _CONVERGE_ATTEMPTS = 8
 #: a transaction takes 100 actions: a purge's delete, its hold check, and this many alias checks
@@ -167,10 +151,9 @@ class Repository(AliasOperations, BaseRepository):
             table_name=dynamodb_table_name,
         )
         self.dynamodb_table_name = dynamodb_table_name
-        #: the aliases and their history in the table (see AliasTable)
+        #: the table's side: versions, reservations and holds; aliases and their history
+        self._version_table = VersionTable(lambda: self._backend)
         self._alias_table = AliasTable(lambda: self._backend)
-        # name -> {version: token}: reservations a failed publish may have left behind
-        self._unreleased: dict[str, dict[str, str]] = {}
         if actor is not None and not isinstance(actor, str):
             raise InvalidArgumentTypeError(f"actor must be a str, not {type(actor).__name__}")
         #: who alias changes are recorded as, unless a call says; ``None``: the AWS identity
@@ -272,9 +255,7 @@ class Repository(AliasOperations, BaseRepository):
             if info.sha256 is None:
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
             record = describe_object(name, LATEST, info.sha256, info)
-            written = await aws.put_item(
-                **_codec.put_item_args(RecordLatest(record, info.last_modified))
-            )
+            written = await self._version_table.record_latest(record, info.last_modified)
             fresh = await aws.head_object(key)
             if fresh is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
@@ -282,8 +263,7 @@ class Repository(AliasOperations, BaseRepository):
                 await self._remember_version(record)
                 return self._artifact(record)
             if not written:  # a newer put recorded its own object: fine if they agree
-                raw = await aws.get_item(name, LATEST)
-                current = None if raw is None else _codec.structure_version_item(raw)
+                current = await self._version_table.item(name, LATEST)
                 if current is not None and current.is_visible and current.sha256 == fresh.sha256:
                     if current.metadata is None:  # written by `versioned`: the object knows
                         current = _with_object_facts(current, fresh)
@@ -310,11 +290,7 @@ class Repository(AliasOperations, BaseRepository):
         object: one HeadObject each, 16 at a time.
         """
         _layout.validate_name(name)
-        items = [
-            item
-            async for raw in self._backend.query(name, descending=True)
-            if (item := _codec.structure_version_item(raw)).is_visible
-        ]
+        items = [item async for item in self._version_table.items(name) if item.is_visible]
         return [self._artifact(item) for item in await self._complete_from_objects(items)]
 
     async def find_artifact_versions(
@@ -432,12 +408,12 @@ class Repository(AliasOperations, BaseRepository):
         """
         _layout.validate_name(name)
         aws = self._backend
-        await self._release_leftovers(name)
+        versions = self._version_table
+        await versions.release_leftovers(name)
         latest: VersionItem | None = None
         numbered: list[VersionItem] = []
         now, timeout = _codec.utcnow(), self.reservation_timeout_secs
-        async for raw in aws.query(name, descending=True, page_size=10):
-            item = _codec.structure_version_item(raw)
+        async for item in versions.items(name, page_size=10):
             if item.sk == LATEST:
                 latest = item
                 continue
@@ -449,7 +425,7 @@ class Repository(AliasOperations, BaseRepository):
         top, stale = _retention.stale_top(numbered, now, timeout)
         for reservation in stale:
             await self._reclaim_reservation(name, reservation)
-        number, token = await self._reserve_version(name, top + 1)
+        number, token = await versions.reserve(name, top + 1)
         stored = _layout.encode_version(number)
         try:
             if not await aws.copy_object(
@@ -463,74 +439,16 @@ class Repository(AliasOperations, BaseRepository):
                 )
             sha = info.sha256 or await self._hash_object(name, stored)
             record = describe_object(name, stored, sha, info)
-            done = await aws.update_item(
-                **_codec.update_item_args(CompleteReservation(record, token))
-            )
-            if not done and not await self._is_published(name, stored, sha):
+            if not await versions.complete(record, token):
                 raise ConflictError(
                     f"version {number} of {name!r} was overwritten by a writer that does not "
                     "reserve numbers (an older `versioned` client?); publish again"
                 )
         except BaseException:
-            await self._release_reservation(name, stored, token)
+            await versions.release(name, stored, token)
             raise
         await self._remember_version(record)
         return self._artifact(record)
-
-    async def _reserve_version(self, name: str, first: int) -> tuple[int, str]:
-        """Claim the lowest free number from ``first`` on with a conditional put."""
-        token = secrets.token_hex(16)
-        for number in range(first, first + _PUBLISH_ATTEMPTS):
-            if number > _layout.MAX_VERSION:
-                break
-            reservation = VersionItem(
-                pk=name,
-                sk=_layout.encode_version(number),
-                is_deleted=True,  # invisible to both libraries until complete
-                update_at=_codec.utcnow(),
-                publish_token=token,
-            )
-            stored = reservation.sk
-            try:
-                placed = await self._backend.put_item(
-                    **_codec.put_item_args(ReserveNumber(reservation))
-                )
-            except BaseException:  # the answer was lost: it may have been placed
-                self._unreleased.setdefault(name, {})[stored] = token
-                raise
-            if placed or await self._is_our_reservation(name, stored, token):
-                return number, token
-        if first + _PUBLISH_ATTEMPTS <= _layout.MAX_VERSION:
-            raise ConflictError(f"could not claim a version number for {name!r}; retry")
-        raise InvalidArgumentError(
-            f"{name!r} has used every version number up to {_layout.MAX_VERSION}"
-        )
-
-    async def _is_published(self, name: str, stored: str, sha: str) -> bool:
-        """Whether a refused completion had in fact landed: an attempt whose answer
-        was lost, retried by botocore, finds its own token already removed."""
-        raw = await self._backend.get_item(name, stored)
-        item = None if raw is None else _codec.structure_version_item(raw)
-        return item is not None and item.is_visible and item.sha256 == sha
-
-    async def _is_our_reservation(self, name: str, stored: str, token: str) -> bool:
-        """Whether a refused reservation was our own, placed by an attempt whose answer
-        was lost and which botocore then retried."""
-        raw = await self._backend.get_item(name, stored)
-        return raw is not None and _codec.publish_token_of(raw) == token
-
-    async def _release_reservation(self, name: str, stored: str, token: str) -> None:
-        try:
-            await asyncio.shield(
-                self._backend.delete_item(
-                    **_codec.delete_item_args(ReleaseReservation(name, stored, token))
-                )
-            )
-        except Exception:  # the publish already failed; report that, not this
-            log.warning("could not release the reservation of %r version %s", name, stored)
-            self._unreleased.setdefault(name, {})[stored] = token
-        else:
-            self._unreleased.get(name, {}).pop(stored, None)
 
     async def _reclaim_reservation(self, name: str, reservation: VersionItem) -> bool:
         """Remove a stale reservation and the object its crashed publisher may have
@@ -541,10 +459,8 @@ class Repository(AliasOperations, BaseRepository):
         the object, and never after the number was reserved again. A reclaim
         cut short leaves a reservation of its own, reclaimed in its turn.
         """
-        assert reservation.publish_token is not None
-        mine = secrets.token_hex(16)
-        take_over = TakeOverReservation(reservation, mine, _codec.utcnow())
-        if not await self._backend.update_item(**_codec.update_item_args(take_over)):
+        mine = await self._version_table.take_over(reservation)
+        if mine is None:
             return False  # completed, or reclaimed by someone else meanwhile
         log.warning(
             "reclaiming version %s of %r: reserved at %s by a publish that never completed",
@@ -553,14 +469,7 @@ class Repository(AliasOperations, BaseRepository):
             reservation.update_at,
         )
         await self._backend.delete_object(self.layout.key(name, reservation.sk))
-        return await self._backend.delete_item(
-            **_codec.delete_item_args(ReleaseReservation(name, reservation.sk, mine))
-        )
-
-    async def _release_leftovers(self, name: str) -> None:
-        """Release reservations an earlier failed publish could not, so no number is skipped."""
-        for stored, token in list(self._unreleased.get(name, {}).items()):
-            await self._release_reservation(name, stored, token)
+        return await self._version_table.drop(name, reservation.sk, mine)
 
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
         """Soft-delete a version: hidden from get and list, its number never reused.
@@ -571,18 +480,7 @@ class Repository(AliasOperations, BaseRepository):
         """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
-        delete = SoftDeleteVersion(name, stored)
-        if stored == LATEST:  # never held (protect refuses it): no hold to check
-            await self._backend.update_item(**_codec.update_item_args(delete))
-        else:
-            reasons = await self._backend.transact_write(
-                f"delete version {_layout.decode_version(stored)} of {name!r}",
-                _codec.transact_items([delete, RequireNotHeld(name, stored)]),
-            )
-            # one reason per action, in order: a missing version is a no-op, as before
-            missing = reasons[:1] == ["ConditionalCheckFailed"]
-            if not missing and reasons[1:2] == ["ConditionalCheckFailed"]:
-                raise VersionProtectedError(name, _layout.decode_version(stored))
+        await self._version_table.soft_delete(name, stored)
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
 
@@ -601,11 +499,7 @@ class Repository(AliasOperations, BaseRepository):
         return True
 
     async def _visible_item(self, name: str, stored: str) -> VersionItem:
-        raw = await self._backend.get_item(name, stored)
-        item = None if raw is None else _codec.structure_version_item(raw)
-        if item is None or not item.is_visible:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return item
+        return await self._version_table.visible(name, stored)
 
     # -- retention -------------------------------------------------------------------
 
@@ -645,10 +539,7 @@ class Repository(AliasOperations, BaseRepository):
             raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
         # the versions before the aliases: an alias written after this read has marked
         # its version (alias_epoch), which that version's delete then finds changed
-        items = [
-            _codec.structure_version_item(raw)
-            async for raw in self._backend.query(name, descending=True)
-        ]
+        items = [item async for item in self._version_table.items(name)]
         aliases, holds = await gather_or_cancel(self._alias_tokens(name), self.list_protected(name))
         alias_models = [self._alias(record) for record, _ in aliases]
         if not dry_run:
@@ -718,29 +609,13 @@ class Repository(AliasOperations, BaseRepository):
         for the plan are unchanged, no alias write of ours pointed at the version since
         (its ``alias_epoch``) and no hold appeared. Whether it is now deleted."""
         stored = _layout.encode_version(artifact.version)
-        writes: list[TableWrite] = [
-            PurgeVersion(name, stored, alias_epoch, now),
-            *guards,
-            RequireNotHeld(name, stored),
-        ]
-        reasons = await self._backend.transact_write(
-            f"purge version {artifact.version} of {name!r}", _codec.transact_items(writes)
-        )
-        if reasons and any(code != "None" for code in reasons[1:]):
-            return False  # an alias changed or a hold appeared: kept
-        # Only the version's own condition failed: it is no longer visible. Our own
-        # delete, sent again by botocore after its answer was lost, looks like this,
-        # as does another purge's: deleted as planned if it still holds that content.
-        if reasons and not await self._is_deleted(name, stored, artifact.sha256):
+        if not await self._version_table.purge(
+            name, stored, artifact.sha256, alias_epoch, now, guards
+        ):
             return False
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
         return True
-
-    async def _is_deleted(self, name: str, stored: str, sha256: str) -> bool:
-        raw = await self._backend.get_item(name, stored)
-        item = None if raw is None else _codec.structure_version_item(raw)
-        return item is not None and item.is_deleted and item.sha256 == sha256
 
     async def _restore_version(self, name: str, artifact: Artifact) -> None:
         """Undo a purge's soft delete of a version an alias was pointed at meanwhile."""
@@ -751,9 +626,7 @@ class Repository(AliasOperations, BaseRepository):
             artifact.version,
         )
         stored = _layout.encode_version(artifact.version)
-        await self._backend.update_item(
-            **_codec.update_item_args(RestorePurgedVersion(name, stored, artifact.sha256))
-        )
+        await self._version_table.restore(name, stored, artifact.sha256)
 
     async def protect(self, name: str, version: VersionLike, *, reason: str | None = None) -> Hold:
         """Hold a published version: purges and :meth:`delete_artifact_version` leave it
@@ -770,11 +643,7 @@ class Repository(AliasOperations, BaseRepository):
         record = _codec.HoldItem(
             pk=_layout.holds_pk(name), sk=stored, created_at=_codec.utcnow(), reason=note
         )
-        reasons = await self._backend.transact_write(
-            f"protect version {_layout.decode_version(stored)} of {name!r}",
-            _codec.transact_items([RequireVisible(name, stored), PutHold(record)]),
-        )
-        if reasons:
+        if not await self._version_table.hold(record, name):
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return _codec.item_to_hold(record, name)
 
@@ -782,15 +651,12 @@ class Repository(AliasOperations, BaseRepository):
         """Release the hold on a version; releasing one that is not held changes nothing."""
         _layout.validate_name(name)
         stored = _retention.holdable_version(version)
-        await self._backend.delete_item(_layout.holds_pk(name), stored)
+        await self._version_table.release_hold(name, stored)
 
     async def list_protected(self, name: str) -> list[Hold]:
         """Every hold on ``name``'s versions, lowest version first."""
         _layout.validate_name(name)
-        return [
-            _codec.item_to_hold(_codec.structure_hold_item(raw), name)
-            async for raw in self._backend.query(_layout.holds_pk(name))
-        ]
+        return [_codec.item_to_hold(hold, name) for hold in await self._version_table.holds(name)]
 
     async def purge_artifact(self, name: str) -> None:
         """Delete an artifact for good: every object, version item and alias, and
