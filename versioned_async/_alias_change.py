@@ -30,7 +30,7 @@ from ._table_writes import (
 )
 from .exc import InvalidArgumentError
 
-__all__ = ["AliasTarget", "PlannedChange", "alias_target", "is_unexpected", "plan_change"]
+__all__ = ["AliasTarget", "ChangeRequest", "PlannedChange", "alias_target", "plan_change"]
 
 #: (primary, secondary, weight), versions in stored form; ``None`` for a deletion
 AliasTarget = tuple[str, str | None, int | None]
@@ -59,14 +59,38 @@ def alias_target(
     return primary, secondary, weight
 
 
-def is_unexpected(
-    current: AliasItem | None, if_update_at: datetime | None, expect_absent: bool
-) -> bool:
-    """Whether the alias as read is not what the caller pinned: another ``update_at``
-    than ``if_update_at`` (or none), or present when ``expect_absent``."""
-    if if_update_at is not None and (current is None or current.update_at != if_update_at):
-        return True
-    return expect_absent and current is not None
+@attrs.frozen
+class ChangeRequest:
+    """An alias change a caller asked for, its arguments checked."""
+
+    name: str
+    alias: str
+    #: where the alias is to point; ``None``: delete it
+    target: AliasTarget | None
+    #: what the history record says was done (``_history.PUT``, ``DELETE`` ...)
+    action: str
+    actor: str | None
+    reason: str | None
+    #: a compare-and-set: the change applies only to the alias with this ``update_at``
+    if_update_at: datetime | None = None
+    #: a compare-and-set: the change applies only where the alias does not exist
+    expect_absent: bool = False
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the caller pinned the state it expects: then a change that finds the
+        alias moved fails instead of reading it again and retrying."""
+        return self.if_update_at is not None or self.expect_absent
+
+    def is_unexpected(self, current: AliasItem | None) -> bool:
+        """Whether the alias as read is not the one the caller pinned: another
+        ``update_at`` than ``if_update_at`` (or none), or present when it was to be
+        absent."""
+        if self.if_update_at is not None and (
+            current is None or current.update_at != self.if_update_at
+        ):
+            return True
+        return self.expect_absent and current is not None
 
 
 @attrs.frozen
@@ -114,26 +138,22 @@ class PlannedChange:
 
 
 def plan_change(
-    name: str,
-    alias: str,
-    target: AliasTarget | None,
-    action: str,
+    request: ChangeRequest,
     *,
     current: AliasItem | None,
     seen: ChangeToken | None,
     newest: HistoryItem | None,
     now: datetime,
-    actor: str | None,
-    reason: str | None,
 ) -> PlannedChange | None:
-    """Move the alias to ``target`` (or delete it, ``None``) from ``current`` as read
-    (``seen``: its stored ``update_at``) and its ``newest`` history record read after
-    it; ``None`` when there is nothing to do (deleting an absent alias).
+    """Make the change ``request`` asks for to the alias ``current`` as read (``seen``:
+    its stored ``update_at``), whose newest history record, read after it, is
+    ``newest``; ``None`` when there is nothing to do (deleting an absent alias).
 
     The change comes after the newest record (and after the outside change, when the
     alias moved since it) in order, and is dated by ``now``, this writer's clock,
     even when an earlier change is dated later (see :mod:`._history`).
     """
+    name, alias, target = request.name, request.alias, request.target
     if current is None and target is None:
         return None
     before = _history.state_of(current)
@@ -150,12 +170,12 @@ def plan_change(
         sk=_history.sk(alias, seq),
         alias=alias,
         changed_at=changed_at,
-        action=action,
+        action=request.action,
         seq=seq,
         before=before,
         after=after,
-        actor=actor,
-        reason=reason,
+        actor=request.actor,
+        reason=request.reason,
     )
     return PlannedChange(
         name=name,

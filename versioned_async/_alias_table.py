@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from typing import Any
 
 from . import _alias_change, _codec, _history, _layout
-from ._alias_change import AliasTarget, PlannedChange
+from ._alias_change import ChangeRequest, PlannedChange
 from ._aws import AwsBackend
 from ._codec import AliasItem, ChangeToken, HistoryItem
 from ._pacing import pause
@@ -111,67 +110,48 @@ class AliasTable:
 
     # -- the change -------------------------------------------------------------------
 
-    async def change(
-        self,
-        name: str,
-        alias: str,
-        target: AliasTarget | None,
-        action: str,
-        *,
-        if_update_at: datetime | None,
-        expect_absent: bool,
-        actor: str | None,
-        reason: str | None,
-    ) -> PlannedChange | None:
-        """Move (``target``) or delete (``None``) the alias and record it, atomically;
-        the change made, ``None`` when there was nothing to delete.
+    async def change(self, request: ChangeRequest) -> PlannedChange | None:
+        """Make the alias change ``request`` asks for and record it, atomically: the
+        change made, ``None`` when there was nothing to delete.
 
         Reads the alias and its newest record, then writes the alias (on the
         condition that it is still as read), the history record and, if the
         alias was changed outside since its newest record, a record of that
         change, in one transaction. Retries when another writer got in
-        between, unless the caller pinned the state it expects (``if_update_at``,
-        ``expect_absent``).
+        between, unless the caller pinned the state it expects.
         """
-        pinned = if_update_at is not None or expect_absent
+        name, alias = request.name, request.alias
         for attempt in range(_ALIAS_ATTEMPTS):
             await _back_off(attempt)
             current, seen, newest = await self.read_with_newest(name, alias)
-            if _alias_change.is_unexpected(current, if_update_at, expect_absent):
+            if request.is_unexpected(current):
                 raise ConcurrentModificationError(
-                    name, alias, if_update_at, None if current is None else current.update_at
+                    name,
+                    alias,
+                    request.if_update_at,
+                    None if current is None else current.update_at,
                 )
             plan = _alias_change.plan_change(
-                name,
-                alias,
-                target,
-                action,
-                current=current,
-                seen=seen,
-                newest=newest,
-                now=_codec.utcnow(),
-                actor=actor,
-                reason=reason,
+                request, current=current, seen=seen, newest=newest, now=_codec.utcnow()
             )
             if plan is None:
                 return None  # nothing to delete, nothing happened
-            if await self._apply(plan, action, pinned=pinned, if_update_at=if_update_at):
+            if await self._apply(plan, request):
                 return plan
             # another writer moved the alias (or recorded a change) in between: read again
         raise ConflictError(
             f"alias {alias!r} of {name!r} was changed by another writer before each of "
-            f"{_ALIAS_ATTEMPTS} attempts to {action} it; nothing was changed by this call: "
-            "retry later, or move it with if_update_at"
+            f"{_ALIAS_ATTEMPTS} attempts to {request.action} it; nothing was changed by this "
+            "call: retry later, or move it with if_update_at"
         )
 
-    async def _apply(
-        self, plan: PlannedChange, action: str, *, pinned: bool, if_update_at: datetime | None
-    ) -> bool:
+    async def _apply(self, plan: PlannedChange, request: ChangeRequest) -> bool:
         """Write ``plan``'s transaction: whether it landed (``False``: read again and
-        retry). A version not visible, or (when ``pinned``) the alias moved, raises."""
+        retry). A version not visible, or (when the request is pinned) the alias moved,
+        raises."""
         name, alias = plan.name, plan.alias
         reasons = await self._transact_change(
-            f"{action} alias {alias!r} of {name!r}", _codec.transact_items(plan.writes())
+            f"{request.action} alias {alias!r} of {name!r}", _codec.transact_items(plan.writes())
         )
         if not reasons:
             return True
@@ -182,10 +162,10 @@ class AliasTable:
         # retry the engine did not recognise by its ClientRequestToken)
         if await self._backend.get_item(plan.record.pk, plan.record.sk) is not None:
             return True
-        if pinned and plan.alias_moved(reasons):
+        if request.pinned and plan.alias_moved(reasons):
             again = await self.read_record(name, alias)
             raise ConcurrentModificationError(
-                name, alias, if_update_at, None if again is None else again.update_at
+                name, alias, request.if_update_at, None if again is None else again.update_at
             )
         return False
 

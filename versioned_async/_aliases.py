@@ -319,16 +319,10 @@ class AliasOperations:
         reason = _layout.validate_note("reason", reason)
         if actor is None:
             actor = await self._default_actor()
-        change = await self._alias_table.change(
-            name,
-            alias,
-            target,
-            action,
-            if_update_at=expected,
-            expect_absent=expect_absent,
-            actor=actor,
-            reason=reason,
+        request = _alias_change.ChangeRequest(
+            name, alias, target, action, actor, reason, expected, expect_absent
         )
+        change = await self._alias_table.change(request)
         if change is None:
             return None  # nothing to delete, nothing happened
         if change.new_item is not None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from versioned_async import _history, exc
-from versioned_async._alias_change import PlannedChange, alias_target, is_unexpected, plan_change
+from versioned_async._alias_change import ChangeRequest, PlannedChange, alias_target, plan_change
 from versioned_async._codec import AliasItem, AliasState, ChangeToken, HistoryItem
 from versioned_async._table_writes import (
     AppendHistory,
@@ -56,16 +56,11 @@ def plan(
     action: str = _history.PUT,
 ) -> PlannedChange | None:
     return plan_change(
-        "app",
-        "prod",
-        target,
-        action,
+        ChangeRequest("app", "prod", target, action, actor="ci", reason="release"),
         current=current,
         seen=None if current is None else SEEN,
         newest=newest,
         now=now,
-        actor="ci",
-        reason="release",
     )
 
 
@@ -90,10 +85,23 @@ def test_a_target_splitting_traffic_with_itself_is_refused() -> None:
 # -- what the caller pinned ------------------------------------------------------------
 
 
+def request(if_update_at: datetime | None = None, expect_absent: bool = False) -> ChangeRequest:
+    return ChangeRequest(
+        "app", "prod", ("000002", None, None), _history.PUT, None, None, if_update_at, expect_absent
+    )
+
+
+def test_a_request_without_expectations_is_not_pinned_and_takes_the_alias_as_it_is() -> None:
+    assert not request().pinned
+    assert not request().is_unexpected(alias())
+    assert not request().is_unexpected(None)
+
+
 def test_an_alias_as_the_caller_expects_is_not_unexpected() -> None:
-    assert not is_unexpected(alias(), None, expect_absent=False)
-    assert not is_unexpected(alias(), T0, expect_absent=False)
-    assert not is_unexpected(None, None, expect_absent=True)
+    assert request(T0).pinned
+    assert not request(T0).is_unexpected(alias())
+    assert request(expect_absent=True).pinned
+    assert not request(expect_absent=True).is_unexpected(None)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +115,7 @@ def test_an_alias_as_the_caller_expects_is_not_unexpected() -> None:
 def test_an_alias_that_moved_appeared_or_vanished_is_unexpected(
     current: AliasItem | None, if_update_at: datetime | None, expect_absent: bool
 ) -> None:
-    assert is_unexpected(current, if_update_at, expect_absent)
+    assert request(if_update_at, expect_absent).is_unexpected(current)
 
 
 # -- the plan --------------------------------------------------------------------------
@@ -121,14 +129,7 @@ def test_deleting_an_absent_alias_plans_nothing() -> None:
 def test_a_new_alias_is_put_where_none_is_and_recorded_first() -> None:
     change = plan(("000002", "000003", 10), None, None)
     assert change is not None
-    assert change.new_item == AliasItem(
-        pk="__app-alias",
-        sk="prod",
-        update_at=NOW,
-        version="000002",
-        secondary_version="000003",
-        secondary_version_weight=10,
-    )
+    assert change.new_item == AliasItem("__app-alias", "prod", NOW, "000002", "000003", 10)
     assert change.external is None
     record = change.record
     assert (record.pk, record.alias, record.seq, record.action) == (

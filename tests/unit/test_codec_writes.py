@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_codec import SHA, WHEN, WHEN_TEXT
 from versioned_async import _codec, _history
 from versioned_async._codec import (
     AliasItem,
@@ -50,24 +51,14 @@ from versioned_async._table_writes import (
     TakeOverReservation,
 )
 
-SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-WHEN = datetime(2026, 11, 24, 22, 20, 19, 929848, tzinfo=timezone.utc)
-WHEN_TEXT = "2026-11-24T22:20:19.929848+0000"
 LATER = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 LATER_TEXT = "2026-11-25T08:00:00.000000+0000"
 VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
 #: an update_at as another writer may have stored it: not our rendering of any time
 FOREIGN_STAMP = {"S": "2026-11-24T22:20:19.929848+00:00"}
 
-VERSION = VersionItem(
-    pk="app",
-    sk="000003",
-    sha256=SHA,
-    update_at=WHEN,
-    size=3,
-    content_type="text/plain",
-    metadata={"team": "ml"},
-)
+#: a published version as our publish completes it: every attribute but the token
+VERSION = VersionItem("app", "000003", False, SHA, WHEN, 3, "text/plain", {"team": "ml"})
 RESERVATION = VersionItem(
     pk="app", sk="000004", is_deleted=True, update_at=WHEN, publish_token="theirs"
 )

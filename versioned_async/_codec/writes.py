@@ -61,12 +61,32 @@ class _Request:
     names: dict[str, str] = attrs.field(factory=dict)
 
 
-def _unchanged(action: str, seen: ChangeToken | None, **target: Any) -> _Request:
-    """``action`` on the condition that an alias is as read: absent (``seen`` ``None``),
-    or with the ``update_at`` read."""
+def _put(item: Item, condition: str | None = None, values: Item | None = None) -> _Request:
+    return _Request("Put", item=item, condition=condition, values=values or {})
+
+
+def _update(
+    pk: str, sk: str, update: str, condition: str, values: Item, names: dict[str, str] | None = None
+) -> _Request:
+    return _Request(
+        "Update", pk=pk, sk=sk, update=update, condition=condition, values=values, names=names or {}
+    )
+
+
+def _delete(pk: str, sk: str, condition: str, values: Item | None = None) -> _Request:
+    return _Request("Delete", pk=pk, sk=sk, condition=condition, values=values or {})
+
+
+def _check(pk: str, sk: str, condition: str, values: Item | None = None) -> _Request:
+    return _Request("ConditionCheck", pk=pk, sk=sk, condition=condition, values=values or {})
+
+
+def _if_unchanged(seen: ChangeToken | None) -> tuple[str, Item]:
+    """The condition that an alias is as read: absent (``seen`` ``None``), or with the
+    ``update_at`` read."""
     if seen is None:
-        return _Request(action, condition=_ABSENT, **target)
-    return _Request(action, condition="update_at = :seen", values={":seen": seen.value}, **target)
+        return _ABSENT, {}
+    return "update_at = :seen", {":seen": seen.value}
 
 
 def _purge(write: w.PurgeVersion) -> _Request:
@@ -80,14 +100,8 @@ def _purge(write: w.PurgeVersion) -> _Request:
     else:
         unpinned = "alias_epoch = :epoch"
         values[":epoch"] = number(write.alias_epoch)
-    return _Request(
-        "Update",
-        pk=write.name,
-        sk=write.stored,
-        update="SET is_deleted = :true, purged_at = :now",
-        condition=f"{VISIBLE} AND {unpinned}",
-        values=values,
-    )
+    update = "SET is_deleted = :true, purged_at = :now"
+    return _update(write.name, write.stored, update, f"{VISIBLE} AND {unpinned}", values)
 
 
 def _complete(write: w.CompleteReservation) -> _Request:
@@ -98,16 +112,10 @@ def _complete(write: w.CompleteReservation) -> _Request:
     plain.pop("sk")
     values = to_attribute_values({f":{k}": v for k, v in plain.items()})
     values[":token"] = string(write.token)
-    assignments = ", ".join(f"#{k} = :{k}" for k in plain)
-    return _Request(
-        "Update",
-        pk=write.record.pk,
-        sk=write.record.sk,
-        update=f"SET {assignments} REMOVE publish_token",
-        condition="publish_token = :token",
-        values=values,
-        names={f"#{k}": k for k in plain},
-    )
+    update = f"SET {', '.join(f'#{k} = :{k}' for k in plain)} REMOVE publish_token"
+    names = {f"#{k}": k for k in plain}
+    record = write.record
+    return _update(record.pk, record.sk, update, "publish_token = :token", values, names)
 
 
 def _take_over(write: w.TakeOverReservation) -> _Request:
@@ -122,96 +130,52 @@ def _take_over(write: w.TakeOverReservation) -> _Request:
     if reservation.update_at is not None:
         condition += " AND update_at = :seen"
         values[":seen"] = string(format_update_at(reservation.update_at))
-    return _Request(
-        "Update",
-        pk=reservation.pk,
-        sk=reservation.sk,
-        update="SET publish_token = :mine, update_at = :now",
-        condition=condition,
-        values=values,
-    )
+    update = "SET publish_token = :mine, update_at = :now"
+    return _update(reservation.pk, reservation.sk, update, condition, values)
 
 
 def _request(write: w.TableWrite) -> _Request:
+    """The request of one write (one case per kind)."""
     match write:
         case w.RecordLatest(record, object_modified):
-            return _Request(
-                "Put",
-                item=to_item(record),
-                condition="attribute_not_exists(update_at) OR update_at <= :u",
-                values={":u": string(format_update_at(object_modified))},
-            )
+            newer = string(format_update_at(object_modified))
+            condition = "attribute_not_exists(update_at) OR update_at <= :u"
+            return _put(to_item(record), condition, {":u": newer})
         case w.ReserveNumber(reservation):
-            return _Request("Put", item=to_item(reservation), condition=_ABSENT)
+            return _put(to_item(reservation), _ABSENT)
         case w.CompleteReservation():
             return _complete(write)
         case w.TakeOverReservation():
             return _take_over(write)
         case w.ReleaseReservation(name, stored, token):
-            return _Request(
-                "Delete",
-                pk=name,
-                sk=stored,
-                condition="publish_token = :t",
-                values={":t": string(token)},
-            )
+            return _delete(name, stored, "publish_token = :t", {":t": string(token)})
         case w.SoftDeleteVersion(name, stored):
-            return _Request(
-                "Update",
-                pk=name,
-                sk=stored,
-                update="SET is_deleted = :true",
-                condition="attribute_exists(pk)",
-                values={":true": boolean(True)},
-            )
+            deleted = {":true": boolean(True)}
+            return _update(name, stored, "SET is_deleted = :true", "attribute_exists(pk)", deleted)
         case w.PurgeVersion():
             return _purge(write)
         case w.RestorePurgedVersion(name, stored, sha256):
-            return _Request(
-                "Update",
-                pk=name,
-                sk=stored,
-                update="SET is_deleted = :false REMOVE purged_at",
-                condition="is_deleted = :true AND sha256 = :sha",
-                values={":true": boolean(True), ":false": boolean(False), ":sha": string(sha256)},
-            )
+            update = "SET is_deleted = :false REMOVE purged_at"
+            condition = "is_deleted = :true AND sha256 = :sha"
+            values = {":true": boolean(True), ":false": boolean(False), ":sha": string(sha256)}
+            return _update(name, stored, update, condition, values)
         case w.PinVersion(name, stored):
-            return _Request(
-                "Update",
-                pk=name,
-                sk=stored,
-                update="ADD alias_epoch :one",
-                condition=VISIBLE,
-                values={":false": boolean(False), ":one": number(1)},
-            )
+            values = {":false": boolean(False), ":one": number(1)}
+            return _update(name, stored, "ADD alias_epoch :one", VISIBLE, values)
         case w.RequireVisible(name, stored):
-            return _Request(
-                "ConditionCheck",
-                pk=name,
-                sk=stored,
-                condition=VISIBLE,
-                values={":false": boolean(False)},
-            )
+            return _check(name, stored, VISIBLE, {":false": boolean(False)})
         case w.PutHold(record):
-            return _Request("Put", item=to_item(record))
+            return _put(to_item(record))
         case w.RequireNotHeld(name, stored):
-            return _Request(
-                "ConditionCheck", pk=_layout.holds_pk(name), sk=stored, condition=_ABSENT
-            )
+            return _check(_layout.holds_pk(name), stored, _ABSENT)
         case w.PutAliasIfUnchanged(record, seen):
-            return _unchanged("Put", seen, item=to_item(record))
+            return _put(to_item(record), *_if_unchanged(seen))
         case w.DeleteAliasIfUnchanged(name, alias, seen):
-            return _unchanged("Delete", seen, pk=_layout.alias_pk(name), sk=alias)
+            return _delete(_layout.alias_pk(name), alias, *_if_unchanged(seen))
         case w.RequireAliasUnchanged(name, alias, seen):
-            return _Request(
-                "ConditionCheck",
-                pk=_layout.alias_pk(name),
-                sk=alias,
-                condition="update_at = :u",
-                values={":u": seen.value},
-            )
+            return _check(_layout.alias_pk(name), alias, "update_at = :u", {":u": seen.value})
         case w.AppendHistory(record):
-            return _Request("Put", item=to_item(record), condition=_ABSENT)
+            return _put(to_item(record), _ABSENT)
     raise TypeError(f"not a table write: {write!r}")
 
 
