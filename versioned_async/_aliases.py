@@ -151,7 +151,8 @@ class AliasOperations:
 
     async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
         """The alias as stored now (a consistent read, past the cache); ``None``: absent."""
-        return await self._alias_table.read_record(name, alias)
+        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
+        return None if raw is None else _codec.structure_alias_item(raw)
 
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name."""
@@ -249,7 +250,7 @@ class AliasOperations:
             )
         current: AliasState | None = None
         if page_token is None:  # the alias before its history: see _history.changed_outside
-            current = _history.state_of(await self._alias_table.read_record(name, alias))
+            current = _history.state_of(await self._read_alias_record(name, alias))
         records: list[HistoryItem] = []
         async for record in self._alias_table.history(
             name, alias, page_size=limit + 1, below=page_token
@@ -280,7 +281,7 @@ class AliasOperations:
 
     async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
         # the alias before its history: see _history.changed_outside
-        current = await self._alias_table.read_record(name, alias)
+        current = await self._read_alias_record(name, alias)
         records: list[HistoryItem] = []
         async for record in self._alias_table.history(name, alias, page_size=25):
             records.append(record)

@@ -18,8 +18,7 @@ from datetime import datetime
 
 import attrs
 
-from ._codec.attribute_values import ChangeToken
-from ._codec.records import AliasItem, HistoryItem, HoldItem, VersionItem
+from ._codec.records import AliasItem, ChangeToken, HistoryItem, HoldItem, VersionItem
 
 __all__ = [
     "AppendHistory",

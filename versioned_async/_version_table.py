@@ -33,7 +33,7 @@ from ._table_writes import (
     SoftDeleteVersion,
     TakeOverReservation,
 )
-from .exc import ArtifactNotFoundError, ConflictError, InvalidArgumentError, VersionProtectedError
+from .exc import ConflictError, InvalidArgumentError, VersionProtectedError
 
 __all__ = ["VersionTable"]
 
@@ -64,13 +64,6 @@ class VersionTable:
         state; ``None``: no item."""
         raw = await self._backend.get_item(name, stored)
         return None if raw is None else _codec.structure_version_item(raw)
-
-    async def visible(self, name: str, stored: str) -> VersionItem:
-        """The readable version ``stored`` of ``name``, else ``ArtifactNotFoundError``."""
-        item = await self.item(name, stored)
-        if item is None or not item.is_visible:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return item
 
     async def items(self, name: str, *, page_size: int | None = None) -> AsyncIterator[VersionItem]:
         """Every version item of ``name``, whatever its state: LATEST, then the highest

@@ -499,7 +499,11 @@ class Repository(AliasOperations, BaseRepository):
         return True
 
     async def _visible_item(self, name: str, stored: str) -> VersionItem:
-        return await self._version_table.visible(name, stored)
+        raw = await self._backend.get_item(name, stored)
+        item = None if raw is None else _codec.structure_version_item(raw)
+        if item is None or not item.is_visible:
+            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+        return item
 
     # -- retention -------------------------------------------------------------------
 

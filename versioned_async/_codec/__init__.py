@@ -5,54 +5,48 @@ the exact form `versioned` 1.0 writes, so both libraries can work on one
 repository:
 
 - :mod:`.records`: the table's items as records (``VersionItem``,
-  ``AliasItem``, ``HistoryItem``, ``HoldItem``) and the one cattrs converter
-  between records and plain dicts;
-- :mod:`.attribute_values`: plain dicts <-> DynamoDB's ``{"S": ...}`` form,
-  keys, and the ``update_at`` a condition compares as stored;
+  ``AliasItem``, ``HistoryItem``, ``HoldItem``), the one cattrs converter
+  between records and plain dicts, DynamoDB's ``{"S": ...}`` form, the public
+  models, and the alias objects of the S3-only layout (their JSON). Every read
+  goes through it, and through no other module of the codec;
 - :mod:`.writes`: the typed writes of :mod:`versioned_async._table_writes`
   as requests (TransactWriteItems, PutItem, UpdateItem, DeleteItem), and the
-  filters of metadata searches;
-- :mod:`.models`: records as the public models, and the alias object of the
-  S3-only layout (its JSON).
+  filters of metadata searches.
 
 The rest of the package imports the names below from ``_codec``.
 """
 
 from __future__ import annotations
 
-from .attribute_values import (
-    AttributeValue,
-    ChangeToken,
-    Item,
-    change_token,
-    from_attribute_values,
-    key,
-    publish_token_of,
-    to_attribute_values,
-)
-from .models import (
-    alias_document,
-    item_to_alias,
-    item_to_artifact,
-    item_to_hold,
-    parse_alias_document,
-)
 from .records import (
     UPDATE_AT_FORMAT,
     AliasDocument,
     AliasItem,
     AliasState,
+    AttributeValue,
+    ChangeToken,
     HistoryItem,
     HoldItem,
+    Item,
     Record,
     VersionItem,
+    alias_document,
+    change_token,
     converter,
     format_update_at,
+    from_attribute_values,
+    item_to_alias,
+    item_to_artifact,
+    item_to_hold,
+    key,
+    parse_alias_document,
     parse_update_at,
+    publish_token_of,
     structure_alias_item,
     structure_history_item,
     structure_hold_item,
     structure_version_item,
+    to_attribute_values,
     to_item,
     unstructure,
     utcnow,

@@ -1,15 +1,23 @@
-"""The table's items as records, and one cattrs converter between them and plain dicts.
+"""DynamoDB items <-> records <-> models, through one cattrs converter.
 
-Records (:class:`VersionItem`, :class:`AliasItem`, ...) mirror the table's
-items attribute for attribute, in the layout `versioned` 1.0 writes. The
-converter turns them into plain dicts (datetimes in PynamoDB's
-``UTCDateTimeAttribute`` text, ``None`` fields omitted), and
-:mod:`.attribute_values` moves plain dicts to and from DynamoDB's low-level
-form.
+Records (:class:`VersionItem`, :class:`AliasItem`) mirror the table's items
+attribute for attribute, in the layout `versioned` 1.0 writes. The converter
+turns them into plain dicts (datetimes in PynamoDB's ``UTCDateTimeAttribute``
+text, ``None`` fields omitted) and :func:`to_attribute_values` /
+:func:`from_attribute_values` move plain dicts to and from DynamoDB's
+low-level ``{"S": ...}`` form; :func:`key` and :class:`ChangeToken` are the
+two values requests are made of besides items. The S3-only layout's alias
+objects are read and written here too (:func:`alias_document`). The requests
+themselves are :mod:`.writes`'.
+
+Every read path goes through this one module (and no other of the codec), so
+it stays one: the package re-exports its names.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -17,24 +25,42 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ..exc import BackendError
-from .attribute_values import Item, from_attribute_values, to_attribute_values
+from .. import _layout
+from ..exc import BackendError, InvalidArgumentError
+from ..models import Alias, Artifact, Hold
 
 __all__ = [
+    "UPDATE_AT_FORMAT",
     "AliasDocument",
     "AliasItem",
     "AliasState",
+    "AttributeValue",
+    "ChangeToken",
     "HistoryItem",
     "HoldItem",
+    "Item",
     "Record",
     "VersionItem",
+    "alias_document",
+    "boolean",
+    "change_token",
     "converter",
     "format_update_at",
+    "from_attribute_values",
+    "item_to_alias",
+    "item_to_artifact",
+    "item_to_hold",
+    "key",
+    "number",
+    "parse_alias_document",
     "parse_update_at",
+    "publish_token_of",
+    "string",
     "structure_alias_item",
     "structure_history_item",
     "structure_hold_item",
     "structure_version_item",
+    "to_attribute_values",
     "to_item",
     "unstructure",
     "utcnow",
@@ -42,6 +68,9 @@ __all__ = [
 
 #: PynamoDB's UTCDateTimeAttribute format; `versioned` 1.0 reads only exactly this.
 UPDATE_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
 
 
 @attrs.frozen
@@ -267,6 +296,184 @@ def structure_hold_item(item: Item) -> HoldItem:
     return _structure(item, HoldItem)
 
 
+# -- the low-level AttributeValue form -------------------------------------------
+
+
+def _to_av(value: Any) -> AttributeValue:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    if isinstance(value, Mapping):
+        return {"M": {k: _to_av(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_av(v) for v in value]}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def _from_av(av: AttributeValue) -> Any:
+    ((kind, value),) = av.items()
+    if kind in ("S", "BOOL"):
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    if kind == "M":
+        return {k: _from_av(v) for k, v in value.items()}
+    if kind == "L":
+        return [_from_av(v) for v in value]
+    if kind == "NULL":
+        return None
+    return value  # binary and set types: not used by the layout, passed through
+
+
+def to_attribute_values(plain: Mapping[str, Any]) -> Item:
+    return {k: _to_av(v) for k, v in plain.items()}
+
+
+def from_attribute_values(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
+    return {k: _from_av(v) for k, v in item.items()}
+
+
+def string(text: str) -> AttributeValue:
+    return {"S": text}
+
+
+def number(value: int) -> AttributeValue:
+    return {"N": str(value)}
+
+
+def boolean(value: bool) -> AttributeValue:
+    return {"BOOL": value}
+
+
+def key(pk: str, sk: str) -> Item:
+    """The table's primary key of an item: partition ``pk``, sort key ``sk``."""
+    return {"pk": string(pk), "sk": string(sk)}
+
+
+@attrs.frozen
+class ChangeToken:
+    """An item's ``update_at`` exactly as stored, to be compared in a condition.
+
+    Both libraries rewrite ``update_at`` on every write, so "unchanged since
+    read" is ``update_at = <what was read>``. The stored value itself, not our
+    rendering of the time parsed from it: the condition must match whatever
+    writer wrote it, to the character.
+    """
+
+    value: AttributeValue
+
+
+def change_token(item: Mapping[str, AttributeValue]) -> ChangeToken:
+    """The :class:`ChangeToken` of an item read (one that has an ``update_at``)."""
+    return ChangeToken(item["update_at"])
+
+
+def publish_token_of(item: Mapping[str, AttributeValue]) -> str | None:
+    """The ``publish_token`` of a version item read, ``None`` when it has none (or
+    not as a string): read off the item without judging the rest of it."""
+    token = item.get("publish_token", {}).get("S")
+    return token if isinstance(token, str) else None
+
+
 def to_item(record: Record) -> Item:
     """A record as a DynamoDB item in AttributeValue form."""
     return to_attribute_values(unstructure(record))
+
+
+# -- records -> models -----------------------------------------------------------
+
+
+def item_to_artifact(item: VersionItem, layout: _layout.Layout) -> Artifact:
+    """The public model of a visible version item."""
+    assert item.sha256 is not None, "only visible items"
+    assert item.update_at is not None, "only visible items"
+    return Artifact(
+        name=item.pk,
+        version=_layout.decode_version(item.sk),
+        update_at=item.update_at,
+        sha256=item.sha256,
+        s3uri=layout.s3uri(item.pk, item.sk),
+        size=item.size,
+        content_type=item.content_type,
+        metadata=item.metadata or {},
+    )
+
+
+def item_to_alias(item: AliasItem, layout: _layout.Layout) -> Alias:
+    name = _layout.name_from_alias_pk(item.pk)
+    secondary = item.secondary_version
+    return Alias(
+        name=name,
+        alias=item.sk,
+        update_at=item.update_at,
+        version=_layout.decode_version(item.version),
+        secondary_version=None if secondary is None else _layout.decode_version(secondary),
+        secondary_version_weight=None if secondary is None else item.secondary_version_weight,
+        version_s3uri=layout.s3uri(name, item.version),
+        secondary_version_s3uri=None if secondary is None else layout.s3uri(name, secondary),
+    )
+
+
+def alias_document(item: AliasItem, layout: _layout.Layout) -> bytes:
+    """The S3-only alias object's body for an alias record: what `versioned` reads."""
+    model = item_to_alias(item, layout)
+    document = AliasDocument(
+        name=model.name,
+        alias=model.alias,
+        update_at=item.update_at.isoformat(),
+        version=model.version,
+        secondary_version=model.secondary_version,
+        secondary_version_weight=model.secondary_version_weight,
+        version_s3uri=model.version_s3uri,
+        secondary_version_s3uri=model.secondary_version_s3uri,
+    )
+    return json.dumps(converter.unstructure(document)).encode("utf-8")
+
+
+def parse_alias_document(body: bytes, name: str, alias: str, last_modified: datetime) -> AliasItem:
+    """The alias record an S3-only alias object holds.
+
+    The key names the alias (the body's ``name``/``alias`` are not trusted),
+    and its time is the body's ``update_at`` when it is one (ours), else
+    ``last_modified`` (`versioned` writes ``"unknown"``). Extra keys are
+    ignored. Like `versioned`, a weight without a secondary version is read
+    but means nothing.
+    """
+    try:
+        document = converter.structure(json.loads(body), AliasDocument)
+        version = _layout.encode_version(document.version)
+        secondary = document.secondary_version
+        secondary = None if secondary is None else _layout.encode_version(secondary)
+        weight = document.secondary_version_weight
+        if secondary is not None and (weight is None or not 0 <= weight < 100):
+            raise ValueError(f"secondary_version_weight must be 0..99, not {weight!r}")
+    except (cattrs.BaseValidationError, ValueError, TypeError, InvalidArgumentError) as err:
+        raise BackendError(
+            f"alias {alias!r} of {name!r} is not a valid alias object: {err}"
+        ) from err
+    try:
+        update_at = parse_update_at(document.update_at)
+    except ValueError:  # "unknown": written by `versioned`
+        update_at = last_modified
+    return AliasItem(
+        pk=_layout.alias_pk(name),
+        sk=alias,
+        update_at=update_at,
+        version=version,
+        secondary_version=secondary,
+        secondary_version_weight=document.secondary_version_weight,
+    )
+
+
+def item_to_hold(item: HoldItem, name: str) -> Hold:
+    return Hold(
+        name=name,
+        version=_layout.decode_version(item.sk),
+        created_at=item.created_at,
+        reason=item.reason,
+    )

@@ -18,16 +18,18 @@ import attrs
 
 from .. import _layout
 from .. import _table_writes as w
-from .attribute_values import (
+from .records import (
     ChangeToken,
     Item,
     boolean,
+    format_update_at,
     key,
     number,
     string,
     to_attribute_values,
+    to_item,
+    unstructure,
 )
-from .records import format_update_at, to_item, unstructure
 
 __all__ = [
     "VISIBLE",
