@@ -29,43 +29,6 @@ from .. import _layout
 from ..exc import BackendError, InvalidArgumentError
 from ..models import Alias, Artifact, Hold
 
-__all__ = [
-    "UPDATE_AT_FORMAT",
-    "AliasDocument",
-    "AliasItem",
-    "AliasState",
-    "AttributeValue",
-    "ChangeToken",
-    "HistoryItem",
-    "HoldItem",
-    "Item",
-    "Record",
-    "VersionItem",
-    "alias_document",
-    "boolean",
-    "change_token",
-    "converter",
-    "format_update_at",
-    "from_attribute_values",
-    "item_to_alias",
-    "item_to_artifact",
-    "item_to_hold",
-    "key",
-    "number",
-    "parse_alias_document",
-    "parse_update_at",
-    "publish_token_of",
-    "string",
-    "structure_alias_item",
-    "structure_history_item",
-    "structure_hold_item",
-    "structure_version_item",
-    "to_attribute_values",
-    "to_item",
-    "unstructure",
-    "utcnow",
-]
-
 #: PynamoDB's UTCDateTimeAttribute format; `versioned` 1.0 reads only exactly this.
 UPDATE_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
 
