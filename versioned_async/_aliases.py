@@ -1,38 +1,35 @@
 """Alias operations of a Repository: moves, compare-and-set, history, roll-outs, watching.
 
 :class:`AliasOperations` is a mixin of :class:`~versioned_async.Repository`:
-the alias half of the API, kept in its own module because every write here is
-one DynamoDB transaction of the alias, its version checks and its history
-record (see :mod:`._history` for the decisions, :mod:`._rollout` for the plan).
-It relies on the Repository for the backend, the models and the cache.
+the alias half of the API, kept in its own module. It validates, builds the
+models and keeps the local cache up to date; the table's side (reads, history
+pages, the transaction of a change and its retries) is the Repository's
+:class:`~._alias_table.AliasTable`, the decisions are :mod:`._alias_change`'s,
+:mod:`._history`'s and :mod:`._rollout`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import _codec, _history, _layout, _rollout
+from . import _alias_change, _codec, _history, _layout, _rollout
+from ._alias_change import AliasTarget
+from ._alias_table import AliasTable
 from ._aws.clients import AwsClients
 from ._aws.dynamodb import Table
 from ._aws.sts import caller_arn
 from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
 from ._gather import gather_or_cancel
 from ._layout import VersionLike
-from ._pacing import pause
 from .cache import LocalCache
 from .exc import (
     AliasNotFoundError,
-    ArtifactNotFoundError,
-    BackendUnavailableError,
-    ConcurrentModificationError,
-    ConflictError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     NoHistoryError,
@@ -43,49 +40,9 @@ __all__ = ["AliasOperations"]
 
 log = logging.getLogger("versioned_async")
 
-#: how often an alias change without ``if_update_at`` re-reads and retries when another
-#: writer got in between: each round one of the racing writers lands, so this many
-#: concurrent moves of one alias all land even without pauses (measured: 20 and 100)
-_ALIAS_ATTEMPTS = 100
-#: the pause before a retry grows from this (seconds), doubling, up to _ALIAS_PAUSE_MAX;
-#: a random part of it (full jitter) spreads the racing writers apart
-_ALIAS_PAUSE_FIRST = 0.01
-_ALIAS_PAUSE_MAX = 0.5
 #: longest actor or reason kept in an alias history record
 _MAX_NOTE = _layout.MAX_NOTE_LENGTH
 _UNKNOWN: Any = object()
-
-#: (primary, secondary, weight), versions in stored form
-_AliasTarget = tuple[str, str | None, int | None]
-
-
-def _alias_target(
-    version: VersionLike, secondary_version: VersionLike, secondary_version_weight: object
-) -> _AliasTarget:
-    """Check and encode an alias's versions: they must differ, a weight needs a secondary."""
-    primary = _layout.encode_version(version)
-    if secondary_version is None:
-        if secondary_version_weight is not None:
-            raise InvalidArgumentError(
-                "secondary_version_weight is only allowed with a secondary_version"
-            )
-        return primary, None, None
-    secondary = _layout.encode_version(secondary_version)
-    weight = _layout.validate_weight(secondary_version_weight)
-    if secondary == primary:
-        raise InvalidArgumentError(
-            f"version {_layout.decode_version(primary)!r} and secondary_version "
-            f"{_layout.decode_version(secondary)!r} must differ"
-        )
-    return primary, secondary, weight
-
-
-async def _back_off(attempt: int) -> None:
-    """Before another attempt at an alias change: a random pause (full jitter) below a
-    ceiling that doubles per attempt, so that racing writers spread apart."""
-    if attempt:
-        ceiling = min(_ALIAS_PAUSE_MAX, _ALIAS_PAUSE_FIRST * 2**attempt)
-        await pause(random.uniform(0, ceiling))
 
 
 def _aware(value: object, what: str) -> datetime:
@@ -107,6 +64,7 @@ class AliasOperations:
         actor: str | None
         _caller_arn: str | None
         _identity_lock: asyncio.Lock
+        _alias_table: AliasTable
 
         @property
         def _clients(self) -> AwsClients: ...
@@ -161,7 +119,7 @@ class AliasOperations:
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        target = _alias_target(version, secondary_version, secondary_version_weight)
+        target = _alias_change.alias_target(version, secondary_version, secondary_version_weight)
         record = await self._change_alias(
             name, alias, target, _history.PUT, if_update_at=if_update_at, actor=actor, reason=reason
         )
@@ -200,10 +158,7 @@ class AliasOperations:
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name."""
         _layout.validate_name(name)
-        return [
-            self._alias(_codec.structure_alias_item(raw))
-            async for raw in self._table.query(_layout.alias_pk(name))
-        ]
+        return [self._alias(record) for record, _ in await self._alias_table.all_of(name)]
 
     async def delete_alias(
         self,
@@ -247,9 +202,7 @@ class AliasOperations:
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        raw = await self._table.get_item(_layout.alias_pk(name), alias)
-        newest = await self._newest_history(name, alias)  # after the alias: see _change_alias
-        current = None if raw is None else _codec.structure_alias_item(raw)
+        current, _, newest = await self._alias_table.read_with_newest(name, alias)
         try:
             state = _history.rollback_target(_history.state_of(current), newest)
         except LookupError:
@@ -289,30 +242,20 @@ class AliasOperations:
         _layout.validate_alias(alias)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidArgumentError(f"limit must be an int from 1 to 1000, got {limit!r}")
-        low, high = _history.sk_range(alias)
-        if page_token is not None:
-            if not isinstance(page_token, str) or not page_token.startswith(low):
-                raise InvalidArgumentError(
-                    f"page_token {page_token!r} is not a history page token of alias {alias!r}; "
-                    "pass the next_page_token of a page of this alias"
-                )
-            high = page_token
+        if page_token is not None and (
+            not isinstance(page_token, str) or not page_token.startswith(_history.prefix(alias))
+        ):
+            raise InvalidArgumentError(
+                f"page_token {page_token!r} is not a history page token of alias {alias!r}; "
+                "pass the next_page_token of a page of this alias"
+            )
         current: AliasState | None = None
         if page_token is None:  # the alias before its history: see _history.changed_outside
-            found = await self._table.get_item(_layout.alias_pk(name), alias)
-            current = _history.state_of(
-                None if found is None else _codec.structure_alias_item(found)
-            )
+            current = _history.state_of(await self._read_alias_record(name, alias))
         records: list[HistoryItem] = []
-        async for raw in self._table.query(
-            _layout.history_pk(name),
-            descending=True,
-            sk_between=(low, high),
-            page_size=limit + 1,
+        async for record in self._alias_table.history(
+            name, alias, page_size=limit + 1, below=page_token
         ):
-            record = _codec.structure_history_item(raw)
-            if record.alias != alias or record.sk == page_token:
-                continue
             records.append(record)
             if len(records) > limit:
                 break
@@ -339,10 +282,9 @@ class AliasOperations:
 
     async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
         # the alias before its history: see _history.changed_outside
-        raw = await self._table.get_item(_layout.alias_pk(name), alias)
-        current = None if raw is None else _codec.structure_alias_item(raw)
+        current = await self._read_alias_record(name, alias)
         records: list[HistoryItem] = []
-        async for record in self._history_records(name, alias, page_size=25):
+        async for record in self._alias_table.history(name, alias, page_size=25):
             records.append(record)
             if _history.in_effect_at(record, as_of):
                 break  # the newest change dated at or before as_of: older ones do not matter
@@ -359,31 +301,11 @@ class AliasOperations:
             raise AliasNotFoundError(name, alias)
         return self._alias(_history.alias_item(name, alias, state))
 
-    async def _history_records(
-        self, name: str, alias: str, *, page_size: int
-    ) -> AsyncIterator[HistoryItem]:
-        """The alias's history records, newest first (in the order made)."""
-        async for raw in self._table.query(
-            _layout.history_pk(name),
-            descending=True,
-            sk_between=_history.sk_range(alias),
-            page_size=page_size,
-        ):
-            record = _codec.structure_history_item(raw)
-            if record.alias == alias:
-                yield record
-
-    async def _newest_history(self, name: str, alias: str) -> HistoryItem | None:
-        """The alias's newest history record (the last change made), or ``None``."""
-        async for record in self._history_records(name, alias, page_size=10):
-            return record
-        return None
-
     async def _change_alias(
         self,
         name: str,
         alias: str,
-        target: _AliasTarget | None,
+        target: AliasTarget | None,
         action: str,
         *,
         if_update_at: datetime | None,
@@ -391,141 +313,25 @@ class AliasOperations:
         reason: str | None,
         expect_absent: bool = False,
     ) -> AliasItem | None:
-        """Move (``target``) or delete (``None``) the alias and record it, atomically.
-
-        Reads the alias and its newest record, then writes the alias (on the
-        condition that it is still as read), the history record and, if the
-        alias was changed outside since its newest record, a record of that
-        change, in one transaction. Retries when another writer got in
-        between, unless the caller pinned the state it expects.
-        """
+        """Move (``target``) or delete (``None``) the alias and record it, atomically
+        (see :meth:`AliasTable.change`), then keep the local cache in step: the alias
+        now, ``None`` when deleted or when there was nothing to delete."""
         expected = None if if_update_at is None else _aware(if_update_at, "if_update_at")
-        pinned = expected is not None or expect_absent
         actor = _layout.validate_note("actor", actor)
         reason = _layout.validate_note("reason", reason)
         if actor is None:
             actor = await self._default_actor()
-        pk, history_pk = _layout.alias_pk(name), _layout.history_pk(name)
-        for attempt in range(_ALIAS_ATTEMPTS):
-            await _back_off(attempt)
-            # in this order: a change committed between the two reads is then seen in
-            # the history, never in the alias alone (see _history.changed_outside)
-            raw = await self._table.get_item(pk, alias)
-            newest = await self._newest_history(name, alias)
-            prev = None if raw is None else _codec.structure_alias_item(raw)
-            if (expected is not None and (prev is None or prev.update_at != expected)) or (
-                expect_absent and prev is not None
-            ):
-                raise ConcurrentModificationError(
-                    name, alias, expected, None if prev is None else prev.update_at
-                )
-            if prev is None and target is None:
-                return None  # nothing to delete, nothing happened
-            current = _history.state_of(prev)
-            now = _codec.utcnow()
-            external = (
-                _history.external_record(name, alias, current, newest, now)
-                if _history.changed_outside(current, newest)
-                else None
-            )
-            # after the newest record (and the outside change) in order; dated by our
-            # clock, even when an earlier change is dated later (see _history)
-            seq = _history.next_seq(external or newest)
-            changed_at = _history.change_time(now, None if prev is None else prev.update_at)
-            after = None
-            if target is not None:
-                after = AliasState(changed_at, target[0], target[1], target[2])
-            record = HistoryItem(
-                pk=history_pk,
-                sk=_history.sk(alias, seq),
-                alias=alias,
-                changed_at=changed_at,
-                action=action,
-                seq=seq,
-                before=current,
-                after=after,
-                actor=actor,
-                reason=reason,
-            )
-            # each version pointed at must be visible, and is marked as pointed at (its
-            # alias_epoch goes up), so a purge that read it before cannot delete it now
-            checks: list[dict[str, Any]] = [
-                _codec.pin_version(name, stored)
-                for stored in ([] if target is None else [v for v in target[:2] if v is not None])
-            ]
-            # the stored text itself, not our rendering of it: the condition must match
-            # whatever writer wrote it
-            unchanged: dict[str, Any] = (
-                {"ConditionExpression": "attribute_not_exists(pk)"}
-                if raw is None
-                else {
-                    "ConditionExpression": "update_at = :seen",
-                    "ExpressionAttributeValues": {":seen": raw["update_at"]},
-                }
-            )
-            new_item = None if after is None else _history.alias_item(name, alias, after)
-            write = (
-                {"Put": {"Item": _codec.to_item(new_item), **unchanged}}
-                if new_item is not None
-                else {"Delete": {"Key": {"pk": {"S": pk}, "sk": {"S": alias}}, **unchanged}}
-            )
-            fresh = {"ConditionExpression": "attribute_not_exists(pk)"}
-            records = [r for r in (external, record) if r is not None]
-            reasons = await self._transact_change(
-                f"{action} alias {alias!r} of {name!r}",
-                [
-                    *checks,
-                    write,
-                    *({"Put": {"Item": _codec.to_item(r), **fresh}} for r in records),
-                ],
-            )
-            landed = not reasons
-            if not landed:
-                for check, code in zip(checks, reasons, strict=False):
-                    if code == "ConditionalCheckFailed":
-                        stored = check["Update"]["Key"]["sk"]["S"]
-                        raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-                # our own earlier attempt may have landed with only its answer lost (a
-                # retry the engine did not recognise by its ClientRequestToken)
-                landed = await self._table.get_item(history_pk, record.sk) is not None
-            if landed:
-                if new_item is not None:
-                    await self._remember_alias(new_item)
-                elif self.cache is not None:
-                    await self.cache.forget(self._lookup_key("a", name, alias))
-                return new_item
-            if pinned and reasons[len(checks)] == "ConditionalCheckFailed":
-                again = await self._table.get_item(pk, alias)
-                raise ConcurrentModificationError(
-                    name,
-                    alias,
-                    expected,
-                    None if again is None else _codec.structure_alias_item(again).update_at,
-                )
-            # another writer moved the alias (or recorded a change) in between: read again
-        raise ConflictError(
-            f"alias {alias!r} of {name!r} was changed by another writer before each of "
-            f"{_ALIAS_ATTEMPTS} attempts to {action} it; nothing was changed by this call: "
-            "retry later, or move it with if_update_at"
+        request = _alias_change.ChangeRequest(
+            name, alias, target, action, actor, reason, expected, expect_absent
         )
-
-    async def _transact_change(self, what: str, actions: list[dict[str, Any]]) -> list[str]:
-        """The change's transaction: ``[]`` when applied, else a reason per action.
-
-        A transaction cancelled as a whole by a conflicting one (another writer on
-        this alias or its versions, in flight at the same moment) applied nothing:
-        it is reported as a conflict of every action, and the caller reads again.
-        Any other cancellation (a ``ValidationError``, throttling that outlasted
-        botocore's retries, ...) is no race and is raised as it is (see
-        ``_aws.errors.cancellation_error``): retrying it would only end, many requests
-        later, in a ConflictError that hides the cause.
-        """
-        try:
-            return await self._table.transact_write(what, actions)
-        except BackendUnavailableError as err:
-            if err.code != "TransactionCanceledException":
-                raise
-            return ["TransactionConflict"] * len(actions)
+        change = await self._alias_table.change(request)
+        if change is None:
+            return None  # nothing to delete, nothing happened
+        if change.new_item is not None:
+            await self._remember_alias(change.new_item)
+        elif self.cache is not None:
+            await self.cache.forget(self._lookup_key("a", name, alias))
+        return change.new_item
 
     async def _default_actor(self) -> str | None:
         """The repository's ``actor``, else the caller's AWS identity (ARN), once per
@@ -636,7 +442,7 @@ class AliasOperations:
             return RolloutResult(name, alias, public, start, planned, None, dry_run=True)
 
         async def write(
-            target: _AliasTarget, action: str, if_update_at: datetime, note: str
+            target: AliasTarget, action: str, if_update_at: datetime, note: str
         ) -> Alias:
             record = await self._change_alias(
                 name, alias, target, action, if_update_at=if_update_at, actor=actor, reason=note

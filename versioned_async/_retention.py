@@ -1,4 +1,10 @@
-"""Which versions a retention purge removes: a pure decision, tested without AWS."""
+"""Which versions a retention purge removes, and how holds and publish reservations
+bear on it: pure decisions, tested without AWS.
+
+The transactions that delete a version (a purge's, or
+``delete_artifact_version``'s) are decided here too, with the reading of their
+cancellation reasons: one reason per write, in the order of the writes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import datetime
 from . import _layout
 from ._codec import VersionItem
 from ._layout import LATEST, VersionLike
+from ._table_writes import PurgeVersion, RequireAliasUnchanged, RequireNotHeld, SoftDeleteVersion
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 from .models import Alias, Artifact
 
@@ -163,3 +170,43 @@ def holdable_version(version: VersionLike) -> str:
             "(publish_artifact_version() makes one)"
         )
     return stored
+
+
+#: a transaction's cancellation reason for a write whose condition did not hold
+_FAILED = "ConditionalCheckFailed"
+
+
+def delete_writes(name: str, stored: str) -> list[SoftDeleteVersion | RequireNotHeld]:
+    """The soft delete of a numbered version, with the check that it is not held."""
+    return [SoftDeleteVersion(name, stored), RequireNotHeld(name, stored)]
+
+
+def delete_refused_for_hold(reasons: Sequence[str]) -> bool:
+    """Whether :func:`delete_writes`' transaction was refused because the version is
+    held. A version that does not exist (its own condition failed) is no refusal:
+    deleting it changes nothing, as before holds."""
+    return reasons[:1] != [_FAILED] and reasons[1:2] == [_FAILED]
+
+
+def purge_writes(
+    name: str,
+    stored: str,
+    alias_epoch: int | None,
+    purged_at: datetime,
+    guards: Sequence[RequireAliasUnchanged],
+) -> list[PurgeVersion | RequireAliasUnchanged | RequireNotHeld]:
+    """A purge's delete of one planned version: the delete (no alias write of ours
+    pointed at it since ``alias_epoch`` was read), the aliases read for the plan
+    unchanged (``guards``), and no hold."""
+    return [
+        PurgeVersion(name, stored, alias_epoch, purged_at),
+        *guards,
+        RequireNotHeld(name, stored),
+    ]
+
+
+def purge_kept(reasons: Sequence[str]) -> bool:
+    """Whether :func:`purge_writes`' transaction failed on a check (an alias changed or
+    a hold appeared): the version is kept. When only the delete's own condition
+    failed, the version is no longer visible: see whether it was deleted as planned."""
+    return any(code != "None" for code in reasons[1:])

@@ -1,9 +1,10 @@
 """Repository: the async public API over S3 (content) and DynamoDB (metadata).
 
-It orchestrates: arguments are validated by :mod:`._layout`, items converted
-by :mod:`._codec`, purges planned by :mod:`._retention`, and every AWS call
-made through :mod:`._aws` (an :class:`~._aws.s3.ObjectStore` for the bucket, a
-:class:`~._aws.dynamodb.Table` for the table). The layout is `versioned` 1.0's, so both libraries
+It validates and orchestrates: arguments are checked by :mod:`._layout`, purges
+planned by :mod:`._retention`; the table's side is a
+:class:`~._version_table.VersionTable` and an :class:`~._alias_table.AliasTable`
+(typed writes, spelled by :mod:`._codec`), the objects' :mod:`._aws`; the local
+cache is kept in step here. The layout is `versioned` 1.0's, so both libraries
 can work on one repository at the same time.
 """
 
@@ -12,16 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any
 
 import attrs
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
+from ._alias_table import AliasTable
 from ._aliases import _UNKNOWN, AliasOperations
 from ._aws.clients import NOT_OPEN
 from ._aws.dynamodb import Table
@@ -39,6 +39,8 @@ from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from ._redact import redact_url
+from ._table_writes import RequireAliasUnchanged
+from ._version_table import VersionTable
 from .cache import LocalCache
 from .exc import (
     ArtifactNotFoundError,
@@ -47,7 +49,6 @@ from .exc import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     RepositoryClosedError,
-    VersionProtectedError,
 )
 from .models import Artifact, Hold
 
@@ -55,16 +56,12 @@ __all__ = ["Repository"]
 
 log = logging.getLogger("versioned_async")
 
-#: how many numbers a publisher tries past the top one before giving up
-_PUBLISH_ATTEMPTS = 1000
 #: how often a put re-reads LATEST to converge with concurrent puts before giving up
 _CONVERGE_ATTEMPTS = 8
 #: a transaction takes 100 actions: a purge's delete, its hold check, and this many alias checks
 _MAX_ALIAS_GUARDS = 97
 #: version items a metadata search checks at once (HeadObjects for `versioned`'s items)
 _SEARCH_BATCH = 100
-
-_VISIBLE = _codec.VISIBLE
 
 
 def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionItem:
@@ -79,39 +76,6 @@ def _with_object_facts(item: VersionItem, info: ObjectInfo | None) -> VersionIte
     return attrs.evolve(
         item, size=info.size, content_type=info.content_type, metadata=dict(info.metadata)
     )
-
-
-def _search_filter(
-    wanted: Mapping[str, str], *, across_names: bool, include_latest: bool
-) -> tuple[str, _codec.Item, dict[str, str]]:
-    """FilterExpression, values and names of a metadata search.
-
-    It passes visible version items whose ``metadata`` map holds every wanted
-    entry, and those with no ``metadata`` attribute at all (written by
-    `versioned`), whose S3 object is then checked instead. Every key goes
-    through a ``#name``: metadata keys may hold ``-`` or ``.`` or be reserved
-    words. Across names (a Scan) it also skips other item kinds (``__``
-    partitions) and, without ``include_latest``, LATEST; a Query does that
-    with its key condition instead (a Query filter may not use keys).
-    """
-    parts = ["attribute_exists(sha256)", "attribute_exists(update_at)", "is_deleted = :false"]
-    values: _codec.Item = {":false": {"BOOL": False}}
-    names: dict[str, str] = {}
-    if across_names:
-        parts.insert(0, "NOT begins_with(pk, :dunder)")
-        values[":dunder"] = {"S": "__"}
-        if not include_latest:
-            parts.append("sk <> :latest")
-            values[":latest"] = {"S": LATEST}
-    if wanted:
-        names["#meta"] = "metadata"
-        tests = []
-        for n, (key, value) in enumerate(sorted(wanted.items())):
-            names[f"#k{n}"] = key
-            values[f":v{n}"] = {"S": value}
-            tests.append(f"#meta.#k{n} = :v{n}")
-        parts.append(f"(({' AND '.join(tests)}) OR attribute_not_exists(#meta))")
-    return " AND ".join(parts), values, names
 
 
 class Repository(AliasOperations, BaseRepository):
@@ -190,8 +154,9 @@ class Repository(AliasOperations, BaseRepository):
             table_name=dynamodb_table_name,
         )
         self.dynamodb_table_name = dynamodb_table_name
-        # name -> {version: token}: reservations a failed publish may have left behind
-        self._unreleased: dict[str, dict[str, str]] = {}
+        #: the table's side: versions, reservations and holds; aliases and their history
+        self._version_table = VersionTable(lambda: self._table)
+        self._alias_table = AliasTable(lambda: self._table)
         if actor is not None and not isinstance(actor, str):
             raise InvalidArgumentTypeError(f"actor must be a str, not {type(actor).__name__}")
         #: who alias changes are recorded as, unless a call says; ``None``: the AWS identity
@@ -301,17 +266,13 @@ class Repository(AliasOperations, BaseRepository):
         rewritten to match. So racing puts converge on an item that describes
         the object S3 kept.
         """
-        objects, table = self._objects, self._table
+        objects = self._objects
         key = self.layout.key(name, LATEST)
         for _attempt in range(_CONVERGE_ATTEMPTS):
             if info.sha256 is None:
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
             record = describe_object(name, LATEST, info.sha256, info)
-            written = await table.put_item(
-                _codec.to_item(record),
-                condition="attribute_not_exists(update_at) OR update_at <= :u",
-                values={":u": {"S": _codec.format_update_at(info.last_modified)}},
-            )
+            written = await self._version_table.record_latest(record, info.last_modified)
             fresh = await objects.head_object(key)
             if fresh is None:
                 raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
@@ -319,8 +280,7 @@ class Repository(AliasOperations, BaseRepository):
                 await self._remember_version(record)
                 return self._artifact(record)
             if not written:  # a newer put recorded its own object: fine if they agree
-                raw = await table.get_item(name, LATEST)
-                current = None if raw is None else _codec.structure_version_item(raw)
+                current = await self._version_table.item(name, LATEST)
                 if current is not None and current.is_visible and current.sha256 == fresh.sha256:
                     if current.metadata is None:  # written by `versioned`: the object knows
                         current = _with_object_facts(current, fresh)
@@ -347,11 +307,7 @@ class Repository(AliasOperations, BaseRepository):
         object: one HeadObject each, 16 at a time.
         """
         _layout.validate_name(name)
-        items = [
-            item
-            async for raw in self._table.query(name, descending=True)
-            if (item := _codec.structure_version_item(raw)).is_visible
-        ]
+        items = [item async for item in self._version_table.items(name) if item.is_visible]
         return [self._artifact(item) for item in await self._complete_from_objects(items)]
 
     async def find_artifact_versions(
@@ -384,7 +340,7 @@ class Repository(AliasOperations, BaseRepository):
         not a key of the metadata map.
         """
         wanted = search_arguments(name, metadata, include_latest, limit)
-        condition, values, names = _search_filter(
+        condition, values, names = _codec.search_filter(
             wanted, across_names=name is None, include_latest=include_latest
         )
         table = self._table
@@ -468,13 +424,13 @@ class Repository(AliasOperations, BaseRepository):
         copied to that number goes too.
         """
         _layout.validate_name(name)
-        objects, table = self._objects, self._table
-        await self._release_leftovers(name)
+        objects = self._objects
+        versions = self._version_table
+        await versions.release_leftovers(name)
         latest: VersionItem | None = None
         numbered: list[VersionItem] = []
         now, timeout = _codec.utcnow(), self.reservation_timeout_secs
-        async for raw in table.query(name, descending=True, page_size=10):
-            item = _codec.structure_version_item(raw)
+        async for item in versions.items(name, page_size=10):
             if item.sk == LATEST:
                 latest = item
                 continue
@@ -486,7 +442,7 @@ class Repository(AliasOperations, BaseRepository):
         top, stale = _retention.stale_top(numbered, now, timeout)
         for reservation in stale:
             await self._reclaim_reservation(name, reservation)
-        number, token = await self._reserve_version(name, top + 1)
+        number, token = await versions.reserve(name, top + 1)
         stored = _layout.encode_version(number)
         try:
             if not await objects.copy_object(
@@ -500,86 +456,16 @@ class Repository(AliasOperations, BaseRepository):
                 )
             sha = info.sha256 or await self._hash_object(name, stored)
             record = describe_object(name, stored, sha, info)
-            plain = _codec.unstructure(record)
-            plain.pop("pk")
-            plain.pop("sk")
-            names = {f"#{k}": k for k in plain}
-            values = _codec.to_attribute_values({f":{k}": v for k, v in plain.items()})
-            values[":token"] = {"S": token}
-            assignments = ", ".join(f"#{k} = :{k}" for k in plain)
-            done = await table.update_item(
-                name,
-                stored,
-                update=f"SET {assignments} REMOVE publish_token",
-                condition="publish_token = :token",
-                values=values,
-                names=names,
-            )
-            if not done and not await self._is_published(name, stored, sha):
+            if not await versions.complete(record, token):
                 raise ConflictError(
                     f"version {number} of {name!r} was overwritten by a writer that does not "
                     "reserve numbers (an older `versioned` client?); publish again"
                 )
         except BaseException:
-            await self._release_reservation(name, stored, token)
+            await versions.release(name, stored, token)
             raise
         await self._remember_version(record)
         return self._artifact(record)
-
-    async def _reserve_version(self, name: str, first: int) -> tuple[int, str]:
-        """Claim the lowest free number from ``first`` on with a conditional put."""
-        token = secrets.token_hex(16)
-        for number in range(first, first + _PUBLISH_ATTEMPTS):
-            if number > _layout.MAX_VERSION:
-                break
-            reservation = VersionItem(
-                pk=name,
-                sk=_layout.encode_version(number),
-                is_deleted=True,  # invisible to both libraries until complete
-                update_at=_codec.utcnow(),
-                publish_token=token,
-            )
-            stored = reservation.sk
-            try:
-                placed = await self._table.put_item(
-                    _codec.to_item(reservation), condition="attribute_not_exists(pk)"
-                )
-            except BaseException:  # the answer was lost: it may have been placed
-                self._unreleased.setdefault(name, {})[stored] = token
-                raise
-            if placed or await self._is_our_reservation(name, stored, token):
-                return number, token
-        if first + _PUBLISH_ATTEMPTS <= _layout.MAX_VERSION:
-            raise ConflictError(f"could not claim a version number for {name!r}; retry")
-        raise InvalidArgumentError(
-            f"{name!r} has used every version number up to {_layout.MAX_VERSION}"
-        )
-
-    async def _is_published(self, name: str, stored: str, sha: str) -> bool:
-        """Whether a refused completion had in fact landed: an attempt whose answer
-        was lost, retried by botocore, finds its own token already removed."""
-        raw = await self._table.get_item(name, stored)
-        item = None if raw is None else _codec.structure_version_item(raw)
-        return item is not None and item.is_visible and item.sha256 == sha
-
-    async def _is_our_reservation(self, name: str, stored: str, token: str) -> bool:
-        """Whether a refused reservation was our own, placed by an attempt whose answer
-        was lost and which botocore then retried."""
-        raw = await self._table.get_item(name, stored)
-        return raw is not None and raw.get("publish_token", {}).get("S") == token
-
-    async def _release_reservation(self, name: str, stored: str, token: str) -> None:
-        try:
-            await asyncio.shield(
-                self._table.delete_item(
-                    name, stored, condition="publish_token = :t", values={":t": {"S": token}}
-                )
-            )
-        except Exception:  # the publish already failed; report that, not this
-            log.warning("could not release the reservation of %r version %s", name, stored)
-            self._unreleased.setdefault(name, {})[stored] = token
-        else:
-            self._unreleased.get(name, {}).pop(stored, None)
 
     async def _reclaim_reservation(self, name: str, reservation: VersionItem) -> bool:
         """Remove a stale reservation and the object its crashed publisher may have
@@ -590,29 +476,8 @@ class Repository(AliasOperations, BaseRepository):
         the object, and never after the number was reserved again. A reclaim
         cut short leaves a reservation of its own, reclaimed in its turn.
         """
-        assert reservation.publish_token is not None
-        mine = secrets.token_hex(16)
-        seen = (
-            {"S": _codec.format_update_at(reservation.update_at)}
-            if reservation.update_at is not None
-            else None
-        )
-        values: _codec.Item = {
-            ":theirs": {"S": reservation.publish_token},
-            ":mine": {"S": mine},
-            ":now": {"S": _codec.format_update_at(_codec.utcnow())},
-        }
-        condition = "publish_token = :theirs AND attribute_not_exists(sha256)"
-        if seen is not None:
-            condition += " AND update_at = :seen"
-            values[":seen"] = seen
-        if not await self._table.update_item(
-            name,
-            reservation.sk,
-            update="SET publish_token = :mine, update_at = :now",
-            condition=condition,
-            values=values,
-        ):
+        mine = await self._version_table.take_over(reservation)
+        if mine is None:
             return False  # completed, or reclaimed by someone else meanwhile
         log.warning(
             "reclaiming version %s of %r: reserved at %s by a publish that never completed",
@@ -621,14 +486,7 @@ class Repository(AliasOperations, BaseRepository):
             reservation.update_at,
         )
         await self._objects.delete_object(self.layout.key(name, reservation.sk))
-        return await self._table.delete_item(
-            name, reservation.sk, condition="publish_token = :t", values={":t": {"S": mine}}
-        )
-
-    async def _release_leftovers(self, name: str) -> None:
-        """Release reservations an earlier failed publish could not, so no number is skipped."""
-        for stored, token in list(self._unreleased.get(name, {}).items()):
-            await self._release_reservation(name, stored, token)
+        return await self._version_table.drop(name, reservation.sk, mine)
 
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
         """Soft-delete a version: hidden from get and list, its number never reused.
@@ -639,30 +497,7 @@ class Repository(AliasOperations, BaseRepository):
         """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
-        update, exists, true = "SET is_deleted = :true", "attribute_exists(pk)", {"BOOL": True}
-        if stored == LATEST:  # never held (protect refuses it): no hold to check
-            await self._table.update_item(
-                name, stored, update=update, condition=exists, values={":true": true}
-            )
-        else:
-            delete = {
-                "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-                "UpdateExpression": update,
-                "ConditionExpression": exists,
-                "ExpressionAttributeValues": {":true": true},
-            }
-            hold_absent = {
-                "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-            reasons = await self._table.transact_write(
-                f"delete version {_layout.decode_version(stored)} of {name!r}",
-                [{"Update": delete}, {"ConditionCheck": hold_absent}],
-            )
-            # one reason per action, in order: a missing version is a no-op, as before
-            missing = reasons[:1] == ["ConditionalCheckFailed"]
-            if not missing and reasons[1:2] == ["ConditionalCheckFailed"]:
-                raise VersionProtectedError(name, _layout.decode_version(stored))
+        await self._version_table.soft_delete(name, stored)
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
 
@@ -725,10 +560,7 @@ class Repository(AliasOperations, BaseRepository):
             raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
         # the versions before the aliases: an alias written after this read has marked
         # its version (alias_epoch), which that version's delete then finds changed
-        items = [
-            _codec.structure_version_item(raw)
-            async for raw in self._table.query(name, descending=True)
-        ]
+        items = [item async for item in self._version_table.items(name)]
         aliases, holds = await gather_or_cancel(self._alias_tokens(name), self.list_protected(name))
         alias_models = [self._alias(record) for record, _ in aliases]
         if not dry_run:
@@ -756,7 +588,7 @@ class Repository(AliasOperations, BaseRepository):
         )
         if dry_run or not doomed:
             return purge_time, doomed
-        guards = [(record.pk, record.sk, token) for record, token in aliases]
+        guards = [RequireAliasUnchanged(name, record.sk, token) for record, token in aliases]
         if len(guards) > _MAX_ALIAS_GUARDS:
             # Too many aliases for one transaction: the deletes check the hold only, and
             # the re-read below restores any version an alias (moved or new) points at.
@@ -781,13 +613,10 @@ class Repository(AliasOperations, BaseRepository):
         restored = {v.version for v in back}
         return purge_time, [v for v in deleted if v.version not in restored]
 
-    async def _alias_tokens(self, name: str) -> list[tuple[AliasItem, dict[str, Any]]]:
+    async def _alias_tokens(self, name: str) -> list[tuple[AliasItem, _codec.ChangeToken]]:
         """The alias items of ``name``, each with its stored ``update_at``: the change
         token both libraries rewrite on every put."""
-        return [
-            (_codec.structure_alias_item(raw), raw["update_at"])
-            async for raw in self._table.query(_layout.alias_pk(name))
-        ]
+        return await self._alias_table.all_of(name)
 
     async def _purge_version(
         self,
@@ -795,49 +624,19 @@ class Repository(AliasOperations, BaseRepository):
         artifact: Artifact,
         alias_epoch: int | None,
         now: datetime,
-        guards: list[tuple[str, str, dict[str, Any]]],
+        guards: list[RequireAliasUnchanged],
     ) -> bool:
         """Soft-delete one planned version in a transaction that checks the aliases read
         for the plan are unchanged, no alias write of ours pointed at the version since
         (its ``alias_epoch``) and no hold appeared. Whether it is now deleted."""
         stored = _layout.encode_version(artifact.version)
-        actions: list[dict[str, Any]] = [
-            _codec.purge_version(name, stored, alias_epoch, now),
-            *(
-                {
-                    "ConditionCheck": {
-                        "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
-                        "ConditionExpression": "update_at = :u",
-                        "ExpressionAttributeValues": {":u": token},
-                    }
-                }
-                for pk, sk, token in guards
-            ),
-            {
-                "ConditionCheck": {
-                    "Key": {"pk": {"S": _layout.holds_pk(name)}, "sk": {"S": stored}},
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ]
-        reasons = await self._table.transact_write(
-            f"purge version {artifact.version} of {name!r}", actions
-        )
-        if reasons and any(code != "None" for code in reasons[1:]):
-            return False  # an alias changed or a hold appeared: kept
-        # Only the version's own condition failed: it is no longer visible. Our own
-        # delete, sent again by botocore after its answer was lost, looks like this,
-        # as does another purge's: deleted as planned if it still holds that content.
-        if reasons and not await self._is_deleted(name, stored, artifact.sha256):
+        if not await self._version_table.purge(
+            name, stored, artifact.sha256, alias_epoch, now, guards
+        ):
             return False
         if self.cache is not None:
             await self.cache.forget(self._lookup_key("v", name, stored))
         return True
-
-    async def _is_deleted(self, name: str, stored: str, sha256: str) -> bool:
-        raw = await self._table.get_item(name, stored)
-        item = None if raw is None else _codec.structure_version_item(raw)
-        return item is not None and item.is_deleted and item.sha256 == sha256
 
     async def _restore_version(self, name: str, artifact: Artifact) -> None:
         """Undo a purge's soft delete of a version an alias was pointed at meanwhile."""
@@ -847,17 +646,8 @@ class Repository(AliasOperations, BaseRepository):
             name,
             artifact.version,
         )
-        await self._table.update_item(
-            name,
-            _layout.encode_version(artifact.version),
-            update="SET is_deleted = :false REMOVE purged_at",
-            condition="is_deleted = :true AND sha256 = :sha",
-            values={
-                ":true": {"BOOL": True},
-                ":false": {"BOOL": False},
-                ":sha": {"S": artifact.sha256},
-            },
-        )
+        stored = _layout.encode_version(artifact.version)
+        await self._version_table.restore(name, stored, artifact.sha256)
 
     async def protect(self, name: str, version: VersionLike, *, reason: str | None = None) -> Hold:
         """Hold a published version: purges and :meth:`delete_artifact_version` leave it
@@ -874,20 +664,7 @@ class Repository(AliasOperations, BaseRepository):
         record = _codec.HoldItem(
             pk=_layout.holds_pk(name), sk=stored, created_at=_codec.utcnow(), reason=note
         )
-        reasons = await self._table.transact_write(
-            f"protect version {_layout.decode_version(stored)} of {name!r}",
-            [
-                {
-                    "ConditionCheck": {
-                        "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-                        "ConditionExpression": _VISIBLE,
-                        "ExpressionAttributeValues": {":false": {"BOOL": False}},
-                    }
-                },
-                {"Put": {"Item": _codec.to_item(record)}},
-            ],
-        )
-        if reasons:
+        if not await self._version_table.hold(record, name):
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return _codec.item_to_hold(record, name)
 
@@ -895,15 +672,12 @@ class Repository(AliasOperations, BaseRepository):
         """Release the hold on a version; releasing one that is not held changes nothing."""
         _layout.validate_name(name)
         stored = _retention.holdable_version(version)
-        await self._table.delete_item(_layout.holds_pk(name), stored)
+        await self._version_table.release_hold(name, stored)
 
     async def list_protected(self, name: str) -> list[Hold]:
         """Every hold on ``name``'s versions, lowest version first."""
         _layout.validate_name(name)
-        return [
-            _codec.item_to_hold(_codec.structure_hold_item(raw), name)
-            async for raw in self._table.query(_layout.holds_pk(name))
-        ]
+        return [_codec.item_to_hold(hold, name) for hold in await self._version_table.holds(name)]
 
     async def purge_artifact(self, name: str) -> None:
         """Delete an artifact for good: every object, version item and alias, and

@@ -25,7 +25,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _retention
-from ._aliases import _alias_target, _aware
+from ._alias_change import alias_target
+from ._aliases import _aware
 from ._aws.s3 import ListedObject, ObjectInfo
 from ._aws.s3_upload import MULTIPART_THRESHOLD
 from ._base import (
@@ -418,7 +419,7 @@ class S3OnlyRepository(BaseRepository):
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        target = _alias_target(version, secondary_version, secondary_version_weight)
+        target = alias_target(version, secondary_version, secondary_version_weight)
         expected = None if if_update_at is None else _aware(if_update_at, "if_update_at")
         wanted = [v for v in target[:2] if v is not None]
         infos = await gather_or_cancel(

@@ -8,9 +8,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from versioned_async import exc
+from versioned_async import _retention, exc
+from versioned_async._codec import ChangeToken
 from versioned_async._layout import MAX_NOTE_LENGTH, validate_note
 from versioned_async._retention import holdable_version, plan_purge, restorable
+from versioned_async._table_writes import (
+    PurgeVersion,
+    RequireAliasUnchanged,
+    RequireNotHeld,
+    SoftDeleteVersion,
+)
 from versioned_async.models import Alias, Artifact
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
@@ -168,3 +175,55 @@ def test_version_protected_survives_pickling() -> None:
 def test_version_protected_is_in_the_error_tree_of_the_docs() -> None:
     assert "VersionProtectedError" in exc.__all__
     assert "VersionProtectedError" in (exc.__doc__ or "")
+
+
+# -- the transactions that delete a version, and their cancellation reasons -----------
+
+FAILED, FINE = "ConditionalCheckFailed", "None"
+
+
+def test_a_numbered_delete_is_the_soft_delete_then_the_hold_check() -> None:
+    assert _retention.delete_writes("app", "000003") == [
+        SoftDeleteVersion("app", "000003"),
+        RequireNotHeld("app", "000003"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reasons", "held"),
+    [
+        ([FINE, FAILED], True),
+        ([FAILED, FAILED], False),  # missing (and held): a no-op, as before holds
+        ([FAILED, FINE], False),  # missing: a no-op
+        (["ConditionalCheckFailed"], False),  # no reason per write: read as missing
+        ([], False),
+    ],
+)
+def test_a_delete_is_refused_for_its_hold_only_when_the_version_exists(
+    reasons: list[str], held: bool
+) -> None:
+    assert _retention.delete_refused_for_hold(reasons) is held
+
+
+def test_a_purge_delete_checks_the_aliases_read_and_the_hold_after_the_delete() -> None:
+    token = ChangeToken({"S": "2026-11-24T12:00:00.000000+0000"})
+    guards = [RequireAliasUnchanged("app", "prod", token)]
+    assert _retention.purge_writes("app", "000003", 2, NOW, guards) == [
+        PurgeVersion("app", "000003", 2, NOW),
+        RequireAliasUnchanged("app", "prod", token),
+        RequireNotHeld("app", "000003"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reasons", "kept"),
+    [
+        ([], False),  # applied
+        ([FAILED, FINE, FINE], False),  # only the delete's own condition: look again
+        ([FINE, FAILED, FINE], True),  # an alias moved
+        ([FINE, FINE, FAILED], True),  # a hold appeared
+        (["TransactionConflict"] * 3, True),
+    ],
+)
+def test_a_purge_keeps_the_version_when_a_check_failed(reasons: list[str], kept: bool) -> None:
+    assert _retention.purge_kept(reasons) is kept

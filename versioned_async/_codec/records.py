@@ -5,7 +5,13 @@ attribute for attribute, in the layout `versioned` 1.0 writes. The converter
 turns them into plain dicts (datetimes in PynamoDB's ``UTCDateTimeAttribute``
 text, ``None`` fields omitted) and :func:`to_attribute_values` /
 :func:`from_attribute_values` move plain dicts to and from DynamoDB's
-low-level ``{"S": ...}`` form. Nothing else in the package touches item dicts.
+low-level ``{"S": ...}`` form; :func:`key` and :class:`ChangeToken` are the
+two values requests are made of besides items. The S3-only layout's alias
+objects are read and written here too (:func:`alias_document`). The requests
+themselves are :mod:`.writes`'.
+
+Every read path goes through this one module (and no other of the codec), so
+it stays one: the package re-exports its names.
 """
 
 from __future__ import annotations
@@ -19,32 +25,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from . import _layout
-from .exc import BackendError, InvalidArgumentError
-from .models import Alias, Artifact, Hold
-
-__all__ = [
-    "AliasDocument",
-    "AliasItem",
-    "AliasState",
-    "HistoryItem",
-    "HoldItem",
-    "VersionItem",
-    "alias_document",
-    "format_update_at",
-    "from_attribute_values",
-    "item_to_alias",
-    "item_to_artifact",
-    "item_to_hold",
-    "parse_alias_document",
-    "parse_update_at",
-    "structure_alias_item",
-    "structure_history_item",
-    "structure_hold_item",
-    "structure_version_item",
-    "to_attribute_values",
-    "unstructure",
-]
+from .. import _layout
+from ..exc import BackendError, InvalidArgumentError
+from ..models import Alias, Artifact, Hold
 
 #: PynamoDB's UTCDateTimeAttribute format; `versioned` 1.0 reads only exactly this.
 UPDATE_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"
@@ -164,48 +147,6 @@ class AliasDocument:
     secondary_version_weight: int | None
     version_s3uri: str
     secondary_version_s3uri: str | None
-
-
-#: the condition that a version item is readable: complete and not deleted
-VISIBLE = "attribute_exists(sha256) AND is_deleted = :false"
-
-
-def pin_version(name: str, stored: str) -> dict[str, Any]:
-    """The transaction action of an alias write for each version it points at: the
-    version must be visible, and its ``alias_epoch`` goes up by one (see
-    :class:`VersionItem`), which a purge's delete of that version checks."""
-    return {
-        "Update": {
-            "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-            "UpdateExpression": "ADD alias_epoch :one",
-            "ConditionExpression": VISIBLE,
-            "ExpressionAttributeValues": {":false": {"BOOL": False}, ":one": {"N": "1"}},
-        }
-    }
-
-
-def purge_version(name: str, stored: str, alias_epoch: int | None, now: datetime) -> dict[str, Any]:
-    """A purge's soft delete of a version, as a transaction action: only while it is
-    visible and no alias write of ours has pointed at it since its ``alias_epoch``
-    was read (``None``: none ever had)."""
-    values: Item = {
-        ":true": {"BOOL": True},
-        ":false": {"BOOL": False},
-        ":now": {"S": format_update_at(now)},
-    }
-    if alias_epoch is None:
-        unpinned = "attribute_not_exists(alias_epoch)"
-    else:
-        unpinned = "alias_epoch = :epoch"
-        values[":epoch"] = {"N": str(alias_epoch)}
-    return {
-        "Update": {
-            "Key": {"pk": {"S": name}, "sk": {"S": stored}},
-            "UpdateExpression": "SET is_deleted = :true, purged_at = :now",
-            "ConditionExpression": f"{VISIBLE} AND {unpinned}",
-            "ExpressionAttributeValues": values,
-        }
-    }
 
 
 def utcnow() -> datetime:
@@ -358,6 +299,48 @@ def to_attribute_values(plain: Mapping[str, Any]) -> Item:
 
 def from_attribute_values(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
     return {k: _from_av(v) for k, v in item.items()}
+
+
+def string(text: str) -> AttributeValue:
+    return {"S": text}
+
+
+def number(value: int) -> AttributeValue:
+    return {"N": str(value)}
+
+
+def boolean(value: bool) -> AttributeValue:
+    return {"BOOL": value}
+
+
+def key(pk: str, sk: str) -> Item:
+    """The table's primary key of an item: partition ``pk``, sort key ``sk``."""
+    return {"pk": string(pk), "sk": string(sk)}
+
+
+@attrs.frozen
+class ChangeToken:
+    """An item's ``update_at`` exactly as stored, to be compared in a condition.
+
+    Both libraries rewrite ``update_at`` on every write, so "unchanged since
+    read" is ``update_at = <what was read>``. The stored value itself, not our
+    rendering of the time parsed from it: the condition must match whatever
+    writer wrote it, to the character.
+    """
+
+    value: AttributeValue
+
+
+def change_token(item: Mapping[str, AttributeValue]) -> ChangeToken:
+    """The :class:`ChangeToken` of an item read (one that has an ``update_at``)."""
+    return ChangeToken(item["update_at"])
+
+
+def publish_token_of(item: Mapping[str, AttributeValue]) -> str | None:
+    """The ``publish_token`` of a version item read, ``None`` when it has none (or
+    not as a string): read off the item without judging the rest of it."""
+    token = item.get("publish_token", {}).get("S")
+    return token if isinstance(token, str) else None
 
 
 def to_item(record: Record) -> Item:
