@@ -17,7 +17,7 @@ from typing import Any
 
 import botocore.exceptions as bce
 
-from .. import _pacing
+from .. import _codec, _pacing
 from .._coalesce import Coalescer
 from ..exc import BackendUnavailableError
 from .clients import AwsClients
@@ -72,7 +72,7 @@ class Table:
         dynamodb = await self._dynamodb()
         resp = await dynamodb.get_item(
             TableName=self.name,
-            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            Key=_codec.key(pk, sk),
             ConsistentRead=True,
         )
         item: Item | None = resp.get("Item")
@@ -81,20 +81,20 @@ class Table:
     async def _get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
         """Up to 100 items by key in one BatchGetItem, retrying unprocessed keys."""
         dynamodb = await self._dynamodb()
-        pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys]
+        pending = [_codec.key(pk, sk) for pk, sk in keys]
         found: dict[tuple[str, str], Item] = {}
         for attempt in range(_BATCH_GET_TRIES):
             resp = await dynamodb.batch_get_item(
                 RequestItems={self.name: {"Keys": pending, "ConsistentRead": True}}
             )
             for item in resp.get("Responses", {}).get(self.name, ()):
-                found[item["pk"]["S"], item["sk"]["S"]] = item
+                found[_codec.key_of(item)] = item
             pending = resp.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
             if not pending:
                 return found
             await _pacing.pause(random.uniform(0, 0.05 * 2**attempt))  # jitter
         for key in pending:  # still throttled: one GetItem each, with botocore's retries
-            pk, sk = key["pk"]["S"], key["sk"]["S"]
+            pk, sk = _codec.key_of(key)
             item = await self._get_one(pk, sk)
             if item is not None:
                 found[pk, sk] = item
@@ -109,7 +109,7 @@ class Table:
         """Write ``item``; ``False`` when ``condition`` did not hold (nothing written)."""
         kwargs = _expression_kwargs(condition, values)
         return await self._conditional(
-            f"PutItem {self.name} {_key_text(item)}",
+            f"PutItem {self.name} {_codec.key_text(item)}",
             lambda dynamodb: dynamodb.put_item(TableName=self.name, Item=item, **kwargs),
         )
 
@@ -127,7 +127,7 @@ class Table:
         return await self._conditional(
             f"UpdateItem {self.name} {pk!r}/{sk!r}",
             lambda dynamodb: dynamodb.update_item(
-                TableName=self.name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, **kwargs
+                TableName=self.name, Key=_codec.key(pk, sk), **kwargs
             ),
         )
 
@@ -139,7 +139,7 @@ class Table:
         return await self._conditional(
             f"DeleteItem {self.name} {pk!r}/{sk!r}",
             lambda dynamodb: dynamodb.delete_item(
-                TableName=self.name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, **kwargs
+                TableName=self.name, Key=_codec.key(pk, sk), **kwargs
             ),
         )
 
@@ -187,11 +187,11 @@ class Table:
         fewer are returned. ``limit`` then counts the items that passed it.
         """
         condition = "pk = :pk"
-        values: Item = {":pk": {"S": pk}, **(filter_values or {})}
+        values: Item = {":pk": _codec.string(pk), **(filter_values or {})}
         if sk_between is not None:
             condition += " AND sk BETWEEN :lo AND :hi"
-            values[":lo"] = {"S": sk_between[0]}
-            values[":hi"] = {"S": sk_between[1]}
+            values[":lo"] = _codec.string(sk_between[0])
+            values[":hi"] = _codec.string(sk_between[1])
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
@@ -340,7 +340,3 @@ def _expression_kwargs(
     if names:
         kwargs["ExpressionAttributeNames"] = dict(names)
     return kwargs
-
-
-def _key_text(item: Item) -> str:
-    return f"{item['pk'].get('S')!r}/{item['sk'].get('S')!r}"

@@ -318,6 +318,16 @@ def key(pk: str, sk: str) -> Item:
     return {"pk": string(pk), "sk": string(sk)}
 
 
+def key_of(item: Mapping[str, AttributeValue]) -> tuple[str, str]:
+    """An item's (or a key's) ``(pk, sk)``."""
+    return item["pk"]["S"], item["sk"]["S"]
+
+
+def key_text(item: Mapping[str, AttributeValue]) -> str:
+    """An item's key for messages: ``'pk'/'sk'``, ``None`` for a part it lacks."""
+    return f"{item.get('pk', {}).get('S')!r}/{item.get('sk', {}).get('S')!r}"
+
+
 @attrs.frozen
 class ChangeToken:
     """An item's ``update_at`` exactly as stored, to be compared in a condition.
