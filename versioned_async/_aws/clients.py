@@ -100,7 +100,8 @@ class AwsClients:
         self._region = region
         self._endpoint_url = endpoint_url
         self._config = config
-        self._s3_options = s3_options
+        # decided now, not on the first request: a default S3Options adds nothing
+        self._s3_options = None if s3_options.is_default else s3_options
         self._testing = _pacing.is_testing()
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
@@ -160,8 +161,9 @@ class AwsClients:
                     config=_STS_CONFIG if sts else self._config,
                 )
             )
-        _pacing.pace_client(client, testing=self._testing)
-        if service == "s3":
+        if self._testing:  # the pace of the moment the repository was opened
+            _pacing.pace_client(client, testing=True)
+        if service == "s3" and self._s3_options is not None:
             self._s3_options.install(client)
         return client
 

@@ -1,11 +1,11 @@
 """botocore's errors become the library's, here and nowhere else.
 
-:func:`aws_errors` is the one place that knows AWS error codes: whatever
-botocore, aiohttp or asyncio raise inside it leaves as a
-:mod:`versioned_async.exc` error that says what to do, and the endpoint's
-credentials never reach a message (:func:`scrub`). Expected outcomes (a
-missing object, a failed condition) are not errors: the adapters test
-:func:`error_code` and return them as values.
+Whatever botocore, aiohttp or asyncio raise inside :func:`aws_errors` leaves
+as a :mod:`versioned_async.exc` error that says what to do, and the
+endpoint's credentials never reach a message (:func:`scrub`). Expected
+outcomes are not errors: the adapters read the few codes that are answers (a
+missing object with :func:`unless_missing`, a failed condition, a cancelled
+transaction with :func:`cancellation_error`) and return them as values.
 """
 
 from __future__ import annotations

@@ -39,10 +39,11 @@ CHUNK_SIZE = 1 << 20
 #: how many times a cut download resumes before giving up
 MAX_RESUMES = 5
 
-#: how S3 says an object is not there: HeadObject and GetObjectTagging, GetObject and
-#: CopyObject, HeadBucket
+#: how S3 answers HeadObject and GetObjectTagging for an object that is not there
 _NO_OBJECT = ("404", "NoSuchKey", "NotFound")
+#: ... and GetObject and CopyObject
 _NO_SUCH_KEY = ("NoSuchKey", "404")
+#: how S3 answers HeadBucket for a bucket that is not there
 _NO_BUCKET = ("404", "NoSuchBucket", "NotFound")
 
 #: a body cut in the middle: what aiobotocore/aiohttp raise while it is read
