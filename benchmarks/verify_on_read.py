@@ -27,7 +27,7 @@ from typing import Any
 
 import versioned_async as va
 from benchmarks.harness import markdown_table, median, payload
-from versioned_async.cache import Staged
+from versioned_async.cache.content import Staged
 
 KEY = "verify_on_read"
 MIB = 1 << 20
@@ -52,12 +52,12 @@ async def measure(workdir: Path, quick: bool) -> tuple[list[list[Any]], dict[str
         for size in sizes:
             content = payload(size, f"verify-{size}")
             sha = hashlib.sha256(content).hexdigest()
-            part = plain.new_staging_path()
+            part = plain._store.content.new_staging_path()
             part.write_bytes(content)
-            path = await plain.publish(Staged(part, sha, size))
+            path = await plain._store.content.publish(Staged(part, sha, size))
             part.unlink()
             assert path is not None
-            assert await verifying.content_path(sha) == path
+            assert await verifying._store.content.path(sha) == path
             target = workdir / "verify-on-read-copy"
             calls = max(1, (64 * MIB) // size) if not quick else 2
 

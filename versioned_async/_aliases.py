@@ -21,7 +21,7 @@ from aiobotocore.session import AioSession, get_session
 
 from . import _codec, _history, _layout, _rollout
 from ._aws import AwsBackend, caller_arn
-from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
+from ._codec import AliasItem, AliasState, HistoryItem
 from ._gather import gather_or_cancel
 from ._layout import VersionLike
 from ._pacing import pause
@@ -37,6 +37,9 @@ from .exc import (
     NoHistoryError,
 )
 from .models import Alias, AliasChange, AliasHistoryPage, RolloutResult
+
+if TYPE_CHECKING:
+    from .cache.reader import VersionSource
 
 __all__ = ["AliasOperations"]
 
@@ -109,6 +112,7 @@ class AliasOperations:
         _session: AioSession | None
         _caller_arn: str | None
         _identity_lock: asyncio.Lock
+        _source: VersionSource
 
         @property
         def _backend(self) -> AwsBackend: ...
@@ -120,9 +124,7 @@ class AliasOperations:
 
         async def _remember_alias(self, record: AliasItem) -> None: ...
 
-        def _lookup_key(self, kind: str, name: str, which: str) -> tuple[str, ...]: ...
-
-        async def _visible_item(self, name: str, stored: str) -> VersionItem: ...
+        async def _forget_alias(self, name: str, alias: str) -> None: ...
 
     async def put_alias(
         self,
@@ -185,16 +187,11 @@ class AliasOperations:
         _layout.validate_alias(alias)
         if as_of is not None:
             return await self._alias_as_of(name, alias, _aware(as_of, "as_of"))
-        record = await self._read_alias_record(name, alias)
+        record = await self._source.alias_item(name, alias)
         if record is None:
             raise AliasNotFoundError(name, alias)
         await self._remember_alias(record)
         return self._alias(record)
-
-    async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
-        """The alias as stored now (a consistent read, past the cache); ``None``: absent."""
-        raw = await self._backend.get_item(_layout.alias_pk(name), alias)
-        return None if raw is None else _codec.structure_alias_item(raw)
 
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name."""
@@ -490,8 +487,8 @@ class AliasOperations:
             if landed:
                 if new_item is not None:
                     await self._remember_alias(new_item)
-                elif self.cache is not None:
-                    await self.cache.forget(self._lookup_key("a", name, alias))
+                else:
+                    await self._forget_alias(name, alias)
                 return new_item
             if pinned and reasons[len(checks)] == "ConditionalCheckFailed":
                 again = await self._backend.get_item(pk, alias)
@@ -613,7 +610,8 @@ class AliasOperations:
         reason = _layout.validate_note("reason", reason)
         wanted = _layout.encode_version(to_version)
         raw, _ = await gather_or_cancel(
-            self._backend.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
+            self._backend.get_item(_layout.alias_pk(name), alias),
+            self._source.version_item(name, wanted),
         )
         if raw is None:
             raise AliasNotFoundError(name, alias)
