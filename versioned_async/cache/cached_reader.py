@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +45,10 @@ from ..exc import (
 from ..models import Alias, Artifact
 from .content import DamagedContent, Staged
 from .database import CACHE_FAILURES
-from .events import (
-    CacheHit,
-    CacheMiss,
-    Downloaded,
-    LookupHit,
-    LookupRefreshed,
-    StaleServed,
-)
+from .events import CacheHit, LookupHit, LookupRefreshed, StaleServed
 from .keys import AliasKey, Entry, RepositoryId, VersionKey
 from .local_cache import LocalCache, Store
-from .reader import Candidate, ContentReader, DirectReader, VersionSource, write_file
+from .reader import ContentReader, DirectReader, VersionSource, write_file
 
 __all__ = ["CachedContentReader", "content_reader", "size_to_record"]
 
@@ -214,11 +208,9 @@ class CachedContentReader:
                 self._emit(CacheHit(sha))
                 self._content.hit(sha)
                 return ContentRef(sha, path, entry[1][1])
-            return await store.flights.run(
-                ("sha", sha), lambda: self._fetch_into_cache(key, expected=sha)
-            )
+            return await store.flights.run(("sha", sha), partial(self._fetch_into_cache, key, sha))
         return await store.flights.run(
-            ("version", key), lambda: self._revalidate_and_fetch(key, entry)
+            ("version", key), partial(self._revalidate_and_fetch, key, entry)
         )
 
     async def _revalidate_and_fetch(
@@ -297,30 +289,16 @@ class CachedContentReader:
         With ``expected`` (the sha256 a fresh lookup gave) only the object is
         fetched; without, the item is looked up at the same time.
         """
-        name, stored = key.name, key.version
-
-        async def read(expected: str | None) -> Candidate[Path]:
-            part = self._content.new_staging_path()
-            # every way out (a cut, a cancellation, a full disk) removes the staged file
-            try:
-                if expected is None:
-                    got = await self._direct.stream(name, stored, part)
-                else:
-                    streamed = await self._source.stream_object(name, stored, part)
-                    if streamed is None:
-                        await self._lookups.forget(key)
-                        raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-                    self._emit(Downloaded(streamed[1]))
-                    got = Candidate(part, streamed[0], expected)
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
-            self._emit(CacheMiss(got.sha256))
-            return got
-
-        got = await self._direct.verified(name, stored, read, expected)
-        part, sha = got.content, got.sha256
+        part = self._content.new_staging_path()
+        fill = partial(self._direct.fill, key.name, key.version, part)
+        # every way out (a cut, a cancellation, a full disk) removes the staged file
         try:
+            try:
+                got = await self._direct.verified(key.name, key.version, fill, expected)
+            except ArtifactNotFoundError:
+                await self._lookups.forget(key)
+                raise
+            sha = got.sha256
             size = part.stat().st_size
             await self._lookups.remember(key, (sha, size))
             try:
@@ -355,7 +333,7 @@ class CachedContentReader:
                 self._alias_memo[key] = memo
             return memo[1]
         try:  # one request for many concurrent callers
-            return await store.flights.run(("alias", key), lambda: self._fetch_alias(key))
+            return await store.flights.run(("alias", key), partial(self._fetch_alias, key))
         except BackendUnavailableError as err:
             if entry is None or not may_serve_stale(state, stale_if_error=store.stale_if_error):
                 raise
@@ -369,7 +347,9 @@ class CachedContentReader:
         record = await self._source.alias_item(key.name, key.alias)
         if record is None:
             raise AliasNotFoundError(key.name, key.alias)
-        fetched_at = await self._remember_alias(key, record)
+        value = _codec.unstructure(record)
+        self._emit(LookupRefreshed())
+        fetched_at = await self._lookups.remember(key, value)
         model = self._alias_model(record)
         self._alias_memo[key] = (fetched_at, model)
         return model
@@ -377,12 +357,9 @@ class CachedContentReader:
     # -- what the repository learnt --------------------------------------------------
 
     async def remember_alias(self, record: AliasItem) -> None:
-        name = _layout.name_from_alias_pk(record.pk)
-        await self._remember_alias(AliasKey(self._repository, name, record.sk), record)
-
-    async def _remember_alias(self, key: AliasKey, record: AliasItem) -> float:
+        key = AliasKey(self._repository, _layout.name_from_alias_pk(record.pk), record.sk)
         self._emit(LookupRefreshed())
-        return await self._lookups.remember(key, _codec.unstructure(record))
+        await self._lookups.remember(key, _codec.unstructure(record))
 
     async def remember_version(self, record: VersionItem) -> None:
         if record.sha256 is None:

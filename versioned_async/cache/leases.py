@@ -50,21 +50,31 @@ class Leases:
 
     @contextlib.asynccontextmanager
     async def download_lease(self, key: VersionKey) -> AsyncIterator[bool]:
-        """Hold the directory-wide lease on downloading ``key``; yields whether it waited."""
-        lease = LeaseKey(key).to_disk()
-        token = LeaseHolder(_MACHINE, os.getpid(), _own_start(), secrets.token_hex(8)).to_text()
+        """Hold the directory-wide lease on downloading ``key``; yields whether it waited.
+
+        The lease's row, and the holder's name (the first one reads ``/proc``),
+        are made in the worker thread that takes the lease, off the event loop.
+        """
+        lease = LeaseKey(key)
+        nonce = secrets.token_hex(8)
         waited = False
         pause = 0.01
-        while not await asyncio.to_thread(self._take_lease, lease, token):
+        while not await asyncio.to_thread(self._take, lease, nonce):
             waited = True
             await asyncio.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 0.25)
-        renewing = asyncio.ensure_future(self._renew_lease(lease, token))
+        renewing = asyncio.ensure_future(self._renew_lease(lease, nonce))
         try:
             yield waited
         finally:
             renewing.cancel()
-            await asyncio.shield(asyncio.to_thread(self._end_lease, lease, token))
+            await asyncio.shield(asyncio.to_thread(self._end, lease, nonce))
+
+    def _take(self, lease: LeaseKey, nonce: str) -> bool:
+        return self._take_lease(lease.to_disk(), _holder_token(nonce))
+
+    def _end(self, lease: LeaseKey, nonce: str, *, renew: bool = False) -> None:
+        self._end_lease(lease.to_disk(), _holder_token(nonce), renew=renew)
 
     def _take_lease(self, lease: object, token: str) -> bool:
         """Take the lease if it is free, or if its holder is a dead process of this machine."""
@@ -81,10 +91,10 @@ class Leases:
         log.warning("took over a download lease from a process that died holding it: %s", held_by)
         return True
 
-    async def _renew_lease(self, lease: object, token: str) -> None:
+    async def _renew_lease(self, lease: LeaseKey, nonce: str) -> None:
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
-            await asyncio.to_thread(self._end_lease, lease, token, renew=True)
+            await asyncio.to_thread(self._end, lease, nonce, renew=True)
 
     def _end_lease(self, lease: object, token: str, *, renew: bool = False) -> None:
         """Release (or renew) the lease, only if this holder still owns it."""
@@ -130,6 +140,11 @@ def _process_state(pid: int) -> tuple[bool, int | None]:
     if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
         return False, None
     return True, int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _holder_token(nonce: str) -> str:
+    """This process's name on a lease it holds: machine, pid, start time, ``nonce``."""
+    return LeaseHolder(_MACHINE, os.getpid(), _own_start(), nonce).to_text()
 
 
 def _holder_is_gone(record: object) -> bool:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from .._coalesce import Coalescer, SingleFlight
@@ -74,7 +75,7 @@ class Lookups:
             return found
         if not self._preloaded:
             try:
-                await self._flights.run("preload", lambda: asyncio.to_thread(self._preload))
+                await self._flights.run("preload", partial(asyncio.to_thread, self._preload))
             except CACHE_FAILURES as err:  # a broken cache: as if it held nothing
                 self._db.degrade(err)
                 return None

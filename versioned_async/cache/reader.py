@@ -39,7 +39,7 @@ from ..exc import (
     IntegrityError,
 )
 from ..models import Alias, Artifact
-from .events import CacheEvent, Downloaded, IntegrityFailed
+from .events import CacheEvent, CacheMiss, Downloaded, IntegrityFailed
 
 __all__ = [
     "Candidate",
@@ -235,6 +235,29 @@ class DirectReader:
         if self._emit is not None:
             self._emit(Downloaded(got.size))
         return Candidate(part, got.sha256, got.recorded, got.info)
+
+    async def fill(
+        self, name: str, stored: str, part: Path, expected: str | None
+    ) -> Candidate[Path]:
+        """One download into a cache's staging file ``part`` (a cache miss), unchecked:
+        with ``expected`` (the sha256 a fresh lookup gave) the object alone, else with
+        what its version records. ``part`` is removed again on failure."""
+        try:
+            if expected is None:
+                got = await self.stream(name, stored, part)
+            else:
+                streamed = await self._source.stream_object(name, stored, part)
+                if streamed is None:
+                    raise ArtifactNotFoundError(name, _layout.decode_version(stored))
+                if self._emit is not None:
+                    self._emit(Downloaded(streamed[1]))
+                got = Candidate(part, streamed[0], expected)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        if self._emit is not None:
+            self._emit(CacheMiss(got.sha256))
+        return got
 
     async def stream_verified(self, name: str, stored: str, part: Path) -> None:
         """Stream a version into ``part``, overlapping the lookup; verified."""
