@@ -225,11 +225,7 @@ class CachedContentReader:
         )
         if known_sha is None or known_path is None:
             # nothing usable locally: look up and download in one round trip
-            try:
-                return await self._fetch_into_cache(key, expected=None)
-            except ArtifactNotFoundError:
-                await self._lookups.forget(key)
-                raise
+            return await self._fetch_into_cache(key, expected=None)
         assert entry is not None
         try:
             item = await self._source.version_item(key.name, key.version)
@@ -287,7 +283,8 @@ class CachedContentReader:
         """Download a version into staging, verify it, publish it into the cache.
 
         With ``expected`` (the sha256 a fresh lookup gave) only the object is
-        fetched; without, the item is looked up at the same time.
+        fetched; without, the item is looked up at the same time. A version
+        found missing is forgotten.
         """
         part = self._content.new_staging_path()
         fill = partial(self._direct.fill, key.name, key.version, part)

@@ -27,17 +27,18 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 import diskcache
 
-from .. import _cache_safety, _eviction
+from .. import _cache_safety
 from .._cache_safety import Fingerprint
 from .events import ContentDamaged, Events
-from .keys import ContentKey, PathHintKey, from_disk, lookups_from_disk
+from .eviction import evict
+from .keys import ContentKey, PathHintKey
 
 if TYPE_CHECKING:
     from .database import Database
@@ -460,45 +461,14 @@ class ContentStore:
             self._db.lookups.set(PathHintKey(staged.sha256).to_disk(), hint)
         return path
 
-    # -- size, and eviction ----------------------------------------------------------
-
-    def size(self) -> int:
-        """Bytes of cached content (what ``size_limit`` bounds)."""
-        with self._db.unavailable_on_failure("read the cache's size"):
-            return int(self._db.content.reset("size"))
-
-    def count(self) -> int:
-        """How many distinct contents (by sha256) are cached."""
-        with self._db.unavailable_on_failure("count the cached content"):
-            return len(self._db.content)
+    # -- eviction --------------------------------------------------------------------
 
     def _evict(self, keep: str) -> None:
-        """Bring content under ``size_limit``; what aliases point at, and ``keep``, stay.
-
-        Called after each store (in its thread). Planned and done in one
-        transaction on the content store, so processes sharing the directory
-        evict one at a time, each from the reads the others recorded; the pins
-        come from the lookups on disk, so every process's aliases count. A
-        removed file is unlinked: a reader that has it open reads on, one that
-        only knew its path fetches it again. Best effort: should the store be
-        busy, the content stays over the limit until the next store.
-        """
+        """Bring content under ``size_limit`` (see :func:`.eviction.evict`), then forget
+        what was removed. Called after each store, in its thread. Best effort: should
+        the store be busy, the content stays over the limit until the next store."""
         try:
-            if self.size() <= self._size_limit:
-                return
-            pinned = _eviction.pinned_content(
-                lookups_from_disk(self._db.stored_rows(pickled_only=True))
-            )
-            with self._db.content.transact():
-                with contextlib.closing(self._least_recently_used()) as walk:
-                    plan = _eviction.plan_eviction(
-                        walk, self.size(), pinned, self._size_limit, keep=keep
-                    )
-                for sha in plan.evict:
-                    self._db.content.delete(ContentKey(sha).to_disk())
-            with self._db.lookups.transact():  # their path hints would only fail to open
-                for sha in plan.evict:
-                    self._db.lookups.delete(PathHintKey(sha).to_disk())
+            plan = evict(self._db, self._size_limit, keep=keep)
         except (diskcache.Timeout, sqlite3.Error, OSError) as err:
             log.warning("could not evict cached content (%s); trying again at the next store", err)
             return
@@ -513,14 +483,6 @@ class ContentStore:
                 plan.pinned_bytes,
                 self._size_limit,
             )
-
-    def _least_recently_used(self) -> Generator[_eviction.StoredContent, None, None]:
-        """Stored content, least recently used first, read lazily."""
-        with contextlib.closing(self._db.least_recently_used()) as rows:
-            for raw, size in rows:
-                key = from_disk(raw)
-                if isinstance(key, ContentKey):
-                    yield _eviction.StoredContent(key.sha256, size)
 
     def _sweep_staging(self) -> None:
         """Remove downloads a crashed process left half-way."""

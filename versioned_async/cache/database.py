@@ -267,6 +267,16 @@ class Database:
                 f"({err or 'timed out'}); {_cache_errors.advice(fault)}"
             ) from err
 
+    def content_size(self) -> int:
+        """Bytes of cached content (what ``size_limit`` bounds)."""
+        with self.unavailable_on_failure("read the cache's size"):
+            return int(self.content.reset("size"))
+
+    def content_count(self) -> int:
+        """How many distinct contents (by sha256) are cached."""
+        with self.unavailable_on_failure("count the cached content"):
+            return len(self.content)
+
     def close(self) -> None:
         """Close the stores' connections, every thread's; a later use opens new ones."""
         for store in self._stores.values():  # never opens one only to close it

@@ -17,25 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import ClassVar, TypeAlias
+from typing import TypeAlias
 
 import attrs
-
-__all__ = [
-    "CacheError",
-    "CacheEvent",
-    "CacheHit",
-    "CacheMiss",
-    "CacheStats",
-    "ContentDamaged",
-    "Downloaded",
-    "Events",
-    "IntegrityFailed",
-    "LeaseTakenOver",
-    "LookupHit",
-    "LookupRefreshed",
-    "StaleServed",
-]
 
 log = logging.getLogger("versioned_async")
 
@@ -62,52 +46,50 @@ class CacheStats:
     cache_errors: int = 0
 
 
-# -- the events: one per counter ------------------------------------------------------------
+# -- the events: each counts toward one counter (see COUNTERS) ----------------------------
 
 
 @attrs.frozen
 class CacheHit:
-    """Content was served from the cache (a file on disk, or a lookup's known file)."""
+    """Content was served from the cache: a stored file, no download."""
 
-    counter: ClassVar[str] = "hits"
     sha256: str
-
-
-@attrs.frozen
-class CacheMiss:
-    """Content had to be downloaded into the cache (counted once per download)."""
-
-    counter: ClassVar[str] = "misses"
-    sha256: str
-
-
-@attrs.frozen
-class Downloaded:
-    """An object was streamed from S3 to disk (into the cache, or a file for ``download``)."""
-
-    counter: ClassVar[str] = "downloads"
-    size: int
 
 
 @attrs.frozen
 class LookupHit:
-    """A lookup (alias -> versions, version -> sha256) was served within its TTL."""
+    """A lookup (alias -> versions, version -> sha256) was served within its TTL: no
+    request was made."""
 
-    counter: ClassVar[str] = "lookup_hits"
+
+@attrs.frozen
+class CacheMiss:
+    """Content was downloaded into the cache: one per download, so a LATEST that moved
+    while it was downloaded counts twice."""
+
+    #: what the download hashed to
+    sha256: str
 
 
 @attrs.frozen
 class LookupRefreshed:
     """A lookup was fetched from AWS and recorded."""
 
-    counter: ClassVar[str] = "lookup_refreshes"
+
+@attrs.frozen
+class Downloaded:
+    """An object was streamed from S3 to a file: into the cache, or ``download``'s.
+
+    ``bytes_downloaded`` is the sum of their sizes.
+    """
+
+    size: int
 
 
 @attrs.frozen
 class StaleServed:
     """AWS could not be reached and a lookup older than the TTL was served instead."""
 
-    counter: ClassVar[str] = "stale_serves"
     #: what was served (``"alias 'prod' of 'app'"``)
     what: str
     #: seconds since it was fetched
@@ -115,10 +97,17 @@ class StaleServed:
 
 
 @attrs.frozen
+class ContentDamaged:
+    """A cached file was not the content stored (replaced, written to, a symlink, or
+    failing ``verify_on_read``): it was discarded, to be downloaded again."""
+
+    sha256: str
+
+
+@attrs.frozen
 class IntegrityFailed:
     """Content read from S3 did not hash to the sha256 its version records."""
 
-    counter: ClassVar[str] = "integrity_failures"
     name: str
     version: str
     expected: str
@@ -126,28 +115,18 @@ class IntegrityFailed:
 
 
 @attrs.frozen
-class ContentDamaged:
-    """A cached file was not the content stored (replaced, written to, a symlink): discarded."""
-
-    counter: ClassVar[str] = "damaged_content"
-    sha256: str
-
-
-@attrs.frozen
 class LeaseTakenOver:
     """A download lease was taken from a process that died holding it."""
 
-    counter: ClassVar[str] = "lease_takeovers"
-    #: the dead holder, as its lease recorded it
+    #: the dead holder, as its lease named it
     holder: str
 
 
 @attrs.frozen
 class CacheError:
-    """The cache itself failed (locked, damaged, full); reads went around it."""
+    """The cache itself failed (locked, damaged, full) and reads went around it."""
 
-    counter: ClassVar[str] = "cache_errors"
-    #: what kind of failure (``"locked by another process"``, ``"damaged"``, ...)
+    #: the kind of failure: ``"locked by another process"``, ``"damaged"``, ...
     fault: str
 
 
@@ -165,6 +144,20 @@ CacheEvent: TypeAlias = (
 )
 Subscriber: TypeAlias = Callable[[CacheEvent], object]
 
+#: the CacheStats counter each event type counts toward
+COUNTERS: dict[type[CacheEvent], str] = {
+    CacheHit: "hits",
+    CacheMiss: "misses",
+    Downloaded: "downloads",
+    LookupHit: "lookup_hits",
+    LookupRefreshed: "lookup_refreshes",
+    StaleServed: "stale_serves",
+    IntegrityFailed: "integrity_failures",
+    ContentDamaged: "damaged_content",
+    LeaseTakenOver: "lease_takeovers",
+    CacheError: "cache_errors",
+}
+
 
 class Events:
     """Counts every event (the :class:`CacheStats`), then passes it to the subscribers."""
@@ -177,7 +170,7 @@ class Events:
 
     def emit(self, event: CacheEvent) -> None:
         with self._lock:
-            self._counts[event.counter] += 1
+            self._counts[COUNTERS[type(event)]] += 1
             if type(event) is Downloaded:
                 self._counts["bytes_downloaded"] += event.size
         for subscriber in self._subscribers:

@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 import attrs
 
@@ -111,23 +110,24 @@ class LocalCache:
             raise InvalidArgumentError(
                 f"size_limit must be a positive int of bytes, got {size_limit!r}"
             )
-        self._ttl = float(ttl)
-        self._size_limit = size_limit
-        self._stale_if_error = stale_if_error
-        self._clock = clock
-        self._verify_on_read = verify_on_read
+        #: the settings the cache was made with (its parts read them then)
+        self.ttl = float(ttl)
+        self.size_limit = size_limit
+        self.stale_if_error = stale_if_error
+        self.clock = clock
+        self.verify_on_read = verify_on_read
         # created private, or checked to be only ours, before anything is read from it
         # and every later open (diskcache's connection per thread, content files) uses
         # the resolved path that was checked, not one a symlink could re-point
-        self._directory = secure_directory(Path(directory), ("staging", "content", "lookups"))
+        self.directory = secure_directory(Path(directory), ("staging", "content", "lookups"))
         events = Events()
         flights = SingleFlight()
-        database = Database(self._directory, size_limit, clock, events)
+        database = Database(self.directory, size_limit, clock, events)
         content = ContentStore(
             database,
-            self._directory / "staging",
+            self.directory / "staging",
             size_limit=size_limit,
-            ttl=self._ttl,
+            ttl=self.ttl,
             verify_on_read=verify_on_read,
             clock=clock,
             events=events,
@@ -139,7 +139,7 @@ class LocalCache:
             leases=Leases(database, events),
             flights=flights,
             events=events,
-            ttl=self._ttl,
+            ttl=self.ttl,
             stale_if_error=stale_if_error,
             clock=clock,
         )
@@ -149,33 +149,6 @@ class LocalCache:
             f"LocalCache({str(self.directory)!r}, ttl={self.ttl}, size_limit={self.size_limit}, "
             f"stale_if_error={self.stale_if_error})"
         )
-
-    # -- what it was made with (read-only: the parts were built from them) -------------
-
-    @property
-    def directory(self) -> Path:
-        """The cache directory, resolved: the path every open uses."""
-        return self._directory
-
-    @property
-    def ttl(self) -> float:
-        return self._ttl
-
-    @property
-    def size_limit(self) -> int:
-        return self._size_limit
-
-    @property
-    def stale_if_error(self) -> bool:
-        return self._stale_if_error
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self._clock
-
-    @property
-    def verify_on_read(self) -> bool:
-        return self._verify_on_read
 
     # -- what a service asks of it -------------------------------------------------------
 
@@ -198,12 +171,12 @@ class LocalCache:
     @property
     def content_bytes(self) -> int:
         """Bytes of cached content (what ``size_limit`` bounds)."""
-        return self._store.content.size()
+        return self._store.database.content_size()
 
     @property
     def content_count(self) -> int:
         """How many distinct contents (by sha256) are cached."""
-        return self._store.content.count()
+        return self._store.database.content_count()
 
     def clear(self) -> None:
         """Drop every cached lookup and all content.
@@ -225,11 +198,6 @@ class LocalCache:
     async def __aenter__(self) -> LocalCache:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await asyncio.to_thread(self._store.lookups.close)  # queued writes, off the loop
         self._store.database.close()
