@@ -51,7 +51,6 @@ __all__ = ["BaseRepository"]
 
 log = logging.getLogger("versioned_async")
 
-_T = TypeVar("_T")
 _Repo = TypeVar("_Repo", bound="BaseRepository")
 
 #: concurrent requests one bulk operation (listing, purge) keeps in flight

@@ -7,8 +7,9 @@ given a cache reads through it (:mod:`.cached_reader`). The modules:
 - :mod:`.local_cache`: the :class:`LocalCache` users make, and what it is made of;
 - :mod:`.database`: the diskcache stores, a damaged one rebuilt, a failing one
   bypassed for :data:`BYPASS_SECONDS`;
-- :mod:`.lookups`, :mod:`.content`, :mod:`.leases`: lookups with a TTL, content
-  files (checked opens, publishing, eviction), cross-process download leases;
+- :mod:`.lookups`, :mod:`.content`, :mod:`.eviction`, :mod:`.leases`: lookups with
+  a TTL, content files (checked opens, publishing), eviction, cross-process
+  download leases;
 - :mod:`.keys`, :mod:`.events`: what each row is about, what the cache did;
 - :mod:`.directory`: the directory must be this user's alone;
 - :mod:`.reader`, :mod:`.cached_reader`: the read path (a version source, the

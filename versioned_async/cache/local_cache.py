@@ -9,9 +9,10 @@ only when AWS cannot be reached (``stale_if_error``).
 :class:`LocalCache` is what a user makes, passes to a repository, asks for
 :meth:`~LocalCache.stats` and closes. What it is made of (:class:`Store`) is
 internal: the diskcache stores and their failures (:mod:`.database`), the
-lookups (:mod:`.lookups`), the content files (:mod:`.content`), the download
-leases (:mod:`.leases`) and the events (:mod:`.events`). The read policy over
-them is the repository's :class:`~.cached_reader.CachedContentReader`.
+lookups (:mod:`.lookups`), the content files (:mod:`.content`, evicted by
+:mod:`.eviction`), the download leases (:mod:`.leases`) and the events
+(:mod:`.events`). The read policy over them is the repository's
+:class:`~.cached_reader.CachedContentReader`.
 """
 
 from __future__ import annotations
