@@ -329,7 +329,7 @@ async def write_cached_file_lists(
     """
     files = []
     for name, body in contents.items():
-        path = await cache.content_path(hashlib.sha256(body).hexdigest())
+        path = await cache._store.content.path(hashlib.sha256(body).hexdigest())
         assert path is not None, f"the cache does not hold {name!r}: the fill did not store it"
         files.append(path)
     names_file = workdir / f"{stem}-names.json"

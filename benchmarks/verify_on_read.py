@@ -3,8 +3,8 @@
 The same cached file is read, in interleaved rounds, by two LocalCache objects
 on one directory, one re-hashing every read and one not (the default: a
 fingerprint check, one ``fstat``), through the calls ``get_content`` and
-``download`` use (``read_content``, ``copy_content``). No AWS: the content is
-published into the cache directly, so the numbers are the disk read, the
+``download`` use (the cache's ``ContentStore.read`` and ``copy``). No AWS: the
+content is published into the cache directly, so the numbers are the disk read, the
 checks and sha256, nothing else. ``sha256 alone`` is hashlib over bytes in
 memory, the floor of what the setting adds.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import versioned_async as va
 from benchmarks.harness import markdown_table, median, payload
-from versioned_async.cache import Staged
+from versioned_async.cache.content import Staged
 
 KEY = "verify_on_read"
 MIB = 1 << 20
@@ -52,12 +52,13 @@ async def measure(workdir: Path, quick: bool) -> tuple[list[list[Any]], dict[str
         for size in sizes:
             content = payload(size, f"verify-{size}")
             sha = hashlib.sha256(content).hexdigest()
-            part = plain.new_staging_path()
+            default, rehashing = plain._store.content, verifying._store.content
+            part = default.new_staging_path()
             part.write_bytes(content)
-            path = await plain.publish(Staged(part, sha, size))
+            path = await default.publish(Staged(part, sha, size))
             part.unlink()
             assert path is not None
-            assert await verifying.content_path(sha) == path
+            assert await rehashing.path(sha) == path
             target = workdir / "verify-on-read-copy"
             calls = max(1, (64 * MIB) // size) if not quick else 2
 
@@ -66,10 +67,10 @@ async def measure(workdir: Path, quick: bool) -> tuple[list[list[Any]], dict[str
 
             fns = {
                 "sha256 alone": hash_only,
-                "read, default": partial(plain.read_content, sha, path, size),
-                "read, verify_on_read": partial(verifying.read_content, sha, path, size),
-                "copy, default": partial(plain.copy_content, sha, path, size, target),
-                "copy, verify_on_read": partial(verifying.copy_content, sha, path, size, target),
+                "read, default": partial(default.read, sha, path, size),
+                "read, verify_on_read": partial(rehashing.read, sha, path, size),
+                "copy, default": partial(default.copy, sha, path, size, target),
+                "copy, verify_on_read": partial(rehashing.copy, sha, path, size, target),
             }
             for fn in fns.values():  # warm-up: page cache, allocator
                 await fn()

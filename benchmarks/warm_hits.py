@@ -52,7 +52,7 @@ async def run(ctx: Context) -> None:
         for size in sizes:
             name = f"hit-{size}"
             await repo.get_content(name, 1)  # fill
-            cached = await cache.content_path(hashlib.sha256(contents[name]).hexdigest())
+            cached = await cache._store.content.path(hashlib.sha256(contents[name]).hexdigest())
             assert cached is not None
             src = Path(cached)
             calls = 2000 if size <= 64 << 10 else 200 if size <= 1 << 20 else 5

@@ -24,7 +24,7 @@ from ._alias_table import AliasTable
 from ._aws.clients import AwsClients
 from ._aws.dynamodb import Table
 from ._aws.sts import caller_arn
-from ._codec import AliasItem, AliasState, HistoryItem, VersionItem
+from ._codec import AliasItem, AliasState, HistoryItem
 from ._gather import gather_or_cancel
 from ._layout import VersionLike
 from .cache import LocalCache
@@ -35,6 +35,9 @@ from .exc import (
     NoHistoryError,
 )
 from .models import Alias, AliasChange, AliasHistoryPage, RolloutResult
+
+if TYPE_CHECKING:
+    from .cache.reader import VersionSource
 
 __all__ = ["AliasOperations"]
 
@@ -65,6 +68,7 @@ class AliasOperations:
         _caller_arn: str | None
         _identity_lock: asyncio.Lock
         _alias_table: AliasTable
+        _source: VersionSource
 
         @property
         def _clients(self) -> AwsClients: ...
@@ -79,9 +83,7 @@ class AliasOperations:
 
         async def _remember_alias(self, record: AliasItem) -> None: ...
 
-        def _lookup_key(self, kind: str, name: str, which: str) -> tuple[str, ...]: ...
-
-        async def _visible_item(self, name: str, stored: str) -> VersionItem: ...
+        async def _forget_alias(self, name: str, alias: str) -> None: ...
 
     async def put_alias(
         self,
@@ -144,16 +146,11 @@ class AliasOperations:
         _layout.validate_alias(alias)
         if as_of is not None:
             return await self._alias_as_of(name, alias, _aware(as_of, "as_of"))
-        record = await self._read_alias_record(name, alias)
+        record = await self._source.alias_item(name, alias)
         if record is None:
             raise AliasNotFoundError(name, alias)
         await self._remember_alias(record)
         return self._alias(record)
-
-    async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
-        """The alias as stored now (a consistent read, past the cache); ``None``: absent."""
-        raw = await self._table.get_item(_layout.alias_pk(name), alias)
-        return None if raw is None else _codec.structure_alias_item(raw)
 
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name."""
@@ -251,7 +248,7 @@ class AliasOperations:
             )
         current: AliasState | None = None
         if page_token is None:  # the alias before its history: see _history.changed_outside
-            current = _history.state_of(await self._read_alias_record(name, alias))
+            current = _history.state_of(await self._source.alias_item(name, alias))
         records: list[HistoryItem] = []
         async for record in self._alias_table.history(
             name, alias, page_size=limit + 1, below=page_token
@@ -282,7 +279,7 @@ class AliasOperations:
 
     async def _alias_as_of(self, name: str, alias: str, as_of: datetime) -> Alias:
         # the alias before its history: see _history.changed_outside
-        current = await self._read_alias_record(name, alias)
+        current = await self._source.alias_item(name, alias)
         records: list[HistoryItem] = []
         async for record in self._alias_table.history(name, alias, page_size=25):
             records.append(record)
@@ -329,8 +326,8 @@ class AliasOperations:
             return None  # nothing to delete, nothing happened
         if change.new_item is not None:
             await self._remember_alias(change.new_item)
-        elif self.cache is not None:
-            await self.cache.forget(self._lookup_key("a", name, alias))
+        else:
+            await self._forget_alias(name, alias)
         return change.new_item
 
     async def _default_actor(self) -> str | None:
@@ -418,7 +415,8 @@ class AliasOperations:
         reason = _layout.validate_note("reason", reason)
         wanted = _layout.encode_version(to_version)
         raw, _ = await gather_or_cancel(
-            self._table.get_item(_layout.alias_pk(name), alias), self._visible_item(name, wanted)
+            self._table.get_item(_layout.alias_pk(name), alias),
+            self._source.version_item(name, wanted),
         )
         if raw is None:
             raise AliasNotFoundError(name, alias)

@@ -1,11 +1,14 @@
-"""Coalescing: requests for many keys made in one event-loop turn become one call.
+"""Coalescing: requests made at the same time share one call.
 
-Why: a service starting 100 artifacts at once asks for 100 aliases, then 100
-versions, in the same few loop turns. Sent one by one they cost 100 requests
-(or 100 thread hops to the cache's SQLite) each, and request rate, not
-round-trip time, is what limits a start-up. Gathered per turn they cost one
-call per step, and every lookup still leaves in the turn it was asked, so a
-lone lookup is not delayed.
+- :class:`Coalescer`: requests for many keys made in one event-loop turn
+  become one call. Why: a service starting 100 artifacts at once asks for 100
+  aliases, then 100 versions, in the same few loop turns. Sent one by one they
+  cost 100 requests (or 100 thread hops to the cache's SQLite) each, and
+  request rate, not round-trip time, is what limits a start-up. Gathered per
+  turn they cost one call per step, and every lookup still leaves in the turn
+  it was asked, so a lone lookup is not delayed.
+- :class:`SingleFlight`: concurrent requests for one key share one call (50
+  readers of a version that is not cached make one download).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Coalescer"]
+__all__ = ["Coalescer", "SingleFlight"]
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
+_T = TypeVar("_T")
 
 
 class Coalescer(Generic[_K, _V]):
@@ -87,3 +91,35 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark an exception as seen: every caller may have been cancelled meanwhile."""
     if not future.cancelled():
         future.exception()
+
+
+class SingleFlight:
+    """``await flights.run(key, make)``: ``make()`` run once for concurrent callers of ``key``.
+
+    Per event loop (one instance may serve loops in several threads). A caller
+    that is cancelled does not cancel the shared work; the work's result or
+    exception goes to every caller waiting, and is forgotten when it is done.
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
+
+    async def run(self, key: Hashable, make: Callable[[], Awaitable[_T]]) -> _T:
+        loop = asyncio.get_running_loop()
+        flight_key = (id(loop), key)
+        future = self._inflight.get(flight_key)
+        if future is None:
+            future = asyncio.ensure_future(make())
+            self._inflight[flight_key] = future
+
+            def done(fut: asyncio.Future[Any]) -> None:
+                self._inflight.pop(flight_key, None)
+                _retrieve(fut)  # every waiter may have gone
+
+            future.add_done_callback(done)
+        result: _T = await asyncio.shield(future)
+        return result
+
+    def in_flight(self) -> list[asyncio.Future[Any]]:
+        """The work running now (for a test that cancels it as a shutdown would)."""
+        return list(self._inflight.values())

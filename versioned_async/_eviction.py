@@ -12,24 +12,22 @@ rewritten), is deleted (its lookup forgotten) or points at LATEST while LATEST
 changes (the version lookup is rewritten) releases its old content with no
 extra bookkeeping, in every process that shares the directory.
 
-Lookup keys are the Repository's (``Repository._lookup_key``):
-
-- ``("a", *repository, name, alias)`` -> an alias item as a dict, whose
-  ``version`` and ``secondary_version`` are stored-form versions;
-- ``("v", *repository, name, stored_version)`` -> ``(sha256, size)``;
-
-each stored as ``(fetched_at, value)``. Anything else is ignored.
+The lookups come typed (:mod:`versioned_async.cache.keys`): an
+:class:`~versioned_async.cache.keys.AliasKey`'s value is the alias item as a
+dict, whose ``version`` and ``secondary_version`` are stored-form versions; a
+:class:`~versioned_async.cache.keys.VersionKey`'s is ``(sha256, size)``; each
+stored as ``(fetched_at, value)``. A value of another shape pins nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import attrs
 
-ALIAS_LOOKUP = "a"
-VERSION_LOOKUP = "v"
+from .cache.keys import AliasKey, LookupKey, VersionKey
+
 _ALIAS_TARGETS = ("version", "secondary_version")
 
 
@@ -54,24 +52,24 @@ class EvictionPlan:
         return self.pinned_bytes > size_limit
 
 
-def pinned_content(lookups: Iterable[tuple[Hashable, Any]]) -> frozenset[str]:
+def pinned_content(lookups: Iterable[tuple[LookupKey, Any]]) -> frozenset[str]:
     """The sha256s that alias lookups reach through version lookups.
 
     ``lookups`` yields ``(key, (fetched_at, value))``. A target whose version
     lookup is unknown pins nothing: its content was never fetched here.
     """
-    shas: dict[Hashable, str] = {}
-    targets: list[Hashable] = []
+    shas: dict[VersionKey, str] = {}
+    targets: list[VersionKey] = []
     for key, entry in lookups:
-        if not (isinstance(key, tuple) and len(key) >= 3 and _is_entry(entry)):
+        if not _is_entry(entry):
             continue
         value = entry[1]
-        if key[0] == VERSION_LOOKUP:
+        if isinstance(key, VersionKey):
             if isinstance(value, tuple | list) and value and isinstance(value[0], str):
                 shas[key] = value[0]
-        elif key[0] == ALIAS_LOOKUP and isinstance(value, dict):
+        elif isinstance(key, AliasKey) and isinstance(value, dict):
             targets.extend(
-                (VERSION_LOOKUP, *key[1:-1], value[field])
+                key.target(value[field])
                 for field in _ALIAS_TARGETS
                 if isinstance(value.get(field), str)
             )

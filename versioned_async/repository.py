@@ -39,6 +39,7 @@ from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from ._redact import redact_url
+from ._sources import TableVersions
 from ._table_writes import RequireAliasUnchanged
 from ._version_table import VersionTable
 from .cache import LocalCache
@@ -152,6 +153,7 @@ class Repository(AliasOperations, BaseRepository):
             expected_bucket_owner=expected_bucket_owner,
             layout=_layout.Layout,
             table_name=dynamodb_table_name,
+            versions=TableVersions(self, self._record_latest),
         )
         self.dynamodb_table_name = dynamodb_table_name
         #: the table's side: versions, reservations and holds; aliases and their history
@@ -296,7 +298,7 @@ class Repository(AliasOperations, BaseRepository):
         """
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
-        [item] = await self._complete_from_objects([await self._visible_item(name, stored)])
+        [item] = await self._complete_from_objects([await self._source.version_item(name, stored)])
         return self._artifact(item)
 
     async def list_artifact_versions(self, name: str) -> list[Artifact]:
@@ -498,29 +500,7 @@ class Repository(AliasOperations, BaseRepository):
         _layout.validate_name(name)
         stored = _layout.encode_version(version)
         await self._version_table.soft_delete(name, stored)
-        if self.cache is not None:
-            await self.cache.forget(self._lookup_key("v", name, stored))
-
-    async def _repaired_latest(self, name: str, stored: str, actual: str, info: ObjectInfo) -> bool:
-        """Whether content that disagrees with LATEST's item is a half-done put, now repaired.
-
-        put_artifact writes the object before the item; when it failed between
-        the two, the object (whose own metadata carries the sha256 its bytes
-        have) is newer than the item. The item is brought up to date, as the
-        put would have done, and the content served.
-        """
-        if stored != LATEST or info.sha256 != actual:
-            return False
-        log.info("LATEST of %r is newer than its item (a put was cut short); repairing", name)
-        await self._record_latest(name, info)
-        return True
-
-    async def _visible_item(self, name: str, stored: str) -> VersionItem:
-        raw = await self._table.get_item(name, stored)
-        item = None if raw is None else _codec.structure_version_item(raw)
-        if item is None or not item.is_visible:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return item
+        await self._forget_version(name, stored)
 
     # -- retention -------------------------------------------------------------------
 
@@ -634,8 +614,7 @@ class Repository(AliasOperations, BaseRepository):
             name, stored, artifact.sha256, alias_epoch, now, guards
         ):
             return False
-        if self.cache is not None:
-            await self.cache.forget(self._lookup_key("v", name, stored))
+        await self._forget_version(name, stored)
         return True
 
     async def _restore_version(self, name: str, artifact: Artifact) -> None:

@@ -37,14 +37,15 @@ from ._base import (
     hash_source,
     holds_already,
     search_arguments,
-    sha256_of,
 )
 from ._codec import AliasItem, VersionItem
 from ._gather import bounded_gather, gather_or_cancel
 from ._layout import LATEST, VersionLike
 from ._redact import redact_url
 from ._s3_only_layout import S3OnlyLayout
+from ._sources import ObjectVersions
 from .cache import LocalCache
+from .cache.reader import sha256_of
 from .exc import (
     ArtifactNotFoundError,
     ConcurrentModificationError,
@@ -134,8 +135,10 @@ class S3OnlyRepository(BaseRepository):
             expected_bucket_owner=expected_bucket_owner,
             layout=S3OnlyLayout,
             table_name="",
+            versions=ObjectVersions(self),
         )
         self.layout: S3OnlyLayout
+        self._source: ObjectVersions
 
     def __repr__(self) -> str:
         return (
@@ -188,7 +191,9 @@ class S3OnlyRepository(BaseRepository):
         One HeadObject: the object's metadata is the whole record.
         """
         _layout.validate_name(name)
-        return self._artifact(await self._visible_item(name, _layout.encode_version(version)))
+        return self._artifact(
+            await self._source.version_item(name, _layout.encode_version(version))
+        )
 
     async def list_artifact_versions(self, name: str) -> list[Artifact]:
         """Every version: LATEST first, then newest to oldest. ``[]`` for none.
@@ -209,7 +214,7 @@ class S3OnlyRepository(BaseRepository):
         found = []
         for (stored, _), info in zip(listed, infos, strict=True):
             if info is not None:  # None: deleted since the listing
-                found.append((await self._describe(name, stored, info), info.etag))
+                found.append((await self._source.describe(name, stored, info), info.etag))
         return found
 
     async def _listed_versions(
@@ -223,11 +228,6 @@ class S3OnlyRepository(BaseRepository):
             else:
                 listed.append((stored, obj))
         return listed
-
-    async def _describe(self, name: str, stored: str, info: ObjectInfo) -> VersionItem:
-        """The version an object holds; one written without our metadata is hashed."""
-        sha = info.sha256 or await self._hash_object(name, stored)
-        return describe_object(name, stored, sha, info)
 
     async def find_artifact_versions(
         self,
@@ -274,7 +274,7 @@ class S3OnlyRepository(BaseRepository):
         _layout.validate_name(name)
         listed = await self._listed_versions(name, limit=2)
         if listed and (top := _top_holding(listed, listed[0][1].etag)) is not None:
-            return self._artifact(await self._visible_item(name, top))
+            return self._artifact(await self._source.version_item(name, top))
         objects = self._objects
         with tempfile.TemporaryDirectory(prefix="versioned-async-") as scratch:
             size = listed[0][1].size if listed and listed[0][0] == LATEST else 0
@@ -300,7 +300,7 @@ class S3OnlyRepository(BaseRepository):
                 listed = await self._listed_versions(name, limit=2)
                 if (top := _top_holding(listed, info.etag)) is not None:
                     # the winner published this very content: that is our version too
-                    return self._artifact(await self._visible_item(name, top))
+                    return self._artifact(await self._source.version_item(name, top))
             else:
                 raise ConflictError(f"could not claim a version number for {name!r}; retry")
         written = await objects.head_object(self.layout.key(name, stored))
@@ -363,39 +363,7 @@ class S3OnlyRepository(BaseRepository):
                 "purge_artifact()"
             )
         await self._objects.delete_object(self.layout.key(name, stored))
-        if self.cache is not None:
-            await self.cache.forget(self._lookup_key("v", name, stored))
-
-    async def _visible_item(self, name: str, stored: str) -> VersionItem:
-        info = await self._objects.head_object(self.layout.key(name, stored))
-        if info is None:
-            await self._objects.require_bucket()  # one request more, on a miss only
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return await self._describe(name, stored, info)
-
-    async def _fetch_with_item(
-        self, name: str, stored: str
-    ) -> tuple[bytes, VersionItem, ObjectInfo]:
-        """One GetObject: the object's metadata describes the very bytes it returns."""
-        got = await self._objects.get_object(self.layout.key(name, stored))
-        if got is None:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        body, info = got
-        sha = info.sha256 or await sha256_of(body)
-        return body, describe_object(name, stored, sha, info), info
-
-    async def _stream_with_item(
-        self, name: str, stored: str, part: Path
-    ) -> tuple[str, VersionItem, ObjectInfo]:
-        got = await self._objects.download_to(self.layout.key(name, stored), part)
-        if got is None:
-            part.unlink(missing_ok=True)
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        sha, size, info = got
-        if self.cache is not None:
-            self.cache.count("downloads")
-            self.cache.count("bytes_downloaded", size)
-        return sha, describe_object(name, stored, info.sha256 or sha, info), info
+        await self._forget_version(name, stored)
 
     # -- aliases ---------------------------------------------------------------------
 
@@ -450,7 +418,7 @@ class S3OnlyRepository(BaseRepository):
 
     async def _expect_alias(self, name: str, alias: str, expected: datetime) -> str:
         """The ETag of the alias object, if it is the one read at ``expected``."""
-        current = await self._read_alias_object(name, alias)
+        current = await self._source.alias_object(name, alias)
         if current is None or current[0].update_at != expected:
             raise ConcurrentModificationError(
                 name, alias, expected, None if current is None else current[0].update_at
@@ -460,21 +428,10 @@ class S3OnlyRepository(BaseRepository):
     async def _modified(
         self, name: str, alias: str, expected: datetime | None
     ) -> ConcurrentModificationError:
-        current = await self._read_alias_object(name, alias)
+        current = await self._source.alias_object(name, alias)
         return ConcurrentModificationError(
             name, alias, expected, None if current is None else current[0].update_at
         )
-
-    async def _read_alias_object(self, name: str, alias: str) -> tuple[AliasItem, str] | None:
-        got = await self._objects.get_object(self.layout.alias_key(name, alias))
-        if got is None:
-            return None
-        body, info = got
-        return _codec.parse_alias_document(body, name, alias, info.last_modified), info.etag
-
-    async def _read_alias_record(self, name: str, alias: str) -> AliasItem | None:
-        current = await self._read_alias_object(name, alias)
-        return None if current is None else current[0]
 
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name: a listing, then a GetObject each."""
@@ -485,7 +442,7 @@ class S3OnlyRepository(BaseRepository):
             if (alias := self.layout.alias_of_key(name, obj.key)) is not None
         ]
         records = await bounded_gather(
-            (self._read_alias_record(name, alias) for alias in aliases), BULK_CONCURRENCY
+            (self._source.alias_item(name, alias) for alias in aliases), BULK_CONCURRENCY
         )
         return sorted(
             (self._alias(record) for record in records if record is not None),
@@ -503,8 +460,7 @@ class S3OnlyRepository(BaseRepository):
         etag = None if expected is None else await self._expect_alias(name, alias, expected)
         if not await self._objects.delete_object(self.layout.alias_key(name, alias), if_match=etag):
             raise await self._modified(name, alias, expected)
-        if self.cache is not None:
-            await self.cache.forget(self._lookup_key("a", name, alias))
+        await self._forget_alias(name, alias)
 
     # -- retention -------------------------------------------------------------------
 
@@ -550,8 +506,7 @@ class S3OnlyRepository(BaseRepository):
             key = self.layout.key(name, stored)
             if await self._objects.delete_object(key, if_match=etags[artifact.version]):
                 deleted.append(artifact)
-                if self.cache is not None:
-                    await self.cache.forget(self._lookup_key("v", name, stored))
+                await self._forget_version(name, stored)
         for lost in _retention.restorable(deleted, await self.list_aliases(name)):
             log.error(
                 "purge of %r: an alias was pointed at version %s while it was being deleted; "

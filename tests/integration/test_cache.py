@@ -62,7 +62,7 @@ async def test_tampered_object_is_refused_and_nothing_is_cached(
             await cached_repo.get_content("app", version)
     assert cache.content_count == 0
     assert cache.stats().integrity_failures == 2
-    assert list(cache.staging.iterdir()) == []
+    assert list(cache._store.content.staging.iterdir()) == []
 
 
 async def test_tampered_object_is_refused_by_download_and_leaves_no_file(

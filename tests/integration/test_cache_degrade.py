@@ -36,6 +36,7 @@ from tests.interop import conftest as interop
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, Repository
 from versioned_async.cache import BYPASS_SECONDS
+from versioned_async.cache.database import Database
 from versioned_async.exc import AliasNotFoundError, BackendUnavailableError
 
 pytestmark = pytest.mark.both_backends
@@ -65,7 +66,7 @@ def the_cached_file(cache: LocalCache) -> Path:
 
 
 def staged(cache: LocalCache) -> list[str]:
-    return sorted(p.name for p in cache.staging.iterdir())
+    return sorted(p.name for p in cache._store.content.staging.iterdir())
 
 
 # -- item 5: versions `versioned` 1.0 wrote carry no size -----------------------------
@@ -128,7 +129,7 @@ async def test_a_cut_download_with_the_lookup_cached_leaves_nothing_in_staging(
         cache=cache, endpoint_url=proxy.endpoint_url, client_config=fail_fast_config()
     ) as repo:
         assert await repo.get_content("big", 1) == content
-        await cache.discard(sha(content))  # evicted: the lookup stays, fresh
+        await cache._store.content.discard(sha(content))  # evicted: the lookup stays, fresh
         proxy.cut_next(50, op="GetObject", after_bytes=100_000, hold=0.0)
         read = (
             repo.get_content("big", 1)
@@ -158,17 +159,17 @@ async def test_a_cancelled_download_with_the_lookup_cached_leaves_nothing_in_sta
         cache=cache, endpoint_url=proxy.endpoint_url, client_config=fail_fast_config()
     ) as repo:
         assert await repo.get_content("big", 1) == content
-        await cache.discard(sha(content))
+        await cache._store.content.discard(sha(content))
         proxy.cut_next(1, op="GetObject", after_bytes=MiB // 2, hold=math.inf)
         reading = asyncio.ensure_future(repo.get_content("big", 1))
 
         def midway() -> bool:
             assert not reading.done(), reading
-            return any(p.stat().st_size > 0 for p in cache.staging.iterdir())
+            return any(p.stat().st_size > 0 for p in cache._store.content.staging.iterdir())
 
         await proxy.wait_for(midway, timeout=30, what="part of the body to be staged")
         # as asyncio.run() does at shutdown: every task is cancelled, the shared one too
-        shared = list(cache._inflight.values())
+        shared = list(cache._store.flights.in_flight())
         assert shared, "no shared download in flight: nothing was tested"
         for task in [reading, *shared]:
             task.cancel()
@@ -289,7 +290,7 @@ async def test_a_rebuilt_database_is_not_checked_again_at_every_reopen(
         clock.advance(BYPASS_SECONDS)
         assert await repo.get_content("app", 2) == contents[1]  # moved aside, rebuilt
         assert len(moved_aside(db)) == 1
-        assert not cache._check_stores  # the fresh database passed its check
+        assert not cache._store.database._check_stores  # the fresh database passed its check
     cache.close()
 
 
@@ -356,19 +357,19 @@ def test_damage_found_by_two_at_once_never_moves_aside_the_fresh_database(
     LocalCache(directory).close()
     db = directory / "content" / "cache.db"
     _damage(db, "garbage")
-    move_aside = LocalCache._move_aside
+    move_aside = Database._move_aside
     others: list[LocalCache] = []
     fresh: list[int] = []
-    calls: list[LocalCache] = []
+    calls: list[Database] = []
 
-    def the_other_goes_first(self: LocalCache, *args: Any) -> None:
+    def the_other_goes_first(self: Database, *args: Any) -> None:
         calls.append(self)
         if len(calls) == 1:  # the late one: the other moves aside, starts a fresh one
             others.append(LocalCache(directory))
             fresh.append(db.stat().st_ino)
         move_aside(self, *args)
 
-    monkeypatch.setattr(LocalCache, "_move_aside", the_other_goes_first)
+    monkeypatch.setattr(Database, "_move_aside", the_other_goes_first)
     late = LocalCache(directory)
     monkeypatch.undo()
     (other,) = others
@@ -516,13 +517,13 @@ async def test_an_alias_deleted_while_the_cache_is_bypassed_is_not_served_after(
         assert await repo.get_alias_content("app", "prod") == contents[0]  # on disk now
         release = lock_db(directory / "lookups" / "cache.db")
         assert await repo.get_content("app", 2) == contents[1]  # the lookups fail: bypassed
-        assert cache.bypassed
+        assert cache._store.database.bypassed
         await repo.delete_alias("app", "prod")  # forgotten in memory; disk not writable
         with pytest.raises(AliasNotFoundError):
             await repo.get_alias_content("app", "prod")
         release()
         clock.advance(BYPASS_SECONDS)  # the cache is tried again, its entries in their TTL
-        assert not cache.bypassed
+        assert not cache._store.database.bypassed
         with pytest.raises(AliasNotFoundError):
             await repo.get_alias_content("app", "prod")
         # and the next write takes the old entry off the disk, for other processes too

@@ -68,7 +68,7 @@ async def fill(repo: Repository, others: list[bytes]) -> None:
 
 
 async def cached(cache: LocalCache, content: bytes) -> bool:
-    return await cache.content_path(sha(content)) is not None
+    return await cache._store.content.path(sha(content)) is not None
 
 
 async def test_alias_targets_survive_filling_the_cache_with_other_content(

@@ -329,7 +329,7 @@ def test_the_cache_uses_the_directory_it_checked(tmp_path: Path) -> None:
     cache = LocalCache(link)
     try:
         assert cache.directory == real
-        assert cache.staging == real / "staging"
+        assert cache._store.content.staging == real / "staging"
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir(mode=0o700)
         link.unlink()
@@ -339,7 +339,7 @@ def test_the_cache_uses_the_directory_it_checked(tmp_path: Path) -> None:
 
         def write() -> None:
             try:
-                cache._lookups.set("k", 1)
+                cache._store.database.lookups.set("k", 1)
             except BaseException as err:  # pragma: no cover - the failure shown
                 errors.append(err)
 
@@ -348,7 +348,7 @@ def test_the_cache_uses_the_directory_it_checked(tmp_path: Path) -> None:
         writer.join()
         assert errors == []
         assert list(elsewhere.iterdir()) == []
-        assert cache._lookups.get("k") == 1
+        assert cache._store.database.lookups.get("k") == 1
     finally:
         cache.close()
 

@@ -800,7 +800,7 @@ async def test_cut_download_resumes_with_a_range(
     if cache is not None:
         assert cache.stats().integrity_failures == 0
         assert cache.content_count == 1
-        assert sorted(cache.staging.iterdir()) == []
+        assert sorted(cache._store.content.staging.iterdir()) == []
 
 
 @pytest.mark.parametrize("cached", [False, True], ids=["no-cache", "LocalCache"])

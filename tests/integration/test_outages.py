@@ -543,7 +543,7 @@ async def test_sigkill_during_a_cached_download_leaves_a_usable_cache(
     target = tmp_path / "out" / "big.bin"
     target.parent.mkdir()
     probe = LocalCache(directory)
-    staging = probe.staging
+    staging = probe._store.content.staging
     probe.close()
 
     proxy.reset_counts()
@@ -590,7 +590,7 @@ async def test_sigkill_during_a_cached_download_leaves_a_usable_cache(
         assert await repo.get_content("big", 1) == data
         assert cache.stats().downloads == 1, "served without downloading: a partial file?"
         assert cache.content_count == 1
-        path = await cache.content_path(sha(data))
+        path = await cache._store.content.path(sha(data))
         assert path is not None
         assert Path(path).read_bytes() == data
         assert all(str(p) != path for p in leftovers)

@@ -29,8 +29,19 @@ from versioned_async._cache_safety import (
     judge_folder,
     split_hint,
 )
-from versioned_async.cache import DamagedContent, Staged
+from versioned_async.cache.content import DamagedContent, Staged
+from versioned_async.cache.keys import (
+    ContentKey,
+    LeaseKey,
+    PathHintKey,
+    RepositoryId,
+    VersionKey,
+)
 from versioned_async.exc import InvalidArgumentTypeError
+
+REPO = RepositoryId("endpoint", "bucket", "prefix", "", "table")
+#: a version lookup nobody stored: loading it runs the start-up preload
+ANY_VERSION = VersionKey(REPO, "x", "000001")
 
 ME, OTHER = 1000, 1001
 DIR, LINK, FILE = stat.S_IFDIR, stat.S_IFLNK, stat.S_IFREG
@@ -222,7 +233,7 @@ def test_an_older_lease_is_left_to_expire() -> None:
 
 
 async def stage(cache: LocalCache, content: bytes) -> Staged:
-    part = cache.new_staging_path()
+    part = cache._store.content.new_staging_path()
     part.write_bytes(content)
     return Staged(part, hashlib.sha256(content).hexdigest(), len(content))
 
@@ -233,18 +244,18 @@ async def test_another_process_catches_a_file_replaced_while_it_was_not_running(
     """The fingerprint travels in the store and in the preload's path hint."""
     writer = LocalCache(tmp_path)
     staged = await stage(writer, b"genuine" * 100)
-    path = await writer.publish(staged)
+    path = await writer._store.content.publish(staged)
     assert path is not None
     writer.close()
     forged = tmp_path / "forged"
     forged.write_bytes(b"f" * staged.size)
     os.replace(forged, path)
     reader = LocalCache(tmp_path)
-    await reader.load_lookup(("v", "x"))  # the preload, which reads the path hints
-    assert reader.content_path_now(staged.sha256) == path
+    await reader._store.lookups.load(ANY_VERSION)  # the preload, which reads the path hints
+    assert reader._store.content.path_now(staged.sha256) == path
     with pytest.raises(DamagedContent):
-        await reader.read_content(staged.sha256, path, staged.size)
-    assert await reader.content_path(staged.sha256) is None  # the store refuses it too
+        await reader._store.content.read(staged.sha256, path, staged.size)
+    assert await reader._store.content.path(staged.sha256) is None  # the store refuses it too
     assert reader.stats().damaged_content == 1
 
 
@@ -261,36 +272,36 @@ async def test_content_stored_before_fingerprints_is_checked_by_its_sha256(
     content = b"stored by 0.x" * 100
     staged = await stage(cache, content)
     # what earlier releases wrote: the entry without a tag, a bare path as the hint
-    assert cache._content.add(("c", staged.sha256), staged, read=True)
-    handle = cache._content.get(("c", staged.sha256), read=True)
+    assert cache._store.database.content.add(ContentKey(staged.sha256).to_disk(), staged, read=True)
+    handle = cache._store.database.content.get(ContentKey(staged.sha256).to_disk(), read=True)
     with handle:
         stored = handle.name
-    cache._lookups.set(("path", staged.sha256), stored)
+    cache._store.database.lookups.set(PathHintKey(staged.sha256).to_disk(), stored)
     cache.close()
     if tampered:
         overwrite_first_byte(stored)
     reopened = LocalCache(tmp_path)
-    await reopened.load_lookup(("v", "x"))
-    assert reopened.content_path_now(staged.sha256) is None  # a bare hint is not trusted
-    path = await reopened.content_path(staged.sha256)
+    await reopened._store.lookups.load(ANY_VERSION)
+    assert reopened._store.content.path_now(staged.sha256) is None  # a bare hint is not trusted
+    path = await reopened._store.content.path(staged.sha256)
     if tampered:
         assert path is None
         assert reopened.stats().damaged_content == 1
     else:
         assert path == stored
-        assert await reopened.read_content(staged.sha256, stored, staged.size) == content
+        assert await reopened._store.content.read(staged.sha256, stored, staged.size) == content
 
 
 async def test_a_fifo_in_place_of_a_content_file_does_not_block(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
     staged = await stage(cache, b"content" * 100)
-    path = await cache.publish(staged)
+    path = await cache._store.content.publish(staged)
     assert path is not None
     os.unlink(path)
     os.mkfifo(path)
     with pytest.raises(DamagedContent):
-        await asyncio.wait_for(cache.read_content(staged.sha256, path, None), 5)
-    assert await asyncio.wait_for(cache.content_path(staged.sha256), 5) is None
+        await asyncio.wait_for(cache._store.content.read(staged.sha256, path, None), 5)
+    assert await asyncio.wait_for(cache._store.content.path(staged.sha256), 5) is None
 
 
 def test_verify_on_read_must_be_a_bool(tmp_path: Path) -> None:
@@ -305,7 +316,7 @@ async def test_copy_content_writes_the_content_however_much_the_kernel_copies(
     cache = LocalCache(tmp_path / "cache")
     content = os.urandom(3 << 20)
     staged = await stage(cache, content)
-    path = await cache.publish(staged)
+    path = await cache._store.content.publish(staged)
     assert path is not None
     real = os.sendfile
 
@@ -315,7 +326,7 @@ async def test_copy_content_writes_the_content_however_much_the_kernel_copies(
         return real(out, source, offset, min(count, len(content) // 2))
 
     monkeypatch.setattr(os, "sendfile", sendfile)
-    await cache.copy_content(staged.sha256, path, staged.size, tmp_path / "out")
+    await cache._store.content.copy(staged.sha256, path, staged.size, tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == content
 
 
@@ -324,10 +335,12 @@ async def test_copy_content_writes_the_content_however_much_the_kernel_copies(
 _HOLDER = """
 import asyncio, sys
 from versioned_async import LocalCache
+from versioned_async.cache.keys import RepositoryId, VersionKey
 
 async def main():
     cache = LocalCache(sys.argv[1])
-    async with cache.download_lease(("v", "app", "1")):
+    repo = RepositoryId("endpoint", "bucket", "prefix", "", "table")
+    async with cache._store.leases.download_lease(VersionKey(repo, "app", "000001")):
         print("held", flush=True)
         await asyncio.sleep(600)
 
@@ -345,18 +358,18 @@ def test_a_live_holders_lease_is_kept_and_a_killed_ones_taken_over(tmp_path: Pat
         assert holder.stdout is not None
         assert holder.stdout.readline() == "held\n"
         cache = LocalCache(tmp_path)
-        lease = ("lease", ("v", "app", "1"))
-        record = LeaseHolder.parse(cache._lookups.get(lease))
+        lease = LeaseKey(VersionKey(REPO, "app", "000001")).to_disk()
+        record = LeaseHolder.parse(cache._store.database.lookups.get(lease))
         assert record is not None
         assert record.pid == holder.pid
-        assert not cache._take_lease(lease, "me")  # alive: it keeps its lease
+        assert not cache._store.leases._take_lease(lease, "me")  # alive: it keeps its lease
         holder.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 30  # a hang guard: the kill is asynchronous
         while Path(f"/proc/{holder.pid}/stat").read_text().split(")")[1].split()[0] != "Z":
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        assert cache._take_lease(lease, "me")
-        assert cache._lookups.get(lease) == "me"
+        assert cache._store.leases._take_lease(lease, "me")
+        assert cache._store.database.lookups.get(lease) == "me"
         assert cache.stats().lease_takeovers == 1
     finally:
         holder.kill()
@@ -364,13 +377,13 @@ def test_a_live_holders_lease_is_kept_and_a_killed_ones_taken_over(tmp_path: Pat
 
 
 def test_a_forked_child_records_its_own_start_time() -> None:
-    from versioned_async import cache as cache_module  # noqa: PLC0415
+    from versioned_async.cache import leases  # noqa: PLC0415
 
-    parent = cache_module._own_start()
+    parent = leases._own_start()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, then leave without running pytest's teardown
-        os.write(write, repr(cache_module._own_start()).encode())
+        os.write(write, repr(leases._own_start()).encode())
         os._exit(0)
     os.close(write)
     os.waitpid(pid, 0)

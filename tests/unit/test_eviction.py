@@ -15,17 +15,25 @@ import pytest
 
 from versioned_async import LocalCache
 from versioned_async._eviction import StoredContent, pinned_content, plan_eviction
-from versioned_async.cache import Staged
+from versioned_async.cache.content import Staged
+from versioned_async.cache.keys import (
+    AliasKey,
+    ContentKey,
+    LeaseKey,
+    RepositoryId,
+    VersionKey,
+    lookups_from_disk,
+)
 
-REPO = ("endpoint", "bucket", "prefix", "", "table")
+REPO = RepositoryId("endpoint", "bucket", "prefix", "", "table")
 
 
-def alias_key(name: str, alias: str = "prod", repo: tuple[str, ...] = REPO) -> tuple[str, ...]:
-    return ("a", *repo, name, alias)
+def alias_key(name: str, alias: str = "prod", repo: RepositoryId = REPO) -> AliasKey:
+    return AliasKey(repo, name, alias)
 
 
-def version_key(name: str, stored: str, repo: tuple[str, ...] = REPO) -> tuple[str, ...]:
-    return ("v", *repo, name, stored)
+def version_key(name: str, stored: str, repo: RepositoryId = REPO) -> VersionKey:
+    return VersionKey(repo, name, stored)
 
 
 def alias_value(version: str, secondary: str | None = None) -> dict[str, Any]:
@@ -64,7 +72,7 @@ def test_a_target_never_looked_up_pins_nothing() -> None:
 
 
 def test_an_alias_pins_only_its_own_repositorys_versions() -> None:
-    other = ("endpoint", "other-bucket", "prefix", "", "table")
+    other = RepositoryId("endpoint", "other-bucket", "prefix", "", "table")
     lookups = [
         (alias_key("app"), entry(alias_value("000001"))),
         (version_key("app", "000001", repo=other), entry(("sha-other", 10))),
@@ -83,16 +91,17 @@ def test_an_alias_on_latest_pins_what_latest_holds() -> None:
 
 
 def test_other_keys_and_odd_values_pin_nothing() -> None:
-    lookups: list[tuple[Any, Any]] = [
+    """Rows as the store reads them: keys in their on-disk form, decoded first."""
+    stored: list[tuple[object, Any]] = [
         (("path", "sha-1"), "/some/path"),
-        (("lease", version_key("app", "000001")), "token"),
+        (LeaseKey(version_key("app", "000001")).to_disk(), "token"),
         ("plain", entry(alias_value("000001"))),
-        (alias_key("app"), entry("not a dict")),
-        (alias_key("web"), "not an entry"),
-        (version_key("app", "000001"), entry(None)),
-        (version_key("web", "000001"), entry(("sha-web", 10))),
+        (alias_key("app").to_disk(), entry("not a dict")),
+        (alias_key("web").to_disk(), "not an entry"),
+        (version_key("app", "000001").to_disk(), entry(None)),
+        (version_key("web", "000001").to_disk(), entry(("sha-web", 10))),
     ]
-    assert pinned_content(lookups) == frozenset()
+    assert pinned_content(lookups_from_disk(stored)) == frozenset()
 
 
 # -- what eviction removes ----------------------------------------------------------------
@@ -158,18 +167,18 @@ def test_pinned_content_over_the_limit_is_all_kept_and_reported() -> None:
 
 
 async def store(cache: LocalCache, content: bytes) -> str | None:
-    part = cache.new_staging_path()
+    part = cache._store.content.new_staging_path()
     part.write_bytes(content)
     try:
-        return await cache.publish(Staged(part, sha(content), len(content)))
+        return await cache._store.content.publish(Staged(part, sha(content), len(content)))
     finally:
         part.unlink()
 
 
 async def point_alias(cache: LocalCache, name: str, content: bytes) -> None:
     """What the Repository remembers when it reads ``name``'s alias ``prod`` and its content."""
-    await cache.remember(version_key(name, "000001"), (sha(content), len(content)))
-    await cache.remember(alias_key(name), alias_value("000001"))
+    await cache._store.lookups.remember(version_key(name, "000001"), (sha(content), len(content)))
+    await cache._store.lookups.remember(alias_key(name), alias_value("000001"))
 
 
 async def test_an_alias_target_outlives_newer_content(tmp_path: Path) -> None:
@@ -179,7 +188,7 @@ async def test_an_alias_target_outlives_newer_content(tmp_path: Path) -> None:
     await store(cache, prod)
     for n in range(5):
         await store(cache, bytes([n]) * 1000)
-    assert await cache.content_path(sha(prod)) is not None
+    assert await cache._store.content.path(sha(prod)) is not None
     assert cache.content_bytes == 3000
     assert cache.content_count == 3
 
@@ -191,10 +200,10 @@ async def test_content_read_lately_outlives_content_stored_later_but_unread(
     first, second, third = b"1" * 1000, b"2" * 1000, b"3" * 1000
     for content in (first, second, third):
         await store(cache, content)
-    assert await cache.content_path(sha(first)) is not None  # a read: now the most recent
+    assert await cache._store.content.path(sha(first)) is not None  # a read: now the most recent
     await store(cache, b"4" * 1000)
-    assert await cache.content_path(sha(first)) is not None
-    assert await cache.content_path(sha(second)) is None
+    assert await cache._store.content.path(sha(first)) is not None
+    assert await cache._store.content.path(sha(second)) is None
 
 
 async def test_an_evicted_file_stays_readable_by_a_reader_that_opened_it(
@@ -207,7 +216,7 @@ async def test_an_evicted_file_stays_readable_by_a_reader_that_opened_it(
     with open(path, "rb") as reading:  # noqa: ASYNC230 - a reader holding the file is the point
         for n in range(3):
             await store(cache, bytes([n]) * 1000)
-        assert await cache.content_path(sha(first)) is None  # evicted
+        assert await cache._store.content.path(sha(first)) is None  # evicted
         assert not Path(path).exists()
         assert reading.read() == first
 
@@ -218,23 +227,23 @@ async def test_fingerprints_are_kept_only_for_stored_content(tmp_path: Path) -> 
     cache = LocalCache(tmp_path, size_limit=3000)
     for n in range(200):
         await store(cache, n.to_bytes(2, "big") * 500)
-        assert len(cache._fingerprints) <= cache.content_count <= 3
+        assert len(cache._store.content._fingerprints) <= cache.content_count <= 3
     stored = set((tmp_path / "content").rglob("*.val"))
-    assert {Path(p) for p in cache._fingerprints} == stored
+    assert {Path(p) for p in cache._store.content._fingerprints} == stored
     # discarded: a stored file replaced
     victim = next(iter(stored))
     victim.write_bytes(b"x" * 1000)
     shas = [sha(n.to_bytes(2, "big") * 500) for n in range(197, 200)]
-    assert [await cache.content_path(s) is None for s in shas].count(True) == 1
-    assert len(cache._fingerprints) == cache.content_count == 2
+    assert [await cache._store.content.path(s) is None for s in shas].count(True) == 1
+    assert len(cache._store.content._fingerprints) == cache.content_count == 2
     # gone without this process: another one (here, another instance) removed it
     other = LocalCache(tmp_path, size_limit=3000)
     for s in shas:
-        other._content.delete(("c", s))
+        other._store.database.content.delete(ContentKey(s).to_disk())
     other.close()
     for s in shas:
-        assert await cache.content_path(s) is None
-    assert cache._fingerprints == {}
+        assert await cache._store.content.path(s) is None
+    assert cache._store.content._fingerprints == {}
     cache.close()
 
 
@@ -242,15 +251,16 @@ _OTHER_PROCESS = textwrap.dedent(
     """
     import asyncio, hashlib, sys
     from versioned_async import LocalCache
-    from versioned_async.cache import Staged
+    from versioned_async.cache.content import Staged
 
     async def main():
         cache = LocalCache(sys.argv[1], size_limit=3000)
         for n in range(6):
             content = bytes([n]) * 1000
-            part = cache.new_staging_path()
+            store = cache._store.content
+            part = store.new_staging_path()
             part.write_bytes(content)
-            await cache.publish(Staged(part, hashlib.sha256(content).hexdigest(), 1000))
+            await store.publish(Staged(part, hashlib.sha256(content).hexdigest(), 1000))
             part.unlink()
         cache.close()
 
@@ -269,7 +279,7 @@ async def test_another_process_keeps_the_content_this_one_pins(tmp_path: Path) -
     )
     _, err = await other.communicate()
     assert other.returncode == 0, err.decode()[-2000:]
-    assert await cache.content_path(sha(prod)) is not None
+    assert await cache._store.content.path(sha(prod)) is not None
     assert cache.content_count == 3
 
 
@@ -279,11 +289,11 @@ async def test_a_lookup_forgotten_releases_its_content(tmp_path: Path) -> None:
     for name, content in (("web", kept), ("app", released)):
         await point_alias(cache, name, content)
         await store(cache, content)
-    await cache.forget(alias_key("app"))  # the alias was deleted
+    await cache._store.lookups.forget(alias_key("app"))  # the alias was deleted
     for n in range(3):
         await store(cache, bytes([n]) * 1000)
-    assert await cache.content_path(sha(kept)) is not None
-    assert await cache.content_path(sha(released)) is None
+    assert await cache._store.content.path(sha(kept)) is not None
+    assert await cache._store.content.path(sha(released)) is None
 
 
 async def test_eviction_falls_back_when_the_bulk_reads_are_unavailable(
@@ -291,7 +301,7 @@ async def test_eviction_falls_back_when_the_bulk_reads_are_unavailable(
 ) -> None:
     cache = LocalCache(tmp_path, size_limit=3000)
     # as if a diskcache release changed the table that the one-query reads assume
-    original = type(cache._content)._sql
+    original = type(cache._store.database.content)._sql
     refused: list[str] = []
 
     def sql_without_bulk_reads(self: Any) -> Any:
@@ -306,16 +316,18 @@ async def test_eviction_falls_back_when_the_bulk_reads_are_unavailable(
 
         return query
 
-    monkeypatch.setattr(type(cache._content), "_sql", property(sql_without_bulk_reads))
+    monkeypatch.setattr(
+        type(cache._store.database.content), "_sql", property(sql_without_bulk_reads)
+    )
     prod, first, second, third = (bytes([n]) * 1000 for n in range(4))
     await point_alias(cache, "app", prod)
     for content in (prod, first, second):
         await store(cache, content)
-    assert await cache.content_path(sha(first)) is not None  # a read the fallback cannot see
+    assert await cache._store.content.path(sha(first)) is not None  # a read the fallback cannot see
     await store(cache, third)
     assert sorted(set(refused)) == ["FROM Cache ORDER BY access_time", "FROM Cache WHERE mode = ?"]
-    assert await cache.content_path(sha(prod)) is not None  # the pin still holds
+    assert await cache._store.content.path(sha(prod)) is not None  # the pin still holds
     assert cache.content_bytes == 3000
     # without the LRU clock: oldest stored first
-    assert await cache.content_path(sha(first)) is None
-    assert await cache.content_path(sha(second)) is not None
+    assert await cache._store.content.path(sha(first)) is None
+    assert await cache._store.content.path(sha(second)) is not None

@@ -10,42 +10,60 @@ from typing import Any
 import pytest
 
 from versioned_async import LocalCache
+from versioned_async.cache.keys import AliasKey, LeaseKey, RepositoryId, VersionKey
+
+REPO = RepositoryId("endpoint", "bucket", "prefix", "", "table")
 
 
-def key(i: int) -> tuple[str, ...]:
-    return ("a", "endpoint", "bucket", "prefix", "", "table", f"name-{i}", "prod")
+def key(i: int) -> AliasKey:
+    return AliasKey(REPO, f"name-{i}", "prod")
+
+
+def version(i: int) -> VersionKey:
+    """A version lookup's key: what a download lease is on."""
+    return VersionKey(REPO, f"name-{i}", "000001")
+
+
+def lease(i: int) -> tuple[str, tuple[str, ...]]:
+    """The lease on ``version(i)`` as the lookups store holds it."""
+    return LeaseKey(version(i)).to_disk()
 
 
 async def test_concurrent_remembers_are_all_on_disk_after_close(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
-    await asyncio.gather(*(cache.remember(key(i), {"version": str(i)}) for i in range(200)))
+    await asyncio.gather(
+        *(cache._store.lookups.remember(key(i), {"version": str(i)}) for i in range(200))
+    )
     cache.close()
     reopened = LocalCache(tmp_path)
-    found = await asyncio.gather(*(reopened.load_lookup(key(i)) for i in range(200)))
+    found = await asyncio.gather(*(reopened._store.lookups.load(key(i)) for i in range(200)))
     assert [entry[1] for entry in found if entry] == [{"version": str(i)} for i in range(200)]
 
 
 async def test_the_last_write_of_a_key_wins(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
-    await cache.remember(key(1), "first")
-    await asyncio.gather(cache.remember(key(1), "second"), cache.remember(key(2), "other"))
-    await cache.forget(key(2))
-    await cache.remember(key(1), "third")
+    await cache._store.lookups.remember(key(1), "first")
+    await asyncio.gather(
+        cache._store.lookups.remember(key(1), "second"),
+        cache._store.lookups.remember(key(2), "other"),
+    )
+    await cache._store.lookups.forget(key(2))
+    await cache._store.lookups.remember(key(1), "third")
     cache.close()
     reopened = LocalCache(tmp_path)
-    assert (await reopened.load_lookup(key(1)) or (0, None))[1] == "third"
-    assert await reopened.load_lookup(key(2)) is None
+    assert (await reopened._store.lookups.load(key(1)) or (0, None))[1] == "third"
+    assert await reopened._store.lookups.load(key(2)) is None
 
 
 async def test_preload_reads_what_the_public_api_reads(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
     for i in range(50):
-        await cache.remember(key(i), {"i": i, "nested": [i, str(i)]})
-    await cache.forget(key(7))
+        await cache._store.lookups.remember(key(i), {"i": i, "nested": [i, str(i)]})
+    await cache._store.lookups.forget(key(7))
     cache.close()
-    store = LocalCache(tmp_path)._lookups
+    store = LocalCache(tmp_path)._store.database.lookups
     one_by_one = {k: store.get(k) for k in store.iterkeys()}
-    assert dict(LocalCache(tmp_path)._all_lookups()) == one_by_one
+    assert dict(LocalCache(tmp_path)._store.database.stored_rows()) == one_by_one
     assert len(one_by_one) == 49
 
 
@@ -53,12 +71,12 @@ async def test_preload_falls_back_when_the_bulk_read_is_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = LocalCache(tmp_path)
-    await cache.remember(key(1), "value")
+    await cache._store.lookups.remember(key(1), "value")
     cache.close()
     reopened = LocalCache(tmp_path)
 
     # as if a diskcache release changed the table that the one-query read assumes
-    original = type(reopened._lookups)._sql
+    original = type(reopened._store.database.lookups)._sql
 
     def sql_without_bulk_reads(self: Any) -> Any:
         run = original.__get__(self)
@@ -70,19 +88,21 @@ async def test_preload_falls_back_when_the_bulk_read_is_unavailable(
 
         return query
 
-    monkeypatch.setattr(type(reopened._lookups), "_sql", property(sql_without_bulk_reads))
-    assert dict(reopened._all_lookups())[key(1)][1] == "value"
+    monkeypatch.setattr(
+        type(reopened._store.database.lookups), "_sql", property(sql_without_bulk_reads)
+    )
+    assert dict(reopened._store.database.stored_rows())[key(1).to_disk()][1] == "value"
 
 
 async def test_a_lookup_written_by_another_process_after_the_preload_is_found(
     tmp_path: Path,
 ) -> None:
     mine = LocalCache(tmp_path)
-    assert await mine.load_lookup(key(1)) is None  # preloads an empty store
+    assert await mine._store.lookups.load(key(1)) is None  # preloads an empty store
     other = LocalCache(tmp_path)
-    await other.remember(key(1), "from the other process")
+    await other._store.lookups.remember(key(1), "from the other process")
     other.close()
-    found = await asyncio.gather(*(mine.load_lookup(key(i)) for i in (1, 2)))
+    found = await asyncio.gather(*(mine._store.lookups.load(key(i)) for i in (1, 2)))
     assert found[0] is not None
     assert found[0][1] == "from the other process"
     assert found[1] is None
@@ -94,7 +114,7 @@ async def test_a_download_lease_makes_another_process_wait_its_turn(tmp_path: Pa
     order: list[str] = []
 
     async def hold(cache: LocalCache, who: str) -> bool:
-        async with cache.download_lease(key(1)) as waited:
+        async with cache._store.leases.download_lease(version(1)) as waited:
             order.append(f"{who} in")
             await asyncio.sleep(0.2)
             order.append(f"{who} out")
@@ -109,30 +129,33 @@ async def test_a_download_lease_makes_another_process_wait_its_turn(tmp_path: Pa
 
 async def test_leases_on_different_keys_do_not_wait(tmp_path: Path) -> None:
     first, second = LocalCache(tmp_path), LocalCache(tmp_path)
-    async with first.download_lease(key(1)) as waited_1, second.download_lease(key(2)) as waited_2:
+    async with (
+        first._store.leases.download_lease(version(1)) as waited_1,
+        second._store.leases.download_lease(version(2)) as waited_2,
+    ):
         assert (waited_1, waited_2) == (False, False)
 
 
 async def test_a_crashed_holders_lease_expires(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
     # what a SIGKILLed holder leaves: its lease, which nobody will release or renew
-    cache._lookups.add(("lease", key(1)), "dead-holder", expire=0.3)
-    async with cache.download_lease(key(1)) as waited:
+    cache._store.database.lookups.add(lease(1), "dead-holder", expire=0.3)
+    async with cache._store.leases.download_lease(version(1)) as waited:
         assert waited
-    assert cache._lookups.get(("lease", key(1))) is None
+    assert cache._store.database.lookups.get(lease(1)) is None
 
 
 async def test_only_the_holder_releases_its_lease(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
-    async with cache.download_lease(key(1)):
-        stolen = cache._lookups.get(("lease", key(1)))
-        cache._end_lease(("lease", key(1)), "someone-else")
-        assert cache._lookups.get(("lease", key(1))) == stolen
+    async with cache._store.leases.download_lease(version(1)):
+        stolen = cache._store.database.lookups.get(lease(1))
+        cache._store.leases._end_lease(lease(1), "someone-else")
+        assert cache._store.database.lookups.get(lease(1)) == stolen
 
 
 async def test_leases_are_not_preloaded_as_lookups(tmp_path: Path) -> None:
     cache = LocalCache(tmp_path)
-    cache._lookups.add(("lease", key(1)), "holder", expire=60)
+    cache._store.database.lookups.add(lease(1), "holder", expire=60)
     reopened = LocalCache(tmp_path)
-    assert await reopened.load_lookup(key(2)) is None  # triggers the preload
-    assert ("lease", key(1)) not in reopened._memory_lookups
+    assert await reopened._store.lookups.load(key(2)) is None  # triggers the preload
+    assert reopened._store.lookups._memory == {}  # the lease is not a lookup

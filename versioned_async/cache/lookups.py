@@ -1,0 +1,197 @@
+"""Lookups with a TTL: alias -> versions, version -> (sha256, size), in memory and on disk.
+
+A lookup is recorded when it is fetched from AWS (:meth:`Lookups.remember`)
+as ``(fetched_at, value)``, so that any process sharing the directory can
+tell its age; the cached reader decides what that age allows
+(:mod:`versioned_async._freshness`). Memory answers every hit: no SQLite, no
+thread hop. Disk is read once per process at start-up, all lookups in one
+query (:meth:`Lookups.load`), and again for a key only when memory does not
+have it (another process may have written it). Writes go through to disk in
+the background, batched per loop turn, in order, on one writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from .._coalesce import Coalescer, SingleFlight
+from .database import CACHE_FAILURES, Database
+from .keys import AliasKey, Entry, LookupKey, PathHintKey, VersionKey, from_disk
+
+__all__ = ["Lookups"]
+
+log = logging.getLogger("versioned_async")
+
+
+class Lookups:
+    """The lookups of one cache directory, as this process knows them.
+
+    ``on_path_hint(sha256, hint)`` receives the path hints the start-up
+    preload finds (where content was stored: see
+    :meth:`.content.ContentStore.adopt_hint`).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], float],
+        flights: SingleFlight,
+        on_path_hint: Callable[[str, object], None],
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._flights = flights
+        self._on_path_hint = on_path_hint
+        self._memory: dict[LookupKey, Entry] = {}
+        self._preloaded = False
+        # lookups asked or written in one loop turn share one thread trip (a cold
+        # start-up asks for all of them at once)
+        self._disk_reads: Coalescer[LookupKey, Entry] = Coalescer(self._read)
+        self._disk_writes: Coalescer[LookupKey, None] = Coalescer(self._write)
+        self._unwritten: dict[LookupKey, Entry | None] = {}
+        #: lookups forgotten while the disk could not be written: key -> clock() then.
+        #: Older entries on disk are not read back, and are deleted at the next write
+        self._tombstones: dict[LookupKey, float] = {}
+        self._writer: ThreadPoolExecutor | None = None  # started on the first write
+
+    def get(self, key: LookupKey) -> Entry | None:
+        """``(fetched_at, value)`` from memory, or ``None`` when memory has not seen it."""
+        return self._memory.get(key)
+
+    async def load(self, key: LookupKey) -> Entry | None:
+        """The lookup from memory, else from disk (another process or an earlier run).
+
+        The first miss of a process loads every stored lookup and content path
+        in one thread trip, so a service starting on a warm cache pays one hop,
+        not one per artifact.
+        """
+        found = self._memory.get(key)
+        if found is not None or self._db.bypassed:
+            return found
+        if not self._preloaded:
+            try:
+                await self._flights.run("preload", partial(asyncio.to_thread, self._preload))
+            except CACHE_FAILURES as err:  # a broken cache: as if it held nothing
+                self._db.degrade(err)
+                return None
+            return self._memory.get(key)  # the disk was read just now
+        # written by another process since the preload, perhaps
+        return await self.reload(key)
+
+    async def reload(self, key: LookupKey) -> Entry | None:
+        """The lookup as stored on disk now (another process may have written it);
+        ``None`` as well while the cache fails (see :meth:`.database.Database.degrade`)."""
+        if self._db.bypassed:
+            return None
+        try:
+            found = await self._disk_reads(key)
+        except CACHE_FAILURES as err:
+            self._db.degrade(err)
+            return None
+        if found is not None and self._is_buried(key, found):
+            found = None
+        if found is not None:
+            known = self._memory.get(key)
+            if known is None or known[0] < found[0]:
+                self._memory[key] = found
+        return found
+
+    async def remember(self, key: LookupKey, value: Any) -> float:
+        """Record a lookup just fetched from AWS; returns when (``fetched_at``)."""
+        entry = (self._clock(), value)
+        self._memory[key] = entry
+        await self._write_through(key, entry)
+        return entry[0]
+
+    async def forget(self, key: LookupKey) -> None:
+        """Drop a lookup AWS says no longer exists."""
+        self._memory.pop(key, None)
+        await self._write_through(key, None)
+
+    def clear_memory(self) -> None:
+        self._memory.clear()
+
+    def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)  # lookups written before close are on disk
+
+    # -- disk ------------------------------------------------------------------------
+
+    def _is_buried(self, key: LookupKey, entry: Entry) -> bool:
+        """Whether ``entry``, read from disk, was forgotten by this process since
+        (a ``forget`` that could not reach the disk: see :meth:`_write_through`)."""
+        forgotten_at = self._tombstones.get(key)
+        return forgotten_at is not None and entry[0] <= forgotten_at
+
+    def _preload(self) -> None:
+        for raw, value in self._db.stored_rows():
+            key = from_disk(raw)
+            if isinstance(key, PathHintKey):
+                self._on_path_hint(key.sha256, value)
+            elif isinstance(key, VersionKey | AliasKey) and not self._is_buried(key, value):
+                self._memory.setdefault(key, value)
+        self._preloaded = True
+
+    async def _read(self, keys: Sequence[LookupKey]) -> dict[LookupKey, Entry]:
+        def read() -> dict[LookupKey, Entry]:
+            store = self._db.lookups
+            found = ((k, store.get(k.to_disk())) for k in keys)
+            return {k: v for k, v in found if v is not None}
+
+        return await asyncio.to_thread(read)
+
+    async def _write_through(self, key: LookupKey, entry: Entry | None) -> None:
+        """Write (``None``: delete) a lookup on disk; best effort: a failing cache is
+        bypassed (:meth:`.database.Database.degrade`), and the lookup stays in this
+        process's memory.
+
+        A delete that cannot reach the disk is kept as a tombstone: the entry
+        left on disk (a deleted alias's old target, still within its TTL) is
+        not read back once the cache is used again, and is deleted at the next
+        write that succeeds.
+        """
+        if self._db.bypassed:
+            if entry is None:
+                self._tombstones[key] = self._clock()
+            return
+        self._unwritten[key] = entry
+        try:
+            await self._disk_writes(key)
+        except CACHE_FAILURES as err:
+            self._unwritten.pop(key, None)
+            if entry is None:
+                self._tombstones[key] = self._clock()
+            self._db.degrade(err)
+
+    async def _write(self, keys: Sequence[LookupKey]) -> dict[LookupKey, None]:
+        """Write the entries queued for ``keys``, all in one thread trip and transaction."""
+        entries = [(k, self._unwritten.pop(k)) for k in keys if k in self._unwritten]
+        graves = dict(self._tombstones)
+
+        def write() -> None:
+            store = self._db.lookups
+            with store.transact():
+                for key, forgotten_at in graves.items():  # only what is older than the forget
+                    stored = store.get(key.to_disk())
+                    if stored is not None and stored[0] <= forgotten_at:
+                        store.delete(key.to_disk())
+                for key, entry in entries:
+                    if entry is None:
+                        store.delete(key.to_disk())
+                    else:
+                        store.set(key.to_disk(), entry)
+
+        # one writer thread: a later write never lands before an earlier one
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="versioned-async-cache")
+        await asyncio.get_running_loop().run_in_executor(self._writer, write)
+        for key, forgotten_at in graves.items():  # on disk now
+            if self._tombstones.get(key) == forgotten_at:
+                del self._tombstones[key]
+        return {}
