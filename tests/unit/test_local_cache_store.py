@@ -158,4 +158,5 @@ async def test_leases_are_not_preloaded_as_lookups(tmp_path: Path) -> None:
     cache._store.database.lookups.add(lease(1), "holder", expire=60)
     reopened = LocalCache(tmp_path)
     assert await reopened._store.lookups.load(key(2)) is None  # triggers the preload
-    assert reopened._store.lookups._memory == {}  # the lease is not a lookup
+    # the lease is not a lookup: neither decoded nor kept as a row to decode
+    assert reopened._store.lookups._memory == reopened._store.lookups._rows == {}

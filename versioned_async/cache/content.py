@@ -170,13 +170,10 @@ class ContentStore:
         clock: Callable[[], float],
         events: Events,
     ) -> None:
-        self._db = database
+        self._db, self._events, self._clock = database, events, clock
+        #: where downloads wait, until verified and published
         self.staging = staging
-        self._size_limit = size_limit
-        self._ttl = ttl
-        self._verify_on_read = verify_on_read
-        self._clock = clock
-        self._events = events
+        self._size_limit, self._ttl, self._verify_on_read = size_limit, ttl, verify_on_read
         self._paths: dict[str, str] = {}
         #: path -> what the file was when stored; paths are random, never reused.
         #: Kept only while the content is stored (see _remember_fingerprint)

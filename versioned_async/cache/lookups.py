@@ -8,6 +8,10 @@ thread hop. Disk is read once per process at start-up, all lookups in one
 query (:meth:`Lookups.load`), and again for a key only when memory does not
 have it (another process may have written it). Writes go through to disk in
 the background, batched per loop turn, in order, on one writer thread.
+
+The preload keeps the rows as they are on disk and decodes a row into its
+typed key only when that lookup is asked for: decoding all of them up front
+cost a start-up a quarter more (0.3 ms on 300 lookups).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from .._coalesce import Coalescer, SingleFlight
 from .database import CACHE_FAILURES, Database
-from .keys import AliasKey, Entry, LookupKey, PathHintKey, VersionKey, from_disk
+from .keys import Entry, LookupKey, PathHintKey, from_disk
 
 __all__ = ["Lookups"]
 
@@ -48,6 +52,8 @@ class Lookups:
         self._flights = flights
         self._on_path_hint = on_path_hint
         self._memory: dict[LookupKey, Entry] = {}
+        #: what the preload read, by on-disk tuple, not yet asked for (see get)
+        self._rows: dict[object, Entry] = {}
         self._preloaded = False
         # lookups asked or written in one loop turn share one thread trip (a cold
         # start-up asks for all of them at once)
@@ -61,7 +67,12 @@ class Lookups:
 
     def get(self, key: LookupKey) -> Entry | None:
         """``(fetched_at, value)`` from memory, or ``None`` when memory has not seen it."""
-        return self._memory.get(key)
+        found = self._memory.get(key)
+        if found is None and self._rows:
+            found = self._rows.pop(key.to_disk(), None)
+            if found is not None:
+                self._memory[key] = found
+        return found
 
     async def load(self, key: LookupKey) -> Entry | None:
         """The lookup from memory, else from disk (another process or an earlier run).
@@ -70,7 +81,7 @@ class Lookups:
         in one thread trip, so a service starting on a warm cache pays one hop,
         not one per artifact.
         """
-        found = self._memory.get(key)
+        found = self.get(key)
         if found is not None or self._db.bypassed:
             return found
         if not self._preloaded:
@@ -79,7 +90,7 @@ class Lookups:
             except CACHE_FAILURES as err:  # a broken cache: as if it held nothing
                 self._db.degrade(err)
                 return None
-            return self._memory.get(key)  # the disk was read just now
+            return self.get(key)  # the disk was read just now
         # written by another process since the preload, perhaps
         return await self.reload(key)
 
@@ -111,10 +122,13 @@ class Lookups:
     async def forget(self, key: LookupKey) -> None:
         """Drop a lookup AWS says no longer exists."""
         self._memory.pop(key, None)
+        if self._rows:
+            self._rows.pop(key.to_disk(), None)
         await self._write_through(key, None)
 
     def clear_memory(self) -> None:
         self._memory.clear()
+        self._rows.clear()
 
     def close(self) -> None:
         writer, self._writer = self._writer, None
@@ -130,12 +144,19 @@ class Lookups:
         return forgotten_at is not None and entry[0] <= forgotten_at
 
     def _preload(self) -> None:
+        """Every stored lookup into memory (as its row: see :meth:`get`), and every
+        path hint to the content store; lookups forgotten since are left out."""
+        buried = {key.to_disk(): at for key, at in self._tombstones.items()}
         for raw, value in self._db.stored_rows():
-            key = from_disk(raw)
-            if isinstance(key, PathHintKey):
-                self._on_path_hint(key.sha256, value)
-            elif isinstance(key, VersionKey | AliasKey) and not self._is_buried(key, value):
-                self._memory.setdefault(key, value)
+            kind = raw[0] if type(raw) is tuple and raw else None
+            if kind == "path":
+                hint = from_disk(raw)
+                if isinstance(hint, PathHintKey):
+                    self._on_path_hint(hint.sha256, value)
+            elif kind in ("v", "a"):
+                forgotten_at = buried.get(raw)
+                if forgotten_at is None or value[0] > forgotten_at:
+                    self._rows.setdefault(raw, value)
         self._preloaded = True
 
     async def _read(self, keys: Sequence[LookupKey]) -> dict[LookupKey, Entry]:
