@@ -39,6 +39,15 @@ def cached_file(cache: LocalCache, content: bytes) -> Path:
     return found[0]
 
 
+def replace_with_a_symlink(cache: LocalCache, content: bytes, folder: Path, filler: bytes) -> None:
+    """Swap ``content``'s cached file for a symlink to other bytes of the same size."""
+    path = cached_file(cache, content)
+    forged = folder / "forged"
+    forged.write_bytes(filler * len(content))
+    path.unlink()
+    path.symlink_to(forged)
+
+
 # -- wrong bytes: a cached file replaced --------------------------------------------------
 
 
@@ -72,11 +81,7 @@ async def test_cached_file_replaced_by_a_symlink_is_not_followed(
         genuine = os.urandom(4096)
         version = await publish(repo, "app", genuine)
         assert await repo.get_content("app", version) == genuine
-        path = cached_file(cache, genuine)
-        forged = tmp_path / "forged"
-        forged.write_bytes(b"y" * len(genuine))
-        path.unlink()
-        path.symlink_to(forged)
+        replace_with_a_symlink(cache, genuine, tmp_path, filler=b"y")
         assert await repo.get_content("app", version) == genuine
         assert cache.stats().damaged_content == 1
         assert cache.stats().downloads == 2
@@ -93,11 +98,7 @@ async def test_download_from_the_cache_refuses_a_replaced_file(
         genuine = os.urandom(4096)
         version = await publish(repo, "app", genuine)
         await repo.download("app", tmp_path / "first", version=version)
-        path = cached_file(cache, genuine)
-        forged = tmp_path / "forged"
-        forged.write_bytes(b"z" * len(genuine))
-        path.unlink()
-        path.symlink_to(forged)
+        replace_with_a_symlink(cache, genuine, tmp_path, filler=b"z")
         await repo.download("app", tmp_path / "second", version=version)
         assert (tmp_path / "second").read_bytes() == genuine
         assert cache.stats().damaged_content == 1
@@ -115,10 +116,7 @@ async def test_damage_found_by_the_background_touch_is_counted_before_the_read_r
             genuine = os.urandom(4096)
             version = await publish(repo, "app", genuine)
             await repo.download("app", tmp_path / "first", version=version)
-            path = cached_file(cache, genuine)
-            (forged := tmp_path / "forged").write_bytes(b"z" * len(genuine))
-            path.unlink()
-            path.symlink_to(forged)
+            replace_with_a_symlink(cache, genuine, tmp_path, filler=b"z")
             await repo.download("app", tmp_path / "second", version=version)
             assert (tmp_path / "second").read_bytes() == genuine
             assert cache.stats().damaged_content == round_
@@ -147,10 +145,7 @@ async def test_damage_is_counted_before_the_read_returns_whatever_the_logging_co
             genuine = os.urandom(4096)
             version = await publish(repo, "app", genuine)
             await repo.download("app", tmp_path / "first", version=version)
-            path = cached_file(cache, genuine)
-            (forged := tmp_path / "forged").write_bytes(b"z" * len(genuine))
-            path.unlink()
-            path.symlink_to(forged)
+            replace_with_a_symlink(cache, genuine, tmp_path, filler=b"z")
             if read == "download":
                 await repo.download("app", tmp_path / "second", version=version)
                 assert (tmp_path / "second").read_bytes() == genuine
