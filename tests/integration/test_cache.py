@@ -427,3 +427,47 @@ async def test_a_truncated_cache_file_is_fetched_again_not_served(
         handle.truncate(1000)
     assert await cached_repo.get_content("app", 1) == content
     assert cache.stats().downloads == 2
+
+
+async def test_a_setting_changed_after_construction_takes_effect(
+    cached_repo: Repository, cache: LocalCache
+) -> None:
+    """``cache.ttl = 0`` is a setting like the constructor's, not an attribute ignored:
+    the next read revalidates. ``cache.verify_on_read = True`` re-hashes the next read."""
+    version = await publish(cached_repo, "app", b"genuine")
+    await cached_repo.get_content("app", version)
+    refreshes = cache.stats().lookup_refreshes
+    cache.ttl = 0
+    await cached_repo.get_content("app", version)
+    assert cache.stats().lookup_refreshes == refreshes + 1
+    cache.ttl = 3600  # the answer just refreshed is fresh again
+    await cached_repo.get_content("app", version)
+    assert cache.stats().lookup_refreshes == refreshes + 1
+
+    # other bytes written in place, the size and mtime kept: only a re-hash sees them
+    content = cache.directory / "content"
+    (path,) = [p for p in content.rglob("*.val") if p.read_bytes() == b"genuine"]
+    before = path.stat()
+    path.write_bytes(b"Genuine")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    cache.verify_on_read = True
+    assert await cached_repo.get_content("app", version) == b"genuine"
+    assert cache.stats().damaged_content == 1
+
+
+def test_a_setting_changed_after_construction_is_checked_as_the_constructor_checks_it(
+    tmp_path: Path,
+) -> None:
+    cache = LocalCache(tmp_path / "cache")
+    with pytest.raises(exc.InvalidArgumentTypeError, match="ttl must be seconds"):
+        cache.ttl = "30"  # type: ignore[assignment]
+    with pytest.raises(exc.InvalidArgumentError, match="ttl must be >= 0"):
+        cache.ttl = -1
+    with pytest.raises(exc.InvalidArgumentTypeError, match="verify_on_read must be True"):
+        cache.verify_on_read = 1  # type: ignore[assignment]
+    with pytest.raises(exc.InvalidArgumentError, match="size_limit must be a positive int"):
+        cache.size_limit = 0
+    with pytest.raises(exc.InvalidArgumentTypeError, match="stale_if_error must be True"):
+        cache.stale_if_error = "no"  # type: ignore[assignment]
+    assert (cache.ttl, cache.size_limit, cache.verify_on_read) == (30.0, 10 * 2**30, False)
+    cache.close()

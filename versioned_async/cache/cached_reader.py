@@ -114,6 +114,7 @@ class CachedContentReader:
         self._lookups = store.lookups
         self._content = store.content
         self._db = store.database
+        self._settings = store.settings
         self._emit = store.events.emit
         self._direct = direct
         self._source = source
@@ -197,7 +198,9 @@ class CachedContentReader:
         store = self._store
         key = VersionKey(self._repository, name, stored)
         entry = self._lookups.get(key) or await self._lookups.load(key)
-        state = freshness(None if entry is None else entry[0], store.clock(), store.ttl)
+        state = freshness(
+            None if entry is None else entry[0], self._settings.clock(), self._settings.ttl
+        )
         # a lookup without a size (written before sizes were recorded) cannot catch a
         # truncated file: it is revalidated, and the content measured by a download
         if state is Freshness.FRESH and entry is not None and entry[1][1] is not None:
@@ -230,7 +233,7 @@ class CachedContentReader:
         try:
             item = await self._source.version_item(key.name, key.version)
         except BackendUnavailableError as err:
-            if not may_serve_stale(Freshness.STALE, stale_if_error=self._store.stale_if_error):
+            if not may_serve_stale(Freshness.STALE, stale_if_error=self._settings.stale_if_error):
                 raise
             self._serve_stale(
                 f"{key.name!r} version {_layout.decode_version(key.version)}", entry, err
@@ -267,7 +270,7 @@ class CachedContentReader:
             # another process may have finished it just before we took the lease
             entry = await self._lookups.reload(key)
             fresh = entry is not None and (
-                freshness(entry[0], store.clock(), store.ttl) is Freshness.FRESH
+                freshness(entry[0], self._settings.clock(), self._settings.ttl) is Freshness.FRESH
             )
             if entry is not None and fresh and expected in (None, entry[1][0]):
                 sha, size = entry[1]
@@ -321,7 +324,9 @@ class CachedContentReader:
         store = self._store
         key = AliasKey(self._repository, name, alias)
         entry = self._lookups.get(key) or await self._lookups.load(key)
-        state = freshness(None if entry is None else entry[0], store.clock(), store.ttl)
+        state = freshness(
+            None if entry is None else entry[0], self._settings.clock(), self._settings.ttl
+        )
         if state is Freshness.FRESH and entry is not None:
             self._emit(LookupHit())
             memo = self._alias_memo.get(key)
@@ -332,7 +337,9 @@ class CachedContentReader:
         try:  # one request for many concurrent callers
             return await store.flights.run(("alias", key), partial(self._fetch_alias, key))
         except BackendUnavailableError as err:
-            if entry is None or not may_serve_stale(state, stale_if_error=store.stale_if_error):
+            if entry is None or not may_serve_stale(
+                state, stale_if_error=self._settings.stale_if_error
+            ):
                 raise
             self._serve_stale(f"alias {alias!r} of {name!r}", entry, err)
             return self._alias_model(_structure_alias(entry[1]))
@@ -375,7 +382,7 @@ class CachedContentReader:
         await self._lookups.forget(VersionKey(self._repository, name, stored))
 
     def _serve_stale(self, what: str, entry: Entry, err: Exception) -> None:
-        age = self._store.clock() - entry[0]
+        age = self._settings.clock() - entry[0]
         self._emit(StaleServed(what, age))
         log.warning("serving %s from the local cache, %.0f s old: %s", what, age, err)
 

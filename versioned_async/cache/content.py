@@ -27,7 +27,6 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -39,6 +38,7 @@ from .._cache_safety import Fingerprint
 from .events import ContentDamaged, Events
 from .eviction import evict
 from .keys import ContentKey, PathHintKey
+from .settings import CacheSettings
 
 if TYPE_CHECKING:
     from .database import Database
@@ -163,17 +163,14 @@ class ContentStore:
         self,
         database: Database,
         staging: Path,
-        *,
-        size_limit: int,
-        ttl: float,
-        verify_on_read: bool,
-        clock: Callable[[], float],
+        settings: CacheSettings,
         events: Events,
     ) -> None:
-        self._db, self._events, self._clock = database, events, clock
+        self._db, self._events = database, events
+        #: read at each use: a setting changed on the LocalCache applies at once
+        self._settings = settings
         #: where downloads wait, until verified and published
         self.staging = staging
-        self._size_limit, self._ttl, self._verify_on_read = size_limit, ttl, verify_on_read
         self._paths: dict[str, str] = {}
         #: path -> what the file was when stored; paths are random, never reused.
         #: Kept only while the content is stored (see _remember_fingerprint)
@@ -210,7 +207,7 @@ class ContentStore:
             self._paths.pop(sha256, None)
         else:
             self._paths[sha256] = path
-            self._touched[sha256] = self._clock()  # the store lookup counted as a use
+            self._touched[sha256] = self._settings.clock()  # the store lookup counted as a use
         return path
 
     def adopt_hint(self, sha256: str, text: object) -> None:
@@ -222,7 +219,7 @@ class ContentStore:
         if sha256 not in self._fingerprint_paths:
             self._remember_fingerprint(sha256, hint[1], hint[0])
         self._paths.setdefault(sha256, hint[1])
-        self._touched.setdefault(sha256, self._clock())  # no LRU write per hit at start
+        self._touched.setdefault(sha256, self._settings.clock())  # no LRU write per hit at start
 
     def forget_path(self, sha256: str) -> None:
         self._paths.pop(sha256, None)
@@ -345,7 +342,7 @@ class ContentStore:
                 body = await asyncio.to_thread(handle.read)
         if len(body) != length:
             raise DamagedContent(f"{path} changed while it was read")
-        if self._verify_on_read:
+        if self._settings.verify_on_read:
             if length <= _READ_INLINE_BYTES:
                 digest = hashlib.sha256(body).hexdigest()
             else:
@@ -368,7 +365,7 @@ class ContentStore:
         def copy_checked() -> None:
             source, length = self.open_checked(path, size)
             with source, open(target, "wb") as out:
-                digest = hashlib.sha256() if self._verify_on_read else None
+                digest = hashlib.sha256() if self._settings.verify_on_read else None
                 copied = 0 if digest is not None else _send_file(source, out, length)
                 while copied < length and (chunk := source.read(_COPY_CHUNK)):
                     if digest is not None:
@@ -390,8 +387,8 @@ class ContentStore:
 
     def hit(self, sha256: str) -> None:
         """A hit served from memory: tell the store it was used, at most once a TTL."""
-        now = self._clock()
-        if now - self._touched.get(sha256, -1e18) >= max(self._ttl, 1.0):
+        now = self._settings.clock()
+        if now - self._touched.get(sha256, -1e18) >= max(self._settings.ttl, 1.0):
             self._touched[sha256] = now
             self.touch(sha256)
 
@@ -421,7 +418,7 @@ class ContentStore:
         ``None`` when it is larger than the cache may hold. The staged file
         stays its creator's to read and then delete.
         """
-        if staged.size > self._size_limit:
+        if staged.size > self._settings.size_limit:
             return None
         path = await asyncio.to_thread(self._publish, staged)
         if path is not None:
@@ -465,20 +462,20 @@ class ContentStore:
         what was removed. Called after each store, in its thread. Best effort: should
         the store be busy, the content stays over the limit until the next store."""
         try:
-            plan = evict(self._db, self._size_limit, keep=keep)
+            plan = evict(self._db, self._settings.size_limit, keep=keep)
         except (diskcache.Timeout, sqlite3.Error, OSError) as err:
             log.warning("could not evict cached content (%s); trying again at the next store", err)
             return
         for sha in plan.evict:
             self._paths.pop(sha, None)
             self._forget_fingerprint(sha)
-        if plan.pinned_exceed(self._size_limit) and not self._warned_pinned_over:
+        if plan.pinned_exceed(self._settings.size_limit) and not self._warned_pinned_over:
             self._warned_pinned_over = True
             log.warning(
                 "content that aliases point at takes %d bytes, more than the cache's "
                 "size_limit of %d: it is kept anyway; raise size_limit",
                 plan.pinned_bytes,
-                self._size_limit,
+                self._settings.size_limit,
             )
 
     def _sweep_staging(self) -> None:

@@ -36,6 +36,7 @@ from ..exc import CacheUnavailableError
 from .content import ContentDisk, DamagedContent
 from .events import CacheError, Events
 from .keys import PathHintKey, from_disk
+from .settings import CacheSettings
 
 if sys.platform != "win32":
     import fcntl
@@ -75,12 +76,10 @@ class Database:
     must forget it.
     """
 
-    def __init__(
-        self, directory: Path, size_limit: int, clock: Callable[[], float], events: Events
-    ) -> None:
+    def __init__(self, directory: Path, settings: CacheSettings, events: Events) -> None:
         self.directory = directory
-        self._size_limit = size_limit
-        self._clock = clock
+        #: read at each use: a setting changed on the LocalCache applies at once
+        self._settings = settings
         self._events = events
         self.on_content_replaced: Callable[[], None] | None = None
         # the two diskcache stores, opened here and again after a failure (see _store)
@@ -154,7 +153,7 @@ class Database:
         folder = self.directory / which
         settings = dict(_STORE_SETTINGS[which])
         if which == "content":
-            settings.update(size_limit=self._size_limit, disk=ContentDisk)
+            settings.update(size_limit=self._settings.size_limit, disk=ContentDisk)
         check = which in self._check_stores
         for attempt in range(2):
             seen = _identity(folder / "cache.db")  # the file found damaged, if it is
@@ -222,7 +221,7 @@ class Database:
     @property
     def bypassed(self) -> bool:
         """Whether reads skip the cache for now, after it failed (see :meth:`degrade`)."""
-        now = self._clock()  # a clock set back does not stretch the bypass
+        now = self._settings.clock()  # a clock set back does not stretch the bypass
         return self._bypass_until - BYPASS_SECONDS <= now < self._bypass_until
 
     def degrade(self, err: BaseException) -> None:
@@ -237,7 +236,7 @@ class Database:
             return
         fault = _cache_errors.classify(err)
         self._events.emit(CacheError(fault.value))
-        self._bypass_until = self._clock() + BYPASS_SECONDS
+        self._bypass_until = self._settings.clock() + BYPASS_SECONDS
         if fault is CacheFault.DAMAGED:
             self._check_stores = set(_STORE_SETTINGS)
             with self._store_lock:  # reopened (checked, rebuilt if need be) next time

@@ -26,13 +26,13 @@ from pathlib import Path
 import attrs
 
 from .._coalesce import SingleFlight
-from ..exc import InvalidArgumentError, InvalidArgumentTypeError
 from .content import ContentStore
 from .database import Database
 from .directory import secure_directory
 from .events import CacheStats, Events, Subscriber
 from .leases import Leases
 from .lookups import Lookups
+from .settings import CacheSettings
 
 __all__ = ["LocalCache", "Store"]
 
@@ -49,9 +49,8 @@ class Store:
     #: concurrent work on one key shared (one download for 50 readers)
     flights: SingleFlight
     events: Events
-    ttl: float
-    stale_if_error: bool
-    clock: Callable[[], float]
+    #: the settings the read policy reads (ttl, stale_if_error, clock) at each use
+    settings: CacheSettings
 
 
 class LocalCache:
@@ -99,51 +98,79 @@ class LocalCache:
         clock: Callable[[], float] = time.time,
         verify_on_read: bool = False,
     ) -> None:
-        if not isinstance(verify_on_read, bool):
-            raise InvalidArgumentTypeError(
-                f"verify_on_read must be True or False, not {verify_on_read!r}"
-            )
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-            raise InvalidArgumentTypeError(f"ttl must be seconds (a number), not {ttl!r}")
-        if not ttl >= 0:
-            raise InvalidArgumentError(f"ttl must be >= 0 seconds, got {ttl}")
-        if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
-            raise InvalidArgumentError(
-                f"size_limit must be a positive int of bytes, got {size_limit!r}"
-            )
-        #: the settings the cache was made with (its parts read them then)
-        self.ttl = float(ttl)
-        self.size_limit = size_limit
-        self.stale_if_error = stale_if_error
-        self.clock = clock
-        self.verify_on_read = verify_on_read
+        #: what the cache was made with or set to since; its parts read it when they use it
+        self._settings = CacheSettings(
+            ttl=ttl,
+            size_limit=size_limit,
+            stale_if_error=stale_if_error,
+            clock=clock,
+            verify_on_read=verify_on_read,
+        )
+        settings = self._settings
         # created private, or checked to be only ours, before anything is read from it
         # and every later open (diskcache's connection per thread, content files) uses
         # the resolved path that was checked, not one a symlink could re-point
         self.directory = secure_directory(Path(directory), ("staging", "content", "lookups"))
         events = Events()
         flights = SingleFlight()
-        database = Database(self.directory, size_limit, clock, events)
-        content = ContentStore(
-            database,
-            self.directory / "staging",
-            size_limit=size_limit,
-            ttl=self.ttl,
-            verify_on_read=verify_on_read,
-            clock=clock,
-            events=events,
-        )
+        database = Database(self.directory, settings, events)
+        content = ContentStore(database, self.directory / "staging", settings, events)
         self._store = Store(
             database=database,
-            lookups=Lookups(database, clock, flights, content.adopt_hint),
+            lookups=Lookups(database, settings, flights, content.adopt_hint),
             content=content,
             leases=Leases(database, events),
             flights=flights,
             events=events,
-            ttl=self.ttl,
-            stale_if_error=stale_if_error,
-            clock=clock,
+            settings=settings,
         )
+
+    # -- its settings: each one may be changed later, checked as the constructor checks it
+
+    @property
+    def ttl(self) -> float:
+        """Seconds a lookup is served without asking AWS."""
+        return self._settings.ttl
+
+    @ttl.setter
+    def ttl(self, value: float) -> None:
+        self._settings.ttl = value
+
+    @property
+    def size_limit(self) -> int:
+        """Bytes of content to keep; a lower limit applies at the next download."""
+        return self._settings.size_limit
+
+    @size_limit.setter
+    def size_limit(self, value: int) -> None:
+        self._settings.size_limit = value
+
+    @property
+    def stale_if_error(self) -> bool:
+        """Whether a lookup older than ``ttl`` is served when AWS cannot be reached."""
+        return self._settings.stale_if_error
+
+    @stale_if_error.setter
+    def stale_if_error(self, value: bool) -> None:
+        self._settings.stale_if_error = value
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock lookups are dated by."""
+        return self._settings.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], float]) -> None:
+        self._settings.clock = value
+
+    @property
+    def verify_on_read(self) -> bool:
+        """Whether cached content is re-hashed on every read."""
+        return self._settings.verify_on_read
+
+    @verify_on_read.setter
+    def verify_on_read(self, value: bool) -> None:
+        self._settings.verify_on_read = value
 
     def __repr__(self) -> str:
         return (

@@ -26,6 +26,7 @@ from typing import Any
 from .._coalesce import Coalescer, SingleFlight
 from .database import CACHE_FAILURES, Database
 from .keys import Entry, LookupKey, PathHintKey, from_disk
+from .settings import CacheSettings
 
 __all__ = ["Lookups"]
 
@@ -43,12 +44,12 @@ class Lookups:
     def __init__(
         self,
         database: Database,
-        clock: Callable[[], float],
+        settings: CacheSettings,
         flights: SingleFlight,
         on_path_hint: Callable[[str, object], None],
     ) -> None:
         self._db = database
-        self._clock = clock
+        self._settings = settings
         self._flights = flights
         self._on_path_hint = on_path_hint
         self._memory: dict[LookupKey, Entry] = {}
@@ -114,7 +115,7 @@ class Lookups:
 
     async def remember(self, key: LookupKey, value: Any) -> float:
         """Record a lookup just fetched from AWS; returns when (``fetched_at``)."""
-        entry = (self._clock(), value)
+        entry = (self._settings.clock(), value)
         self._memory[key] = entry
         await self._write_through(key, entry)
         return entry[0]
@@ -179,7 +180,7 @@ class Lookups:
         """
         if self._db.bypassed:
             if entry is None:
-                self._tombstones[key] = self._clock()
+                self._tombstones[key] = self._settings.clock()
             return
         self._unwritten[key] = entry
         try:
@@ -187,7 +188,7 @@ class Lookups:
         except CACHE_FAILURES as err:
             self._unwritten.pop(key, None)
             if entry is None:
-                self._tombstones[key] = self._clock()
+                self._tombstones[key] = self._settings.clock()
             self._db.degrade(err)
 
     async def _write(self, keys: Sequence[LookupKey]) -> dict[LookupKey, None]:
