@@ -25,7 +25,7 @@ from typing import ClassVar, TypeVar
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from . import _codec, _layout
+from . import _codec, _layout, _routing
 from ._aws.clients import NOT_OPEN, AwsClients, default_config
 from ._aws.s3 import ObjectInfo, ObjectStore
 from ._codec import AliasItem, VersionItem
@@ -289,9 +289,7 @@ class BaseRepository:
         Cold, this costs two round trips: the alias, then the version lookup
         and the download together. With a cache, none inside the TTL.
         """
-        resolved = await self.resolve_alias(name, alias)
-        stored = _layout.encode_version(resolved.choose_version(routing_key))
-        return await self._reader.get_content(name, stored)
+        return await self._reader.get_content(name, await self._route(name, alias, routing_key))
 
     async def download(
         self,
@@ -315,9 +313,12 @@ class BaseRepository:
         if target.is_dir():
             raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
         _check_folder(target.parent)
-        if alias is not None:
-            version = (await self.resolve_alias(name, alias)).choose_version(routing_key)
-        await self._reader.download(name, _layout.encode_version(version), target)
+        stored = (
+            _layout.encode_version(version)
+            if alias is None
+            else await self._route(name, alias, routing_key)
+        )
+        await self._reader.download(name, stored, target)
         return target
 
     async def resolve_alias(self, name: str, alias: str) -> Alias:
@@ -329,6 +330,21 @@ class BaseRepository:
         _layout.validate_name(name)
         _layout.validate_alias(alias)
         return await self._reader.resolve_alias(name, alias)
+
+    async def _route(self, name: str, alias: str, routing_key: str | bytes | None) -> str:
+        """The stored version that serves ``routing_key`` through ``alias``, as
+        ``resolve_alias(...).choose_version(routing_key)`` picks it, with no model built."""
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        item = await self._reader.alias_item(name, alias)
+        return _routing.choose(
+            name,
+            alias,
+            item.version,
+            item.secondary_version,
+            item.secondary_version_weight,
+            routing_key,
+        )
 
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""

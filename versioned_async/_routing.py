@@ -80,6 +80,30 @@ def goes_to_secondary(bucket: int, weight: int | None) -> bool:
     return weight is not None and bucket < weight
 
 
+def choose(
+    name: str,
+    alias: str,
+    primary: str,
+    secondary: str | None,
+    weight: int | None,
+    routing_key: str | bytes | None,
+) -> str:
+    """The version (``primary`` or ``secondary``, in whatever form they are given) that
+    serves a request to the alias ``name``/``alias``.
+
+    Sticky for a ``routing_key``, weighted random without one. A key of another
+    type is refused whether or not the alias splits (see :func:`key_bytes`).
+    Both :meth:`~versioned_async.Alias.choose_version` (public version strings)
+    and the read path (stored ones, with no model built) route through this.
+    """
+    if secondary is None:
+        if routing_key is not None:
+            key_bytes(routing_key)  # refused whether or not the alias splits today
+        return primary
+    bucket = random_bucket() if routing_key is None else bucket_for_key(name, alias, routing_key)
+    return secondary if goes_to_secondary(bucket, weight) else primary
+
+
 def _fast_sha256() -> Callable[[bytes], Any]:
     """CPython's sha256 constructor without hashlib's dispatch: same digest, less overhead
     per call, which is most of the cost for short routing keys."""

@@ -109,18 +109,14 @@ class Alias:
         :class:`~versioned_async.exc.InvalidArgumentTypeError` (a ``TypeError``),
         whether or not the alias splits: convert it first (``str(user_id)``).
         """
-        if self.secondary_version is None:
-            if routing_key is not None:
-                _routing.key_bytes(routing_key)  # refused whether or not the alias splits today
-            return self.version
-        bucket = (
-            _routing.random_bucket()
-            if routing_key is None
-            else _routing.bucket_for_key(self.name, self.alias, routing_key)
+        return _routing.choose(
+            self.name,
+            self.alias,
+            self.version,
+            self.secondary_version,
+            self.secondary_version_weight,
+            routing_key,
         )
-        if _routing.goes_to_secondary(bucket, self.secondary_version_weight):
-            return self.secondary_version
-        return self.version
 
     def choose_versions(self, routing_keys: Iterable[str | bytes]) -> list[str]:
         """:meth:`choose_version` for many keys at once (batch jobs): the same

@@ -127,19 +127,10 @@ class AwsClients:
         if url is not None and not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
             raise ValueError(f"Invalid endpoint: {url}")
 
-    async def s3(self) -> Any:
-        """The S3 client, with the repository's S3 options on every request."""
-        return await self._client("s3")
-
-    async def dynamodb(self) -> Any:
-        """The DynamoDB client."""
-        return await self._client("dynamodb")
-
-    async def sts(self) -> Any:
-        """The STS client (its own short timeouts: see ``_STS_CONFIG``)."""
-        return await self._client("sts")
-
-    async def _client(self, service: str) -> Any:
+    async def client(self, service: str) -> Any:
+        """The client of ``service`` (``"s3"``, ``"dynamodb"``, ``"sts"``), created on
+        first use: S3's with the repository's S3 options on every request, STS's with
+        its own short timeouts (see ``_STS_CONFIG``)."""
         client = self._clients.get(service)
         if client is None:
             async with self._creating:  # tasks asking at once wait for one creation

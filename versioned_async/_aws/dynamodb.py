@@ -48,7 +48,7 @@ class Table:
     async def _dynamodb(self) -> Any:
         """The DynamoDB client, asked of the repository's clients once and then kept."""
         if self._client is None:
-            self._client = await self._clients.dynamodb()
+            self._client = await self._clients.client("dynamodb")
         return self._client
 
     async def get_item(self, pk: str, sk: str) -> Item | None:

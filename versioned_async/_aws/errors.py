@@ -159,12 +159,13 @@ def aws_errors(what: str) -> Iterator[None]:
 
     Network failures that reach us from aiohttp or asyncio directly (a body
     cut while it is read) are ``BackendUnavailableError`` like botocore's own;
-    messages never carry the credentials of an endpoint URL.
+    messages never carry the credentials of an endpoint URL (``what`` is masked
+    when an error is raised, not on every call: most calls succeed).
     """
-    what = redact_text(what)
     try:
         yield
     except bce.ClientError as err:
+        what = redact_text(what)
         code = error_code(err)
         op = getattr(err, "operation_name", None)
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -190,23 +191,23 @@ def aws_errors(what: str) -> Iterator[None]:
         raise BackendError(f"{what}: {err}", code=code, operation=op) from err
     except _NETWORK_ERRORS as err:
         raise BackendUnavailableError(
-            f"{what}: could not reach AWS ({scrub(err)}); check the endpoint and network, "
-            "then retry"
+            f"{redact_text(what)}: could not reach AWS ({scrub(err)}); "
+            "check the endpoint and network, then retry"
         ) from err
     except _TRANSPORT_ERRORS as err:
         raise BackendUnavailableError(
-            f"{what}: the connection failed ({type(err).__name__}: {redact_text(str(err))}); "
-            "retry later"
+            f"{redact_text(what)}: the connection failed "
+            f"({type(err).__name__}: {redact_text(str(err))}); retry later"
         ) from scrub(err)
     except bce.NoRegionError as err:
         raise InvalidArgumentError(
-            f"{what}: no AWS region is configured; pass aws_region= to the repository "
+            f"{redact_text(what)}: no AWS region is configured; pass aws_region= to the repository "
             "(--region on the command line) or set AWS_DEFAULT_REGION"
         ) from err
     except bce.NoCredentialsError as err:
         raise BackendError(
-            f"{what}: no AWS credentials found; configure them as for the AWS CLI "
+            f"{redact_text(what)}: no AWS credentials found; configure them as for the AWS CLI "
             "(environment variables, ~/.aws, or an instance role)"
         ) from err
     except bce.BotoCoreError as err:
-        raise BackendError(f"{what}: {scrub(err)}") from err
+        raise BackendError(f"{redact_text(what)}: {scrub(err)}") from err

@@ -106,7 +106,7 @@ class ObjectStore:
     async def _s3(self) -> Any:
         """The S3 client, asked of the repository's clients once and then kept."""
         if self._client is None:
-            self._client = await self._clients.s3()
+            self._client = await self._clients.client("s3")
         return self._client
 
     async def head_object(self, key: str) -> ObjectInfo | None:

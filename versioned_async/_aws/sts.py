@@ -17,7 +17,7 @@ async def caller_arn(clients: AwsClients) -> str | None:
     cannot be had quickly: the default ``actor`` of alias history is only a hint,
     never a reason for an alias change to fail."""
     try:
-        sts = await clients.sts()
+        sts = await clients.client("sts")
         arn = (await sts.get_caller_identity()).get("Arn")
     except Exception as err:
         log.info(

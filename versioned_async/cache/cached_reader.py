@@ -120,8 +120,9 @@ class CachedContentReader:
         self._source = source
         self._repository = repository
         self._alias_model = alias_model
-        #: the model of each alias lookup, built once per lookup (keyed by its fetched_at)
-        self._alias_memo: dict[AliasKey, tuple[float, Alias]] = {}
+        #: each alias lookup's item and model, made once per lookup (by its fetched_at)
+        self._alias_items: dict[AliasKey, tuple[float, AliasItem]] = {}
+        self._alias_models: dict[AliasKey, tuple[float, Alias]] = {}
 
     # -- content -----------------------------------------------------------------------
 
@@ -278,85 +279,87 @@ class CachedContentReader:
                 if path is not None:
                     self._emit(CacheHit(sha))
                     return ContentRef(sha, path, size)
-            return await self._download_into_cache(key, expected)
-
-    async def _download_into_cache(
-        self, key: VersionKey, expected: str | None
-    ) -> ContentRef | None:
-        """Download a version into staging, verify it, publish it into the cache.
-
-        With ``expected`` (the sha256 a fresh lookup gave) only the object is
-        fetched; without, the item is looked up at the same time. A version
-        found missing is forgotten.
-        """
-        part = self._content.new_staging_path()
-        fill = partial(self._direct.fill, key.name, key.version, part)
-        # every way out (a cut, a cancellation, a full disk) removes the staged file
-        try:
+            # download into staging, verify, publish into the cache: with ``expected``
+            # (the sha256 a fresh lookup gave) only the object is fetched; without, the
+            # item is looked up at the same time. A version found missing is forgotten
+            part = self._content.new_staging_path()
+            fill = partial(self._direct.fill, key.name, key.version, part)
+            # every way out (a cut, a cancellation, a full disk) removes the staged file
             try:
-                got = await self._direct.verified(key.name, key.version, fill, expected)
-            except ArtifactNotFoundError:
-                await self._lookups.forget(key)
-                raise
-            sha = got.sha256
-            size = part.stat().st_size
-            await self._lookups.remember(key, (sha, size))
-            try:
-                path = await self._content.publish(Staged(part, sha, size))
-            except CACHE_FAILURES as err:
-                if not _is_cache_failure(err):
+                try:
+                    got = await self._direct.verified(key.name, key.version, fill, expected)
+                except ArtifactNotFoundError:
+                    await self._lookups.forget(key)
                     raise
-                # verified but not stored (a full disk, a locked database): serve it
-                self._db.degrade(err)
-                if size > _SERVE_UNSTORED_BYTES:
-                    return None  # a caller streams it from S3 instead
-                body = await asyncio.to_thread(part.read_bytes)
-                return ContentRef(sha, str(part), size, body)
-            return None if path is None else ContentRef(sha, path, size)
-        finally:
-            part.unlink(missing_ok=True)
+                sha = got.sha256
+                size = part.stat().st_size
+                await self._lookups.remember(key, (sha, size))
+                try:
+                    path = await self._content.publish(Staged(part, sha, size))
+                except CACHE_FAILURES as err:
+                    if not _is_cache_failure(err):
+                        raise
+                    # verified but not stored (a full disk, a locked database): serve it
+                    self._db.degrade(err)
+                    if size > _SERVE_UNSTORED_BYTES:
+                        return None  # a caller streams it from S3 instead
+                    body = await asyncio.to_thread(part.read_bytes)
+                    return ContentRef(sha, str(part), size, body)
+                return None if path is None else ContentRef(sha, path, size)
+            finally:
+                part.unlink(missing_ok=True)
 
     # -- aliases -----------------------------------------------------------------------
 
     async def resolve_alias(self, name: str, alias: str) -> Alias:
         """The alias: from the cache within the TTL, and the last known one when AWS
-        is down (stale-if-error)."""
-        store = self._store
+        is down (stale-if-error). Its model is built once per lookup."""
         key = AliasKey(self._repository, name, alias)
-        entry = self._lookups.get(key) or await self._lookups.load(key)
-        state = freshness(
-            None if entry is None else entry[0], self._settings.clock(), self._settings.ttl
-        )
+        fetched_at, item = await self._alias_entry(key)
+        model = self._alias_models.get(key)
+        if model is None or model[0] != fetched_at:
+            model = (fetched_at, self._alias_model(item))
+            self._alias_models[key] = model
+        return model[1]
+
+    async def alias_item(self, name: str, alias: str) -> AliasItem:
+        """:meth:`resolve_alias`'s answer as stored, for routing: no model is built."""
+        return (await self._alias_entry(AliasKey(self._repository, name, alias)))[1]
+
+    async def _alias_entry(self, key: AliasKey) -> tuple[float, AliasItem]:
+        """``(fetched_at, item)``: fresh from the lookups, else from the source (one
+        request for many concurrent callers), else stale when AWS is down."""
+        lookups = self._lookups
+        entry = lookups.get(key) or await lookups.load(key)
+        settings = self._settings
+        state = freshness(None if entry is None else entry[0], settings.clock(), settings.ttl)
         if state is Freshness.FRESH and entry is not None:
             self._emit(LookupHit())
-            memo = self._alias_memo.get(key)
-            if memo is None or memo[0] != entry[0]:  # build the model once per lookup
-                memo = (entry[0], self._alias_model(_structure_alias(entry[1])))
-                self._alias_memo[key] = memo
-            return memo[1]
-        try:  # one request for many concurrent callers
-            return await store.flights.run(("alias", key), partial(self._fetch_alias, key))
+            item = self._alias_items.get(key)
+            if item is None or item[0] != entry[0]:  # structured once per lookup
+                item = (entry[0], _structure_alias(entry[1]))
+                self._alias_items[key] = item
+            return item
+        try:
+            return await self._store.flights.run(("alias", key), partial(self._fetch_alias, key))
         except BackendUnavailableError as err:
-            if entry is None or not may_serve_stale(
-                state, stale_if_error=self._settings.stale_if_error
-            ):
+            if entry is None or not may_serve_stale(state, stale_if_error=settings.stale_if_error):
                 raise
-            self._serve_stale(f"alias {alias!r} of {name!r}", entry, err)
-            return self._alias_model(_structure_alias(entry[1]))
+            self._serve_stale(f"alias {key.alias!r} of {key.name!r}", entry, err)
+            return entry[0], _structure_alias(entry[1])
         except AliasNotFoundError:
-            await self._lookups.forget(key)
+            await lookups.forget(key)
             raise
 
-    async def _fetch_alias(self, key: AliasKey) -> Alias:
+    async def _fetch_alias(self, key: AliasKey) -> tuple[float, AliasItem]:
         record = await self._source.alias_item(key.name, key.alias)
         if record is None:
             raise AliasNotFoundError(key.name, key.alias)
         value = _codec.unstructure(record)
-        self._emit(LookupRefreshed())
         fetched_at = await self._lookups.remember(key, value)
-        model = self._alias_model(record)
-        self._alias_memo[key] = (fetched_at, model)
-        return model
+        self._emit(LookupRefreshed())
+        self._alias_items[key] = (fetched_at, record)
+        return fetched_at, record
 
     # -- what the repository learnt --------------------------------------------------
 

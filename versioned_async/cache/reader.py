@@ -144,7 +144,14 @@ class ContentReader(Protocol):
 
     async def read_artifact(self, artifact: Artifact) -> bytes: ...
 
-    async def resolve_alias(self, name: str, alias: str) -> Alias: ...
+    async def resolve_alias(self, name: str, alias: str) -> Alias:
+        """The alias's model (bound to its repository)."""
+        ...
+
+    async def alias_item(self, name: str, alias: str) -> AliasItem:
+        """The alias as stored (versions stored-form), for routing with no model built;
+        :class:`~versioned_async.exc.AliasNotFoundError` when it does not exist."""
+        ...
 
     async def remember_alias(self, record: AliasItem) -> None: ...
 
@@ -283,10 +290,13 @@ class DirectReader:
         return got[0]
 
     async def resolve_alias(self, name: str, alias: str) -> Alias:
+        return self._alias_model(await self.alias_item(name, alias))
+
+    async def alias_item(self, name: str, alias: str) -> AliasItem:
         record = await self._source.alias_item(name, alias)
         if record is None:
             raise AliasNotFoundError(name, alias)
-        return self._alias_model(record)
+        return record
 
     async def remember_alias(self, record: AliasItem) -> None:
         """No cache: nothing to remember."""
