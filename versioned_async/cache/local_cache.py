@@ -32,7 +32,7 @@ from .directory import secure_directory
 from .events import CacheStats, Events, Subscriber
 from .leases import Leases
 from .lookups import Lookups
-from .settings import CacheSettings
+from .settings import CacheSettings, Setting
 
 __all__ = ["LocalCache", "Store"]
 
@@ -126,51 +126,15 @@ class LocalCache:
         )
 
     # -- its settings: each one may be changed later, checked as the constructor checks it
-
-    @property
-    def ttl(self) -> float:
-        """Seconds a lookup is served without asking AWS."""
-        return self._settings.ttl
-
-    @ttl.setter
-    def ttl(self, value: float) -> None:
-        self._settings.ttl = value
-
-    @property
-    def size_limit(self) -> int:
-        """Bytes of content to keep; a lower limit applies at the next download."""
-        return self._settings.size_limit
-
-    @size_limit.setter
-    def size_limit(self, value: int) -> None:
-        self._settings.size_limit = value
-
-    @property
-    def stale_if_error(self) -> bool:
-        """Whether a lookup older than ``ttl`` is served when AWS cannot be reached."""
-        return self._settings.stale_if_error
-
-    @stale_if_error.setter
-    def stale_if_error(self, value: bool) -> None:
-        self._settings.stale_if_error = value
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        """The wall clock lookups are dated by."""
-        return self._settings.clock
-
-    @clock.setter
-    def clock(self, value: Callable[[], float]) -> None:
-        self._settings.clock = value
-
-    @property
-    def verify_on_read(self) -> bool:
-        """Whether cached content is re-hashed on every read."""
-        return self._settings.verify_on_read
-
-    @verify_on_read.setter
-    def verify_on_read(self, value: bool) -> None:
-        self._settings.verify_on_read = value
+    ttl = Setting[float]("Seconds a lookup is served without asking AWS.")
+    size_limit = Setting[int](
+        "Bytes of content to keep; a lower limit applies at the next download."
+    )
+    stale_if_error = Setting[bool](
+        "Whether a lookup older than ``ttl`` is served when AWS cannot be reached."
+    )
+    clock = Setting[Callable[[], float]]("The wall clock lookups are dated by.")
+    verify_on_read = Setting[bool]("Whether cached content is re-hashed on every read.")
 
     def __repr__(self) -> str:
         return (

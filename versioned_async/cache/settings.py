@@ -10,13 +10,15 @@ is checked on assignment exactly as the constructor checks it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
 from ..exc import InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["CacheSettings"]
+__all__ = ["CacheSettings", "Setting"]
+
+_T = TypeVar("_T")
 
 
 def _ttl(value: object) -> float:
@@ -55,3 +57,34 @@ class CacheSettings:
     stale_if_error: bool = attrs.field(validator=_flag)
     clock: Callable[[], float] = attrs.field(validator=_callable)
     verify_on_read: bool = attrs.field(validator=_flag)
+
+
+class _HasSettings(Protocol):
+    _settings: CacheSettings
+
+
+class Setting(Generic[_T]):
+    """A :class:`CacheSettings` field as an attribute of its owner (``cache.ttl``):
+    read from, and assigned (checked) to, the owner's ``_settings``."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, owner: None, kind: type) -> Setting[_T]: ...
+
+    @overload
+    def __get__(self, owner: _HasSettings, kind: type | None = None) -> _T: ...
+
+    def __get__(self, owner: _HasSettings | None, kind: type | None = None) -> Setting[_T] | _T:
+        if owner is None:
+            return self
+        value: _T = getattr(owner._settings, self._name)
+        return value
+
+    def __set__(self, owner: _HasSettings, value: _T) -> None:
+        setattr(owner._settings, self._name, value)
