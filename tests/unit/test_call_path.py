@@ -7,7 +7,7 @@ import os
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.call_path import PathCount, count_path, first_calls, module_of
+from benchmarks.call_path import PathCount, by_package, count_path, first_calls, module_of
 
 
 def test_nothing_called_counts_nothing() -> None:
@@ -85,3 +85,16 @@ def test_modules_are_named_by_their_path_in_the_package() -> None:
     assert module_of(os.path.join(root, "cli", "alias.py"), root) == "cli.alias"
     assert module_of(os.sep.join(["", "site", "aiobotocore", "client.py"]), root) is None
     assert module_of("<attrs generated init versioned_async.models.Alias>", root) is None
+
+
+def test_counted_by_package_a_step_within_one_package_is_no_switch() -> None:
+    events = [("_base", "get"), ("cache.reader", "get"), ("cache.lookups", "get"), ("_aws.s3", "f")]
+    assert by_package(events) == [
+        ("_base", "_base.get"),
+        ("cache", "cache.reader.get"),
+        ("cache", "cache.lookups.get"),
+        ("_aws", "_aws.s3.f"),
+    ]
+    got = count_path(first_calls(by_package(first_calls(events))))
+    assert (got.functions, got.modules, got.switches) == (4, 3, 2)
+    assert count_path(first_calls(events)).switches == 3
