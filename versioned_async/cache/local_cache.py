@@ -124,6 +124,8 @@ class LocalCache:
             events=events,
             settings=settings,
         )
+        # the lookups' one start-up query, on this thread's open connection: see lookups
+        self._store.lookups.start_preload()
 
     # -- its settings: each one may be changed later, checked as the constructor checks it
     ttl = Setting[float]("Seconds a lookup is served without asking AWS.")
