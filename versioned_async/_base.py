@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import ClassVar, TypeVar
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 
 from . import _codec, _layout, _routing
 from ._aws.clients import NOT_OPEN, AwsClients, default_config
@@ -235,7 +235,7 @@ class BaseRepository:
         if self._aws_clients is not None:
             raise RepositoryClosedError("this Repository is already open")
         clients = AwsClients(
-            self._session or get_session(),
+            self._session,
             self.aws_region,
             self.endpoint_url,
             defaults=self._client_defaults,

@@ -129,6 +129,30 @@ async def test_a_warm_cache_serves_a_new_repository_without_creating_a_client(
     assert session.services() == []
 
 
+@pytest.mark.both_backends
+async def test_a_warm_restart_never_sets_up_a_botocore_session(
+    make_repo: RepoFactory, seeded: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making aiobotocore's session costs ~20 ms of botocore set-up: a repository given
+    none makes it for its first client, so a restart served by its cache never does."""
+    async with make_repo(cache=LocalCache(tmp_path / "cache")) as warming:
+        assert await warming.get_alias_content("app", "prod") == b"one"
+    made: list[AioSession] = []
+    real_init = AioSession.__init__
+
+    def counted_init(self: AioSession, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(AioSession, "__init__", counted_init)
+    async with make_repo(session=None, cache=LocalCache(tmp_path / "cache")) as repo:
+        assert await repo.get_alias_content("app", "prod") == b"one"
+        assert made == []
+        await repo.list_artifact_names()  # a request: now the session is made, once
+        await repo.list_artifact_names()
+        assert len(made) == 1
+
+
 @pytest.mark.parametrize("backend", ["s3"])  # make_repo builds S3OnlyRepository
 async def test_an_s3_only_repository_never_creates_a_dynamodb_client(
     make_repo: RepoFactory, session: RecordingSession, tmp_path: Path
