@@ -175,6 +175,10 @@ class CachedContentReader:
         """The cached file for a version, downloading it when needed; ``None``: read it
         from S3 without the cache (too large for it, or the cache is failing).
 
+        Fresh lookup + known file: no request. Stale lookup: revalidate (one
+        GetItem), serving the old answer when AWS is down and stale-if-error
+        is on. Never seen: lookup and download together, verified.
+
         A cache that fails (its database locked or damaged, its disk full) costs a
         download, never the read: it is logged, counted (``cache_errors``) and
         bypassed for a while (:meth:`.database.Database.degrade`).
@@ -182,40 +186,31 @@ class CachedContentReader:
         if self._db.bypassed:
             return None
         try:
-            return await self._cached_content_or_fail(name, stored)
+            key = VersionKey(self._repository, name, stored)
+            entry = self._lookups.get(key) or await self._lookups.load(key)
+            settings = self._settings
+            state = freshness(None if entry is None else entry[0], settings.clock(), settings.ttl)
+            # a lookup without a size (written before sizes were recorded) cannot catch a
+            # truncated file: it is revalidated, and the content measured by a download
+            if state is Freshness.FRESH and entry is not None and entry[1][1] is not None:
+                self._emit(LookupHit())
+                sha = entry[1][0]
+                path = self._content.path_now(sha) or await self._content.path(sha)
+                if path is not None:
+                    self._emit(CacheHit(sha))
+                    self._content.hit(sha)
+                    return ContentRef(sha, path, entry[1][1])
+                return await self._store.flights.run(
+                    ("sha", sha), partial(self._fetch_into_cache, key, sha)
+                )
+            return await self._store.flights.run(
+                ("version", key), partial(self._revalidate_and_fetch, key, entry)
+            )
         except CACHE_FAILURES as err:
             if not _is_cache_failure(err):
                 raise
             self._db.degrade(err)
             return None
-
-    async def _cached_content_or_fail(self, name: str, stored: str) -> ContentRef | None:
-        """The cached file for a version, downloading it when needed.
-
-        Fresh lookup + known file: no request. Stale lookup: revalidate (one
-        GetItem), serving the old answer when AWS is down and stale-if-error
-        is on. Never seen: lookup and download together, verified.
-        """
-        store = self._store
-        key = VersionKey(self._repository, name, stored)
-        entry = self._lookups.get(key) or await self._lookups.load(key)
-        state = freshness(
-            None if entry is None else entry[0], self._settings.clock(), self._settings.ttl
-        )
-        # a lookup without a size (written before sizes were recorded) cannot catch a
-        # truncated file: it is revalidated, and the content measured by a download
-        if state is Freshness.FRESH and entry is not None and entry[1][1] is not None:
-            self._emit(LookupHit())
-            sha = entry[1][0]
-            path = self._content.path_now(sha) or await self._content.path(sha)
-            if path is not None:
-                self._emit(CacheHit(sha))
-                self._content.hit(sha)
-                return ContentRef(sha, path, entry[1][1])
-            return await store.flights.run(("sha", sha), partial(self._fetch_into_cache, key, sha))
-        return await store.flights.run(
-            ("version", key), partial(self._revalidate_and_fetch, key, entry)
-        )
 
     async def _revalidate_and_fetch(
         self, key: VersionKey, entry: Entry | None

@@ -88,16 +88,22 @@ class Lookups:
     async def load(self, key: LookupKey) -> Entry | None:
         """The lookup from memory, else from disk (another process or an earlier run).
 
-        The first miss of a process loads every stored lookup and content path
-        in one thread trip, so a service starting on a warm cache pays one hop,
-        not one per artifact.
+        The first miss of a process takes every stored lookup and content path,
+        read when the cache was opened (else read now, in one thread trip), so a
+        service starting on a warm cache pays no hop per artifact.
         """
         found = self.get(key)
-        if found is not None or self._db.bypassed:
+        if found is not None:
             return found
+        if self._startup_rows is not None:  # read when the cache was opened: no hop
+            rows, self._startup_rows = self._startup_rows, None
+            self._apply_preload(rows)
+            return self.get(key)
+        if self._db.bypassed:
+            return None
         if not self._preloaded:
             try:
-                await self._flights.run("preload", self._take_preload)
+                await self._flights.run("preload", self._read_preload)
             except CACHE_FAILURES as err:  # a broken cache: as if it held nothing
                 self._db.degrade(err)
                 return None
@@ -165,13 +171,9 @@ class Lookups:
         except CACHE_FAILURES as err:
             log.debug("reading the lookups at start-up failed (%s); the first read retries", err)
 
-    async def _take_preload(self) -> None:
-        """The start-up rows into memory: those read when the cache was opened, else
-        read now, in a thread."""
-        rows, self._startup_rows = self._startup_rows, None
-        if rows is None:
-            rows = await asyncio.to_thread(self._db.stored_rows)
-        self._apply_preload(rows)
+    async def _read_preload(self) -> None:
+        """The start-up rows, read now in a thread (opening the cache could not)."""
+        self._apply_preload(await asyncio.to_thread(self._db.stored_rows))
 
     def _apply_preload(self, rows: _Preloaded) -> None:
         """Every stored lookup into memory (as its row: see :meth:`get`), and every
