@@ -1,18 +1,28 @@
 """The checks of the façade's arguments that :mod:`._layout` does not make: where a
-repository is, datetimes, download folders, searches. Each raises
+repository is, datetimes, download targets, uploads, searches, purges. Each raises
 :class:`~versioned_async.exc.InvalidArgumentError` (or its ``TypeError`` kin)
 saying what is allowed, before any request."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from . import _layout
+from . import _layout, _retention
+from ._catalog import PurgeRules, Upload
 from .exc import FolderNotFoundError, InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["aware", "check_folder", "check_location", "search_arguments"]
+__all__ = [
+    "aware",
+    "check_folder",
+    "check_location",
+    "download_target",
+    "purge_rules",
+    "search_arguments",
+    "upload_arguments",
+]
 
 
 def check_location(s3_bucket: object, s3_prefix: object, suffix: object) -> None:
@@ -33,6 +43,18 @@ def aware(value: object, what: str) -> datetime:
             f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), got {value!r}"
         )
     return value
+
+
+def download_target(path: str | os.PathLike[str], version: object, alias: object) -> Path:
+    """The file a download writes: ``path``, not a folder, in a folder that exists;
+    and a version or an alias to download, not both."""
+    if alias is not None and version is not None:
+        raise InvalidArgumentError("give version or alias, not both")
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
+    check_folder(target.parent)
+    return target
 
 
 def check_folder(folder: Path) -> None:
@@ -63,3 +85,23 @@ def search_arguments(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidArgumentError(f"limit must be None or an int of at least 1, got {limit!r}")
     return wanted
+
+
+def upload_arguments(
+    name: str, content: object, content_type: object, metadata: object, tags: object
+) -> Upload:
+    """put_artifact's arguments, checked: what to upload."""
+    _layout.validate_name(name)
+    body = _layout.validate_content(content)
+    checked_type = _layout.validate_content_type(content_type)
+    user_meta = _layout.validate_metadata(metadata)
+    given = None if metadata is None else user_meta
+    return Upload(name, body, checked_type, given, user_meta, _layout.validate_tags(tags))
+
+
+def purge_rules(keep_last_n: object, purge_older_than_secs: object, dry_run: object) -> PurgeRules:
+    """purge_artifact_versions' arguments, checked."""
+    keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
+    if not isinstance(dry_run, bool):
+        raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+    return PurgeRules(keep, older_than, dry_run)

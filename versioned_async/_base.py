@@ -13,7 +13,6 @@ the read path's :class:`~.cache.reader.VersionSource`.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
@@ -21,33 +20,32 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
-from aiobotocore.session import get_session
-
-from . import _codec, _layout, _retention
+from . import _codec, _layout
 from ._alias_change import alias_target
-from ._arguments import aware, check_folder, search_arguments
+from ._arguments import (
+    aware,
+    download_target,
+    purge_rules,
+    search_arguments,
+    upload_arguments,
+)
 from ._aws.clients import AwsClients
-from ._catalog import Binding, Catalog, PurgeRules, Upload, Written
+from ._catalog import Binding, Catalog, Written
 from ._codec import AliasItem, VersionItem
 from ._layout import VersionLike
-from ._redact import redact_url
 from ._settings import ClientSettings
 from ._watch import check_polling, watch
 from .cache import LocalCache
 from .cache.cached_reader import content_reader
-from .cache.keys import RepositoryId
 from .cache.reader import ContentReader
 from .exc import (
     AliasNotFoundError,
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     RepositoryClosedError,
 )
 from .models import Alias, Artifact, bind
 
 __all__ = ["ArtifactRepository", "BaseRepository"]
-
-log = logging.getLogger("versioned_async")
 
 _Repo = TypeVar("_Repo", bound="ArtifactRepository")
 
@@ -80,17 +78,8 @@ class ArtifactRepository:
         self.s3_options = settings.s3_options
         #: where this layout's versions and aliases are, and the read path's source
         self._catalog = catalog
-        # cache keys name the repository (and its layout), so one cache directory can
-        # serve several
-        identity = RepositoryId(
-            # without its password: the cache database is a file, and the user part
-            # does not change which repository this is
-            endpoint=redact_url(settings.endpoint_url) or "aws",
-            bucket=layout.bucket,
-            prefix=layout.prefix,
-            suffix=layout.suffix,
-            table=table_name or "s3-only",
-        )
+        # cache keys name the repository (and its layout): one cache can serve several
+        identity = settings.repository_id(layout, table_name)
         #: the one read path: through the cache when there is one, else straight
         self._reader: ContentReader = content_reader(cache, catalog, identity, self._alias)
         self._aws_clients: AwsClients | None = None
@@ -114,17 +103,7 @@ class ArtifactRepository:
         this for you. Settings AWS would refuse (no region, a bad endpoint) fail here."""
         if self._aws_clients is not None:
             raise RepositoryClosedError("this Repository is already open")
-        settings = self._settings
-        clients = AwsClients(
-            settings.session or get_session(),
-            settings.aws_region,
-            settings.endpoint_url,
-            defaults=settings.defaults,
-            overrides=settings.overrides,
-            s3_options=settings.s3_options,
-            services=self._SERVICES,
-        )
-        self._aws_clients = clients
+        self._aws_clients = clients = self._settings.clients(self._SERVICES)
         self._catalog.connect(clients)
 
     async def close(self) -> None:
@@ -184,12 +163,7 @@ class ArtifactRepository:
         and renamed into place).
         """
         _layout.validate_name(name)
-        if alias is not None and version is not None:
-            raise InvalidArgumentError("give version or alias, not both")
-        target = Path(path)
-        if target.is_dir():
-            raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
-        check_folder(target.parent)
+        target = download_target(path, version, alias)
         if alias is not None:
             version = (await self.resolve_alias(name, alias)).choose_version(routing_key)
         await self._reader.download(name, _layout.encode_version(version), target)
@@ -247,15 +221,7 @@ class ArtifactRepository:
         as it was, and calling again after a failure repairs a half-done put;
         in the S3-only layout concurrent puts behave as in S3: the last one wins.
         """
-        _layout.validate_name(name)
-        upload = Upload(
-            name,
-            _layout.validate_content(content),
-            _layout.validate_content_type(content_type),
-            metadata,
-            _layout.validate_metadata(metadata),
-            _layout.validate_tags(tags),
-        )
+        upload = upload_arguments(name, content, content_type, metadata, tags)
         return await self._written(await self._catalog.put_latest(upload))
 
     async def get_artifact_version(self, name: str, version: VersionLike = None) -> Artifact:
@@ -320,16 +286,32 @@ class ArtifactRepository:
         return [self._artifact(item) for item in found]
 
     async def publish_artifact_version(self, name: str) -> Artifact:
-        """Snapshot LATEST as the next immutable version and return it.
+        """Snapshot LATEST as the next immutable version and return it. A number
+        never names two contents, and the recorded sha256 is read from the new
+        version's object itself, so it matches even when a put races the publish.
 
-        Concurrent publishers, in one process or many, get distinct numbers,
-        and the recorded sha256 is read from the new version's object itself,
-        so it matches the content even when a put races the publish. How each
-        layout numbers versions: see
-        :meth:`Repository.publish_artifact_version
-        <versioned_async.Repository.publish_artifact_version>` and
-        :meth:`S3OnlyRepository.publish_artifact_version
-        <versioned_async.S3OnlyRepository.publish_artifact_version>`.
+        DynamoDB layout: each publisher first claims its number with a
+        conditional write (a hidden reservation item), so concurrent
+        publishers, in one process or many, get distinct numbers: a number
+        above every version published before it started. A publisher that
+        crashes leaves its number reserved (hidden); once the reservation is
+        older than ``reservation_timeout_secs`` the next publish reclaims it if
+        nothing was published above it (the number is then handed out again:
+        none is skipped), else the next purge removes it and the number stays
+        unused. Either way the object the crashed publisher may have copied to
+        that number goes too.
+
+        S3-only layout, as in `versioned`: the number is the highest existing
+        one plus one (one listing of two keys), and when LATEST has not changed
+        since the highest version was published (equal ETags), that version is
+        returned and nothing is written. Unlike `versioned`, the version object
+        is created with a conditional write (``If-None-Match: *``): when a
+        concurrent publisher took the number first, this one takes the next
+        (or returns the winner's version when it holds the same content), so
+        concurrent publishes of one LATEST make one version. LATEST is read
+        once (body, metadata, tags) and written under the new key: one download
+        and one upload, since S3 has no conditional server-side copy that every
+        engine honours (moto ignores one).
         """
         _layout.validate_name(name)
         return await self._written(await self._catalog.publish(name))
@@ -374,21 +356,33 @@ class ArtifactRepository:
         younger than ``purge_older_than_secs``, every version an alias points
         at (primary or canary) and, in the DynamoDB layout, every version held
         with :meth:`~versioned_async.Repository.protect`. ``dry_run=True``
-        returns the plan and writes nothing. What each layout guarantees about
-        aliases moved during the purge: see
-        :meth:`Repository.purge_artifact_versions
-        <versioned_async.Repository.purge_artifact_versions>` and
-        :meth:`S3OnlyRepository.purge_artifact_versions
-        <versioned_async.S3OnlyRepository.purge_artifact_versions>`.
+        returns the plan and writes nothing.
+
+        DynamoDB layout: a soft delete that never leaves an alias on a deleted
+        version. Each delete is one transaction that also checks that the
+        version is not held, that no alias read for the plan has changed, and
+        that no alias write of ours has pointed at the version since the plan
+        read it (every such write marks the version it points at, in its own
+        transaction, and needs it visible): a version whose check fails is kept
+        and left out of the result. An alias written meanwhile by `versioned`
+        1.0, which marks nothing, is caught by reading the aliases again after
+        the deletes, and a version it points at is restored; if the purge dies
+        before that, the next purge restores it (it undoes its own deletes
+        only, never :meth:`delete_artifact_version`'s). It also reclaims the
+        numbers that crashed publishers left reserved for longer than
+        ``reservation_timeout_secs``, and the objects they copied. Cost: one
+        transaction per deleted version, one at a time, and up to four queries.
+
+        S3-only layout: each delete is conditional on the ETag read for the
+        plan, so a number re-published meanwhile is kept. Deletes are final: an
+        alias pointed at a planned version during the purge is not caught (S3
+        has no transaction); the aliases are read again afterwards and such a
+        version is logged as an error.
         """
         _layout.validate_name(name)
-        keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
-        if not isinstance(dry_run, bool):
-            raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
+        rules = purge_rules(keep_last_n, purge_older_than_secs, dry_run)
         binding = Binding(self._artifact, self._alias, self._forget_version)
-        return await self._catalog.purge_versions(
-            name, PurgeRules(keep, older_than, dry_run), binding
-        )
+        return await self._catalog.purge_versions(name, rules, binding)
 
     async def purge_artifact(self, name: str) -> None:
         """Delete an artifact for good: every object, item and alias (in the DynamoDB

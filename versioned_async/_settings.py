@@ -1,4 +1,5 @@
-"""How a repository reaches AWS: the settings its clients are built with when it opens.
+"""How a repository reaches AWS: the settings its clients are built with when it opens,
+and the name the local cache knows it by.
 
 Checked when the repository is built (:class:`~._s3_options.S3Options` refuses a
 bad encryption or owner setting there), used by
@@ -8,12 +9,17 @@ bad encryption or owner setting there), used by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
+from aiobotocore.session import AioSession, get_session
 
-from ._aws.clients import default_config
+from ._aws.clients import AwsClients, default_config
+from ._layout import Layout
+from ._redact import redact_url
 from ._s3_options import S3Options
+from .cache.keys import RepositoryId
 
 __all__ = ["ClientSettings"]
 
@@ -46,3 +52,27 @@ class ClientSettings:
         ``sse_kms_key_id`` and ``expected_bucket_owner``."""
         defaults = default_config(max_pool_connections, endpoint_url)
         return cls(aws_region, endpoint_url, session, defaults, client_config, S3Options(*security))
+
+    def clients(self, services: Sequence[str]) -> AwsClients:
+        """The clients of ``services``, each created on its first use."""
+        return AwsClients(
+            self.session or get_session(),
+            self.aws_region,
+            self.endpoint_url,
+            defaults=self.defaults,
+            overrides=self.overrides,
+            s3_options=self.s3_options,
+            services=services,
+        )
+
+    def repository_id(self, layout: Layout, table_name: str) -> RepositoryId:
+        """Which repository this is, as the local cache's keys name it."""
+        return RepositoryId(
+            # without its password: the cache database is a file, and the user part
+            # does not change which repository this is
+            endpoint=redact_url(self.endpoint_url) or "aws",
+            bucket=layout.bucket,
+            prefix=layout.prefix,
+            suffix=layout.suffix,
+            table=table_name or "s3-only",
+        )

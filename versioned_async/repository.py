@@ -33,7 +33,7 @@ from .exc import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
 )
-from .models import Alias, AliasChange, AliasHistoryPage, Artifact, Hold, RolloutResult
+from .models import Alias, AliasChange, AliasHistoryPage, Hold, RolloutResult
 
 __all__ = ["Repository"]
 
@@ -163,62 +163,6 @@ class Repository(ArtifactRepository):
             )
         await self._catalog.bootstrap(
             self.aws_region, dynamodb_read_capacity_units, dynamodb_write_capacity_units
-        )
-
-    # -- what only the table's layout does alike for both: documented here -----------
-
-    async def publish_artifact_version(self, name: str) -> Artifact:
-        """Snapshot LATEST as the next immutable version and return it.
-
-        Safe under concurrency: each publisher first claims its number with a
-        conditional write (a hidden reservation item), so concurrent
-        publishers, in one process or many, get distinct numbers. The recorded
-        sha256 is read from the copied object itself, so it matches the
-        content even when a put races the publish.
-
-        Numbers: a publish gets a number above every version published before
-        it started, and no number is ever given to two versions. A publisher
-        that crashes leaves its number reserved (hidden); once the reservation
-        is older than ``reservation_timeout_secs`` the next publish reclaims it
-        if nothing was published above it (the number is then handed out
-        again: none is skipped), else the next purge removes it and the number
-        stays unused. Either way the object the crashed publisher may have
-        copied to that number goes too.
-        """
-        return await super().publish_artifact_version(name)
-
-    async def purge_artifact_versions(
-        self,
-        name: str,
-        keep_last_n: int = 10,
-        purge_older_than_secs: float = 90 * 24 * 60 * 60,
-        *,
-        dry_run: bool = False,
-    ) -> tuple[datetime, list[Artifact]]:
-        """Soft-delete old numbered versions; returns the purge time and what was deleted.
-
-        Kept: LATEST, the newest ``keep_last_n`` numbered versions, versions
-        younger than ``purge_older_than_secs``, every version an alias points
-        at (primary or canary) and every version held with :meth:`protect`.
-        ``dry_run=True`` returns the plan and writes nothing.
-
-        Never leaves an alias on a deleted version. Each delete is one
-        transaction that also checks that the version is not held, that no
-        alias read for the plan has changed, and that no alias write of ours
-        has pointed at the version since the plan read it (every such write
-        marks the version it points at, in its own transaction, and needs it
-        visible): a version whose check fails is kept and left out of the
-        result. An alias written meanwhile by `versioned` 1.0, which marks
-        nothing, is caught by reading the aliases again after the deletes,
-        and a version it points at is restored; if the purge dies before that,
-        the next purge restores it (it undoes its own deletes only, never
-        :meth:`delete_artifact_version`'s). It also reclaims the numbers that
-        crashed publishers left reserved for longer than
-        ``reservation_timeout_secs``, and the objects they copied. Cost: one
-        transaction per deleted version, one at a time, and up to four queries.
-        """
-        return await super().purge_artifact_versions(
-            name, keep_last_n, purge_older_than_secs, dry_run=dry_run
         )
 
     # -- aliases, recorded in their history -------------------------------------------

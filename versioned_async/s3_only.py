@@ -16,8 +16,6 @@ README's comparison of the two backends.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
@@ -29,7 +27,6 @@ from ._redact import redact_url
 from ._s3_only_layout import S3OnlyLayout
 from ._settings import ClientSettings
 from .cache import LocalCache
-from .models import Artifact
 
 __all__ = ["S3OnlyRepository"]
 
@@ -84,47 +81,4 @@ class S3OnlyRepository(ArtifactRepository):
             f"S3OnlyRepository(aws_region={self.aws_region!r}, s3_bucket={self.s3_bucket!r}, "
             f"s3_prefix={self.s3_prefix!r}, suffix={self.suffix!r}, "
             f"endpoint_url={redact_url(self.endpoint_url)!r})"
-        )
-
-    # -- what this layout does its own way: documented here ---------------------------
-
-    async def publish_artifact_version(self, name: str) -> Artifact:
-        """Snapshot LATEST as the next immutable version and return it.
-
-        As in `versioned`: the number is the highest existing one plus one
-        (one listing of two keys), and when LATEST has not changed since the
-        highest version was published (equal ETags), that version is
-        returned and nothing is written. Unlike `versioned`, the version object
-        is created with a conditional write (``If-None-Match: *``): when a
-        concurrent publisher took the number first, this one takes the next
-        (or returns the winner's version when it holds the same content), so
-        a number never names two contents and concurrent publishes of one
-        LATEST make one version. LATEST is read once (body, metadata, tags)
-        and written under the new key: one download and one upload, since S3
-        has no conditional server-side copy that every engine honours (moto
-        ignores one).
-        """
-        return await super().publish_artifact_version(name)
-
-    async def purge_artifact_versions(
-        self,
-        name: str,
-        keep_last_n: int = 10,
-        purge_older_than_secs: float = 90 * 24 * 60 * 60,
-        *,
-        dry_run: bool = False,
-    ) -> tuple[datetime, list[Artifact]]:
-        """Delete old numbered versions; returns the purge time and what was deleted.
-
-        Kept: LATEST, the newest ``keep_last_n`` numbered versions, versions
-        younger than ``purge_older_than_secs`` and every version an alias
-        points at (primary or canary). ``dry_run=True`` returns the plan and
-        deletes nothing. Each delete is conditional on the ETag read for the
-        plan, so a number re-published meanwhile is kept. Deletes are final:
-        an alias pointed at a planned version during the purge is not caught
-        (S3 has no transaction); the aliases are read again afterwards and
-        such a version is logged as an error.
-        """
-        return await super().purge_artifact_versions(
-            name, keep_last_n, purge_older_than_secs, dry_run=dry_run
         )

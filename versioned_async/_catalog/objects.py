@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .. import _codec, _layout, _retention
 from .._alias_change import AliasTarget
-from .._aws.clients import NOT_OPEN
 from .._aws.s3 import ListedObject, ObjectInfo, ObjectStore
 from .._aws.s3_upload import MULTIPART_THRESHOLD
 from .._codec import AliasItem, VersionItem
@@ -32,18 +31,11 @@ from ..exc import (
     ConflictError,
     IntegrityError,
     InvalidArgumentError,
-    RepositoryClosedError,
 )
 from ..models import Artifact
+from . import store
 from .protocol import Binding, PurgeRules, Upload, Written
-from .store import (
-    BULK_CONCURRENCY,
-    ObjectsCatalog,
-    describe_object,
-    has_metadata,
-    hash_source,
-    holds_already,
-)
+from .store import BULK_CONCURRENCY, ObjectsCatalog
 
 __all__ = ["ObjectCatalog"]
 
@@ -84,10 +76,8 @@ class ObjectCatalog(ObjectsCatalog):
 
     @property
     def objects(self) -> ObjectStore:
-        # ObjectsCatalog's check again, so that a read stays in this module
-        if self._store is None:
-            raise RepositoryClosedError(NOT_OPEN)
-        return self._store
+        # ObjectsCatalog's, again here: a read goes from this module to the store
+        return store.not_open() if self._store is None else self._store
 
     async def bootstrap(self, region: str | None) -> None:
         await self.objects.ensure_bucket(region)
@@ -106,7 +96,7 @@ class ObjectCatalog(ObjectsCatalog):
     async def _describe(self, name: str, stored: str, info: ObjectInfo) -> VersionItem:
         """The version an object holds; one written without our metadata is hashed."""
         sha = info.sha256 or await self.hash_object(name, stored)
-        return describe_object(name, stored, sha, info)
+        return store.describe_object(name, stored, sha, info)
 
     async def alias_object(self, name: str, alias: str) -> tuple[AliasItem, str] | None:
         """The alias as its JSON object holds it now, and that object's ETag."""
@@ -147,9 +137,9 @@ class ObjectCatalog(ObjectsCatalog):
         objects, name = self.objects, upload.name
         key = self.layout.key(name, LATEST)
         (sha, size), head = await gather_or_cancel(
-            hash_source(upload.body), objects.head_object(key)
+            store.hash_source(upload.body), objects.head_object(key)
         )
-        if not holds_already(
+        if not store.holds_already(
             head, sha, upload.tags, upload.content_type, upload.metadata, upload.user_meta
         ):
             meta = {_layout.META_NAME: name, _layout.META_SHA256: sha, **upload.user_meta}
@@ -159,7 +149,7 @@ class ObjectCatalog(ObjectsCatalog):
             head = await objects.head_object(key)
         if head is None or head.sha256 is None:
             raise ConflictError(f"LATEST of {name!r} was deleted while it was being put; retry")
-        return Written(describe_object(name, LATEST, head.sha256, head), new=True)
+        return Written(store.describe_object(name, LATEST, head.sha256, head), new=True)
 
     async def version(self, name: str, stored: str) -> VersionItem:
         return await self.version_item(name, stored)
@@ -203,7 +193,7 @@ class ObjectCatalog(ObjectsCatalog):
         found: list[VersionItem] = []
         for each in names:
             for item, _ in await self._versions(each):
-                if (include_latest or item.sk != LATEST) and has_metadata(item, wanted):
+                if (include_latest or item.sk != LATEST) and store.has_metadata(item, wanted):
                     found.append(item)
             if limit is not None and len(found) >= limit:
                 break
@@ -253,7 +243,7 @@ class ObjectCatalog(ObjectsCatalog):
                 "conditional writes (`versioned` 1.0?) just after it was published; "
                 "publish again"
             )
-        return Written(describe_object(name, stored, info.sha256, written), new=True)
+        return Written(store.describe_object(name, stored, info.sha256, written), new=True)
 
     async def _snapshot_latest(
         self, name: str, listed_size: int, scratch: Path

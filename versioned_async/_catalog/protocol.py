@@ -43,7 +43,7 @@ class Upload:
     name: str
     body: bytes | Path
     content_type: str | None
-    #: the metadata as passed (``None``: not given, so LATEST's is not compared)
+    #: the metadata to compare with LATEST's (``None``: not given, not compared)
     metadata: Mapping[str, str] | None
     #: the metadata as validated, to write
     user_meta: dict[str, str]

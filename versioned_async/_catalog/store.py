@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 from .. import _layout
 from .._aws.clients import NOT_OPEN, AwsClients
@@ -28,6 +29,7 @@ __all__ = [
     "has_metadata",
     "hash_source",
     "holds_already",
+    "not_open",
 ]
 
 #: concurrent requests one bulk operation (listing, purge) keeps in flight
@@ -93,6 +95,11 @@ def has_metadata(item: VersionItem, wanted: Mapping[str, str]) -> bool:
     return all(have.get(key) == value for key, value in wanted.items())
 
 
+def not_open() -> NoReturn:
+    """What a catalog does when asked to reach AWS while the repository is closed."""
+    raise RepositoryClosedError(NOT_OPEN)
+
+
 class ObjectsCatalog:
     """Version objects in one bucket, by their keys in ``layout``.
 
@@ -116,9 +123,7 @@ class ObjectsCatalog:
     @property
     def objects(self) -> ObjectStore:
         """The object store, while the repository is open."""
-        if self._store is None:
-            raise RepositoryClosedError(NOT_OPEN)
-        return self._store
+        return not_open() if self._store is None else self._store
 
     async def fetch_object(self, name: str, stored: str) -> tuple[bytes, ObjectInfo] | None:
         return await self.objects.get_object(self.layout.key(name, stored))

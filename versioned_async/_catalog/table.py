@@ -40,16 +40,9 @@ from ..exc import (
     RepositoryClosedError,
 )
 from ..models import Artifact
-from . import table_purge
+from . import store, table_purge
 from .protocol import Binding, PurgeRules, Upload, Written
-from .store import (
-    BULK_CONCURRENCY,
-    ObjectsCatalog,
-    describe_object,
-    has_metadata,
-    hash_source,
-    holds_already,
-)
+from .store import BULK_CONCURRENCY, ObjectsCatalog
 
 __all__ = ["TableCatalog"]
 
@@ -118,10 +111,8 @@ class TableCatalog(ObjectsCatalog):
 
     @property
     def objects(self) -> ObjectStore:
-        # ObjectsCatalog's check again, so that a read stays in this module
-        if self._store is None:
-            raise RepositoryClosedError(NOT_OPEN)
-        return self._store
+        # ObjectsCatalog's, again here: a read goes from this module to the store
+        return store.not_open() if self._store is None else self._store
 
     @property
     def table(self) -> Table:
@@ -203,11 +194,11 @@ class TableCatalog(ObjectsCatalog):
         objects, table, name = self.objects, self.table, upload.name
         key = self.layout.key(name, LATEST)
         (sha, size), (head, raw_item) = await gather_or_cancel(
-            hash_source(upload.body),
+            store.hash_source(upload.body),
             gather_or_cancel(objects.head_object(key), table.get_item(name, LATEST)),
         )
         item = None if raw_item is None else _codec.structure_version_item(raw_item)
-        if holds_already(
+        if store.holds_already(
             head, sha, upload.tags, upload.content_type, upload.metadata, upload.user_meta
         ) and (head is not None):
             if item is not None and item.is_visible and item.sha256 == sha:
@@ -239,7 +230,7 @@ class TableCatalog(ObjectsCatalog):
         for _attempt in range(_CONVERGE_ATTEMPTS):
             if info.sha256 is None:
                 raise IntegrityError(name, LATEST, "<sha256 in object metadata>", "<none>")
-            record = describe_object(name, LATEST, info.sha256, info)
+            record = store.describe_object(name, LATEST, info.sha256, info)
             written = await versions.record_latest(record, info.last_modified)
             fresh = await objects.head_object(key)
             if fresh is None:
@@ -319,7 +310,7 @@ class TableCatalog(ObjectsCatalog):
 
         async def check() -> None:
             found.extend(
-                i for i in await self.complete_from_objects(batch) if has_metadata(i, wanted)
+                i for i in await self.complete_from_objects(batch) if store.has_metadata(i, wanted)
             )
             batch.clear()
 
@@ -367,7 +358,7 @@ class TableCatalog(ObjectsCatalog):
                     f"version {number} of {name!r} vanished while publishing; retry"
                 )
             sha = info.sha256 or await self.hash_object(name, stored)
-            record = describe_object(name, stored, sha, info)
+            record = store.describe_object(name, stored, sha, info)
             if not await versions.complete(record, token):
                 raise ConflictError(
                     f"version {number} of {name!r} was overwritten by a writer that does not "
