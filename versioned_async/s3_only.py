@@ -51,6 +51,9 @@ class S3OnlyRepository(ArtifactRepository):
     :class:`~versioned_async.Repository`'s.
     """
 
+    _catalog: ObjectCatalog
+    layout: S3OnlyLayout
+
     def __init__(
         self,
         aws_region: str | None = None,
@@ -74,7 +77,6 @@ class S3OnlyRepository(ArtifactRepository):
             aws_region, endpoint_url, session, max_pool_connections, client_config, security
         )
         super().__init__(ObjectCatalog(layout, s3_bucket), settings, cache, "")
-        self.layout: S3OnlyLayout
 
     def __repr__(self) -> str:
         return (
