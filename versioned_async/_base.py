@@ -22,13 +22,7 @@ from typing import ClassVar, TypeVar
 
 from . import _codec, _layout
 from ._alias_change import alias_target
-from ._arguments import (
-    aware,
-    download_target,
-    purge_rules,
-    search_arguments,
-    upload_arguments,
-)
+from ._arguments import aware, download_target, purge_rules, search_arguments, upload_arguments
 from ._aws.clients import AwsClients
 from ._catalog import Binding, Catalog, Written
 from ._codec import AliasItem, VersionItem
@@ -38,11 +32,7 @@ from ._watch import check_polling, watch
 from .cache import LocalCache
 from .cache.cached_reader import content_reader
 from .cache.reader import ContentReader
-from .exc import (
-    AliasNotFoundError,
-    InvalidArgumentTypeError,
-    RepositoryClosedError,
-)
+from .exc import AliasNotFoundError, InvalidArgumentTypeError, RepositoryClosedError
 from .models import Alias, Artifact, bind
 
 __all__ = ["ArtifactRepository", "BaseRepository"]

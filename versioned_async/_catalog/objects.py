@@ -72,7 +72,6 @@ class ObjectCatalog(ObjectsCatalog):
 
     def __init__(self, layout: S3OnlyLayout, bucket: str) -> None:
         super().__init__(layout, bucket)
-        self.layout = layout
 
     @property
     def objects(self) -> ObjectStore:
