@@ -20,7 +20,7 @@ from typing import Any
 
 from versioned_async import _codec, _layout
 from versioned_async._aws.s3 import ObjectInfo
-from versioned_async._base import describe_object
+from versioned_async._catalog.store import describe_object
 from versioned_async._codec import AliasItem
 from versioned_async._gather import bounded_gather
 

@@ -3,10 +3,12 @@
 Two layouts, those of the `versioned` 1.0 library, so both libraries can work
 on one repository at the same time: :class:`Repository` (content in S3,
 metadata in one DynamoDB table) and :class:`S3OnlyRepository` (everything in
-one S3 bucket).
+one S3 bucket). Code that takes either types it as :class:`ArtifactRepository`,
+the API they share.
 """
 
 from . import exc
+from ._base import ArtifactRepository
 from ._layout import LATEST
 from ._version import __version__
 from .cache import CacheStats, LocalCache
@@ -20,6 +22,7 @@ __all__ = [
     "AliasChange",
     "AliasHistoryPage",
     "Artifact",
+    "ArtifactRepository",
     "CacheStats",
     "Hold",
     "LocalCache",

@@ -1,11 +1,13 @@
 """The aliases of the DynamoDB layout as the table holds them: alias items, their
 history, and the transaction that changes one, with its retries.
 
-:class:`AliasTable` is held by :class:`~versioned_async.Repository` and does the
-table's I/O for its alias API: the decisions are :mod:`._alias_change` and
-:mod:`._history`'s, the wire format :mod:`._codec`'s. It knows nothing of the
-local cache, the models or who the caller is: the repository validates the
-arguments, names the actor and updates the cache with what a change returns.
+:class:`AliasTable` is held by the DynamoDB layout's catalog
+(:class:`~._catalog.table.TableCatalog`) and does the table's I/O for
+:class:`~versioned_async.Repository`'s alias API: the decisions are
+:mod:`._alias_change` and :mod:`._history`'s, the wire format :mod:`._codec`'s.
+It knows nothing of the local cache, the models or who the caller is: the
+repository validates the arguments, names the actor and updates the cache with
+what a change returns.
 """
 
 from __future__ import annotations

@@ -1,219 +1,78 @@
-"""What every repository layout shares: the clients, the read path's façade, the models.
+"""The façade both repository layouts share: :class:`ArtifactRepository`.
 
-:class:`BaseRepository` holds the S3 client (and whatever else a layout needs)
-and builds the models. Reads go down one path: this façade validates, then a
-reader (:mod:`.cache.reader`: direct, or :mod:`.cache.cached_reader` over the
-:class:`~versioned_async.cache.LocalCache`) reads through the layout's
-:class:`~.cache.reader.VersionSource` (:mod:`._sources`): a DynamoDB table and
-S3 for :class:`~versioned_async.Repository`, S3 alone for
-:class:`~versioned_async.S3OnlyRepository`.
+It validates the arguments, orchestrates, builds the models and keeps the local
+cache informed; where versions and aliases live is its catalog's business
+(:mod:`._catalog`: a DynamoDB table and S3 for
+:class:`~versioned_async.Repository`, S3 alone for
+:class:`~versioned_async.S3OnlyRepository`), in the way an httpx client sends
+over a transport. Reads go down one path: this façade validates, then a reader
+(:mod:`.cache.reader`: direct, or :mod:`.cache.cached_reader` over the
+:class:`~versioned_async.cache.LocalCache`) reads through the catalog, which is
+the read path's :class:`~.cache.reader.VersionSource`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
-import math
 import os
-import random
 from collections.abc import AsyncGenerator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
-
 from . import _codec, _layout, _routing
-from ._aws.clients import NOT_OPEN, AwsClients, default_config
-from ._aws.s3 import ObjectInfo, ObjectStore
+from ._alias_change import alias_target
+from ._arguments import aware, download_target, purge_rules, search_arguments, upload_arguments
+from ._aws.clients import AwsClients
+from ._catalog import Binding, Catalog, Written
 from ._codec import AliasItem, VersionItem
 from ._layout import VersionLike
-from ._redact import redact_url
-from ._s3_options import S3Options
+from ._settings import ClientSettings
+from ._watch import check_polling, watch
 from .cache import LocalCache
 from .cache.cached_reader import content_reader
-from .cache.keys import RepositoryId
-from .cache.reader import ContentReader, VersionSource, sha256_of
-from .exc import (
-    AliasNotFoundError,
-    ArtifactNotFoundError,
-    BackendError,
-    FolderNotFoundError,
-    InvalidArgumentError,
-    InvalidArgumentTypeError,
-    RepositoryClosedError,
-)
+from .cache.reader import ContentReader
+from .exc import AliasNotFoundError, InvalidArgumentTypeError, RepositoryClosedError
 from .models import Alias, Artifact, bind
 
-__all__ = ["BaseRepository"]
+__all__ = ["ArtifactRepository", "BaseRepository"]
 
-log = logging.getLogger("versioned_async")
-
-_Repo = TypeVar("_Repo", bound="BaseRepository")
-
-#: concurrent requests one bulk operation (listing, purge) keeps in flight
-BULK_CONCURRENCY = 16
+_Repo = TypeVar("_Repo", bound="ArtifactRepository")
 
 
-def _check_folder(folder: Path) -> None:
-    """Refuse a download into a folder that does not exist, before any request.
-
-    Not created: a mistyped path would silently grow a folder tree (``cp``,
-    ``open()`` and ``boto3``'s ``download_file`` refuse too), and creating it
-    would need a mode and an owner this call cannot know.
-    """
-    if not folder.is_dir():
-        raise FolderNotFoundError(str(folder), is_file=folder.exists())
-
-
-def describe_object(name: str, stored: str, sha256: str, info: ObjectInfo) -> VersionItem:
-    """The visible version item for an object: its own metadata is the truth."""
-    return VersionItem(
-        pk=name,
-        sk=stored,
-        is_deleted=False,
-        sha256=sha256,
-        update_at=info.last_modified,
-        size=info.size,
-        content_type=info.content_type,
-        # always written, even empty: an item without it was written by `versioned`
-        metadata=dict(info.metadata),
-    )
-
-
-async def hash_source(source: bytes | Path) -> tuple[str, int]:
-    """sha256 and size of bytes or of a file (read in chunks, in a thread)."""
-    if isinstance(source, bytes):
-        return await sha256_of(source), len(source)
-
-    def hash_file() -> tuple[str, int]:
-        digest = hashlib.sha256()
-        size = 0
-        with open(source, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        return digest.hexdigest(), size
-
-    return await asyncio.to_thread(hash_file)
-
-
-def _search_metadata(metadata: object) -> dict[str, str]:
-    """The entries to search for: user metadata as put_artifact accepts it."""
-    if isinstance(metadata, Mapping) and not isinstance(metadata, dict):
-        metadata = dict(metadata)
-    return _layout.validate_metadata(metadata)
-
-
-def holds_already(
-    head: ObjectInfo | None,
-    sha256: str,
-    tags: Mapping[str, str],
-    content_type: str | None,
-    metadata: Mapping[str, str] | None,
-    user_meta: Mapping[str, str],
-) -> bool:
-    """Whether LATEST's object (``head``) already is what a put asks for, so that the put
-    uploads nothing: the same content, and the same content type and metadata where
-    given (``metadata`` as passed, ``user_meta`` as validated). Tags are not read back,
-    so a put with tags always uploads."""
-    return (
-        head is not None
-        and head.sha256 == sha256
-        and not tags
-        and (content_type is None or content_type == head.content_type)
-        and (metadata is None or user_meta == head.metadata)
-    )
-
-
-def search_arguments(
-    name: str | None, metadata: object, include_latest: object, limit: object
-) -> dict[str, str]:
-    """Check find_artifact_versions' arguments; the metadata entries to match."""
-    if name is not None:
-        _layout.validate_name(name)
-    wanted = _search_metadata(metadata)
-    if not isinstance(include_latest, bool):
-        raise InvalidArgumentTypeError(
-            f"include_latest must be a bool, not {type(include_latest).__name__}"
-        )
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InvalidArgumentError(f"limit must be None or an int of at least 1, got {limit!r}")
-    return wanted
-
-
-def has_metadata(item: VersionItem, wanted: Mapping[str, str]) -> bool:
-    """Whether the item's metadata holds every wanted entry (exact match)."""
-    have = item.metadata or {}
-    return all(have.get(key) == value for key, value in wanted.items())
-
-
-class BaseRepository:
-    """The API both layouts share; use :class:`~versioned_async.Repository` or
-    :class:`~versioned_async.S3OnlyRepository`, not this class."""
+class ArtifactRepository:
+    """The API both layouts share, over the layout's catalog: what code that takes
+    either :class:`~versioned_async.Repository` or
+    :class:`~versioned_async.S3OnlyRepository` types its argument as. Build one of
+    those two, not this class."""
 
     #: the AWS services this layout talks to; one client each
     _SERVICES: ClassVar[tuple[str, ...]] = ("s3",)
 
     def __init__(
-        self,
-        *,
-        aws_region: str | None,
-        s3_bucket: str,
-        s3_prefix: str,
-        suffix: str,
-        endpoint_url: str | None,
-        session: AioSession | None,
-        cache: LocalCache | None,
-        max_pool_connections: int,
-        client_config: AioConfig | None,
-        server_side_encryption: str | None,
-        sse_kms_key_id: str | None,
-        expected_bucket_owner: str | None,
-        layout: type[_layout.Layout],
-        table_name: str,
-        versions: VersionSource,
+        self, catalog: Catalog, settings: ClientSettings, cache: LocalCache | None, table_name: str
     ) -> None:
-        for what, value in (("s3_bucket", s3_bucket), ("s3_prefix", s3_prefix), ("suffix", suffix)):
-            if not isinstance(value, str):
-                raise InvalidArgumentTypeError(f"{what} must be a str, not {type(value).__name__}")
-        if not s3_bucket:
-            raise InvalidArgumentError("s3_bucket is required: the bucket that holds the content")
-        self.aws_region = aws_region
-        self.s3_bucket = s3_bucket
-        self.s3_prefix = s3_prefix.strip("/")
-        self.suffix = suffix
-        self.endpoint_url = endpoint_url
-        self.layout = layout(bucket=s3_bucket, prefix=s3_prefix, suffix=suffix)
-        self._session = session
+        layout = catalog.layout
+        self.aws_region = settings.aws_region
+        self.s3_bucket = layout.bucket
+        self.s3_prefix = layout.prefix
+        self.suffix = layout.suffix
+        self.endpoint_url = settings.endpoint_url
+        self.layout = layout
+        self._settings = settings
         if cache is not None and not isinstance(cache, LocalCache):
             raise InvalidArgumentTypeError(
                 f"cache must be a LocalCache, not {type(cache).__name__}"
             )
         self.cache = cache
-        self.s3_options = S3Options(server_side_encryption, sse_kms_key_id, expected_bucket_owner)
-        self._table_name = table_name
-        #: where this layout's versions and aliases are read (see _sources)
-        self._source = versions
-        # cache keys name the repository (and its layout), so one cache directory can
-        # serve several
-        identity = RepositoryId(
-            # without its password: the cache database is a file, and the user part
-            # does not change which repository this is
-            endpoint=redact_url(endpoint_url) or "aws",
-            bucket=s3_bucket,
-            prefix=self.layout.prefix,
-            suffix=suffix,
-            table=table_name or "s3-only",
-        )
+        self.s3_options = settings.s3_options
+        #: where this layout's versions and aliases are, and the read path's source
+        self._catalog = catalog
+        # cache keys name the repository (and its layout): one cache can serve several
+        identity = settings.repository_id(layout, table_name)
         #: the one read path: through the cache when there is one, else straight
-        self._reader: ContentReader = content_reader(cache, versions, identity, self._alias)
-        self._client_defaults = default_config(max_pool_connections, endpoint_url)
-        self._user_config = client_config
+        self._reader: ContentReader = content_reader(cache, catalog, identity, self._alias)
         self._aws_clients: AwsClients | None = None
-        self._object_store: ObjectStore | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -234,22 +93,14 @@ class BaseRepository:
         this for you. Settings AWS would refuse (no region, a bad endpoint) fail here."""
         if self._aws_clients is not None:
             raise RepositoryClosedError("this Repository is already open")
-        clients = AwsClients(
-            self._session,
-            self.aws_region,
-            self.endpoint_url,
-            defaults=self._client_defaults,
-            overrides=self._user_config,
-            s3_options=self.s3_options,
-            services=self._SERVICES,
-        )
-        self._aws_clients = clients
-        self._object_store = ObjectStore(clients, self.s3_bucket)
+        self._aws_clients = clients = self._settings.clients(self._SERVICES)
+        self._catalog.connect(clients)
 
     async def close(self) -> None:
         """Close the clients that were created, and their connection pools. Safe to call
         twice."""
-        clients, self._aws_clients, self._object_store = self._aws_clients, None, None
+        clients, self._aws_clients = self._aws_clients, None
+        self._catalog.disconnect()
         if clients is not None:
             await clients.aclose()
 
@@ -257,19 +108,12 @@ class BaseRepository:
     def is_open(self) -> bool:
         return self._aws_clients is not None
 
-    @property
-    def _clients(self) -> AwsClients:
-        if self._aws_clients is None:
-            raise RepositoryClosedError(NOT_OPEN)
-        return self._aws_clients
+    async def bootstrap(self) -> None:
+        """Create what the repository needs when missing (the bucket; in the DynamoDB
+        layout the table too, on-demand). Idempotent."""
+        await self._catalog.bootstrap(self.aws_region)
 
-    @property
-    def _objects(self) -> ObjectStore:
-        if self._object_store is None:
-            raise RepositoryClosedError(NOT_OPEN)
-        return self._object_store
-
-    # -- reading content: façade -> reader -> store | source -----------------------------
+    # -- reading content: façade -> reader -> catalog -----------------------------------
 
     async def get_content(self, name: str, version: VersionLike = None) -> bytes:
         """The content of a version (LATEST by default), checked against its sha256.
@@ -307,12 +151,7 @@ class BaseRepository:
         and renamed into place).
         """
         _layout.validate_name(name)
-        if alias is not None and version is not None:
-            raise InvalidArgumentError("give version or alias, not both")
-        target = Path(path)
-        if target.is_dir():
-            raise InvalidArgumentError(f"{target} is a directory; give the file path to write")
-        _check_folder(target.parent)
+        target = download_target(path, version, alias)
         stored = (
             _layout.encode_version(version)
             if alias is None
@@ -337,54 +176,271 @@ class BaseRepository:
         _layout.validate_name(name)
         _layout.validate_alias(alias)
         item = await self._reader.alias_item(name, alias)
+        primary, secondary = item.version, item.secondary_version
         return _routing.choose(
-            name,
-            alias,
-            item.version,
-            item.secondary_version,
-            item.secondary_version_weight,
-            routing_key,
+            name, alias, primary, secondary, item.secondary_version_weight, routing_key
         )
 
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""
         return await self._reader.read_artifact(artifact)
 
-    # -- what the cache learns from writes and reads ----------------------------------
-
-    async def _remember_alias(self, record: AliasItem) -> None:
-        await self._reader.remember_alias(record)
-
-    async def _remember_version(self, record: VersionItem) -> None:
-        await self._reader.remember_version(record)
-
-    async def _forget_alias(self, name: str, alias: str) -> None:
-        await self._reader.forget_alias(name, alias)
-
-    async def _forget_version(self, name: str, stored: str) -> None:
-        await self._reader.forget_version(name, stored)
-
     # -- artifacts -------------------------------------------------------------------
 
     async def list_artifact_names(self) -> list[str]:
         """Names of every artifact with content in the repository, sorted."""
-        return sorted(await self._objects.list_folders(self.layout.root))
+        return sorted(await self._catalog.artifact_names())
 
-    async def _hash_object(self, name: str, stored: str) -> str:
-        """sha256 of an object written without our metadata (by some other tool)."""
-        got = await self._objects.get_object(self.layout.key(name, stored))
-        if got is None:
-            raise ArtifactNotFoundError(name, _layout.decode_version(stored))
-        return await sha256_of(got[0])
+    async def put_artifact(
+        self,
+        name: str,
+        content: bytes | os.PathLike[str],
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Artifact:
+        """Store ``content`` (bytes, or the path of a file) as the LATEST version of ``name``.
+
+        A file is streamed: hashed and uploaded in parts (multipart above 16
+        MiB), so memory stays bounded whatever its size. When LATEST already
+        holds the same content (and the same content type and metadata,
+        where given) nothing is uploaded. In the DynamoDB layout the S3 object
+        is written before the table item, so a failed upload leaves the item
+        as it was, and calling again after a failure repairs a half-done put;
+        in the S3-only layout concurrent puts behave as in S3: the last one wins.
+        """
+        upload = upload_arguments(name, content, content_type, metadata, tags)
+        return await self._written(await self._catalog.put_latest(upload))
+
+    async def get_artifact_version(self, name: str, version: VersionLike = None) -> Artifact:
+        """One version (LATEST by default); ``ArtifactNotFoundError`` when missing or deleted.
+
+        In the DynamoDB layout one GetItem (a version written by `versioned` 1.0,
+        whose item records no size, content type or metadata, costs one
+        HeadObject more to fill them in); in the S3-only layout one HeadObject:
+        the object's metadata is the whole record.
+        """
+        _layout.validate_name(name)
+        stored = _layout.encode_version(version)
+        return self._artifact(await self._catalog.version(name, stored))
+
+    async def list_artifact_versions(self, name: str) -> list[Artifact]:
+        """Every visible version: LATEST first, then newest to oldest. ``[]`` for none.
+
+        In the DynamoDB layout one Query of the name's items; versions written
+        by `versioned` 1.0 (items without size, content type and metadata) get
+        them from their S3 object: one HeadObject each, 16 at a time. In the
+        S3-only layout one listing, then one HeadObject per version (16 at a
+        time): S3 listings carry no user metadata, and the sha256 is metadata.
+        """
+        _layout.validate_name(name)
+        return [self._artifact(item) for item in await self._catalog.versions(name)]
+
+    async def find_artifact_versions(
+        self,
+        name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        include_latest: bool = True,
+        limit: int | None = None,
+    ) -> list[Artifact]:
+        """Visible versions whose user metadata holds every ``key: value`` of ``metadata``.
+
+        Exact, case-sensitive matches, all of them (AND); keys follow
+        put_artifact's rules. ``None`` or ``{}`` matches every version. With
+        ``name``, the versions of that artifact; with ``None``, of every
+        artifact. ``include_latest=False`` leaves LATEST out (it moves; numbered
+        versions do not). Sorted by name, then as :meth:`list_artifact_versions`
+        (LATEST first, then newest to oldest); ``limit`` keeps the first ``limit``.
+
+        Cost, DynamoDB layout. With ``name``: one strongly consistent Query of
+        that name's partition. DynamoDB filters after reading, so every version
+        item of the name is read and billed (1 RCU per 4 KB), matching or not;
+        with ``limit`` the Query stops after the page that completes it.
+        Without ``name``: a Scan of the whole table, every item of every
+        artifact (aliases and their history too), billed in full: for
+        occasional or administrative use, not a request path. Either way, each
+        candidate version written by `versioned` 1.0 (which keeps no metadata
+        in the table) costs a HeadObject, 16 at a time, since its S3 object is
+        the truth. There is no index: a GSI can only index a top-level
+        attribute, not a key of the metadata map.
+
+        Cost, S3-only layout: a listing and a HeadObject per version of each
+        artifact searched (every artifact when ``name`` is ``None``): S3 has no
+        query.
+        """
+        wanted = search_arguments(name, metadata, include_latest, limit)
+        found = await self._catalog.find(name, wanted, include_latest, limit)
+        return [self._artifact(item) for item in found]
+
+    async def publish_artifact_version(self, name: str) -> Artifact:
+        """Snapshot LATEST as the next immutable version and return it. A number
+        never names two contents, and the recorded sha256 is read from the new
+        version's object itself, so it matches even when a put races the publish.
+
+        DynamoDB layout: each publisher first claims its number with a
+        conditional write (a hidden reservation item), so concurrent
+        publishers, in one process or many, get distinct numbers: a number
+        above every version published before it started. A publisher that
+        crashes leaves its number reserved (hidden); once the reservation is
+        older than ``reservation_timeout_secs`` the next publish reclaims it if
+        nothing was published above it (the number is then handed out again:
+        none is skipped), else the next purge removes it and the number stays
+        unused. Either way the object the crashed publisher may have copied to
+        that number goes too.
+
+        S3-only layout, as in `versioned`: the number is the highest existing
+        one plus one (one listing of two keys), and when LATEST has not changed
+        since the highest version was published (equal ETags), that version is
+        returned and nothing is written. Unlike `versioned`, the version object
+        is created with a conditional write (``If-None-Match: *``): when a
+        concurrent publisher took the number first, this one takes the next
+        (or returns the winner's version when it holds the same content), so
+        concurrent publishes of one LATEST make one version. LATEST is read
+        once (body, metadata, tags) and written under the new key: one download
+        and one upload, since S3 has no conditional server-side copy that every
+        engine honours (moto ignores one).
+        """
+        _layout.validate_name(name)
+        return await self._written(await self._catalog.publish(name))
+
+    async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
+        """Delete a version: get and list no longer find it; deleting a version that
+        does not exist changes nothing.
+
+        In the DynamoDB layout a soft delete: hidden from get and list, its number
+        never reused. A held version (:meth:`~versioned_async.Repository.protect`)
+        is not deleted: ``VersionProtectedError``; the hold check and the delete
+        are one transaction. In the S3-only layout the numbered version's object
+        is deleted for good, and LATEST cannot be deleted (`versioned` reads an
+        artifact whose first object is not LATEST as damaged; ``purge_artifact``
+        removes a whole artifact); deleting the highest version frees its number
+        for the next publish, as in `versioned`.
+        """
+        _layout.validate_name(name)
+        stored = _layout.encode_version(version)
+        await self._catalog.delete_version(name, stored)
+        await self._reader.forget_version(name, stored)
+
+    async def _written(self, written: Written) -> Artifact:
+        """The model of a version a write returned; the cache learns a new one."""
+        if written.new:
+            await self._reader.remember_version(written.item)
+        return self._artifact(written.item)
+
+    # -- retention -------------------------------------------------------------------
+
+    async def purge_artifact_versions(
+        self,
+        name: str,
+        keep_last_n: int = 10,
+        purge_older_than_secs: float = 90 * 24 * 60 * 60,
+        *,
+        dry_run: bool = False,
+    ) -> tuple[datetime, list[Artifact]]:
+        """Delete old numbered versions; returns the purge time and what was deleted.
+
+        Kept: LATEST, the newest ``keep_last_n`` numbered versions, versions
+        younger than ``purge_older_than_secs``, every version an alias points
+        at (primary or canary) and, in the DynamoDB layout, every version held
+        with :meth:`~versioned_async.Repository.protect`. ``dry_run=True``
+        returns the plan and writes nothing.
+
+        DynamoDB layout: a soft delete that never leaves an alias on a deleted
+        version. Each delete is one transaction that also checks that the
+        version is not held, that no alias read for the plan has changed, and
+        that no alias write of ours has pointed at the version since the plan
+        read it (every such write marks the version it points at, in its own
+        transaction, and needs it visible): a version whose check fails is kept
+        and left out of the result. An alias written meanwhile by `versioned`
+        1.0, which marks nothing, is caught by reading the aliases again after
+        the deletes, and a version it points at is restored; if the purge dies
+        before that, the next purge restores it (it undoes its own deletes
+        only, never :meth:`delete_artifact_version`'s). It also reclaims the
+        numbers that crashed publishers left reserved for longer than
+        ``reservation_timeout_secs``, and the objects they copied. Cost: one
+        transaction per deleted version, one at a time, and up to four queries.
+
+        S3-only layout: each delete is conditional on the ETag read for the
+        plan, so a number re-published meanwhile is kept. Deletes are final: an
+        alias pointed at a planned version during the purge is not caught (S3
+        has no transaction); the aliases are read again afterwards and such a
+        version is logged as an error.
+        """
+        _layout.validate_name(name)
+        rules = purge_rules(keep_last_n, purge_older_than_secs, dry_run)
+        binding = Binding(self._artifact, self._alias, self._reader.forget_version)
+        return await self._catalog.purge_versions(name, rules, binding)
+
+    async def purge_artifact(self, name: str) -> None:
+        """Delete an artifact for good: every object, item and alias (in the DynamoDB
+        layout, the aliases' history and holds too)."""
+        _layout.validate_name(name)
+        await self._catalog.purge_artifact(name)
+
+    async def purge_all(self) -> None:
+        """Delete every artifact under the prefix (and every item in the table)."""
+        await self._catalog.purge_all()
+
+    # -- aliases ---------------------------------------------------------------------
 
     async def get_alias(self, name: str, alias: str) -> Alias:
         """The alias; ``AliasNotFoundError`` when it does not exist."""
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        record = await self._source.alias_item(name, alias)
+        record = await self._catalog.alias_item(name, alias)
         if record is None:
             raise AliasNotFoundError(name, alias)
-        await self._remember_alias(record)
+        await self._reader.remember_alias(record)
+        return self._alias(record)
+
+    async def list_aliases(self, name: str) -> list[Alias]:
+        """Every alias of ``name``, sorted by alias name (in the S3-only layout: a
+        listing, then a GetObject each)."""
+        _layout.validate_name(name)
+        return [self._alias(record) for record in await self._catalog.aliases(name)]
+
+    async def put_alias(
+        self,
+        name: str,
+        alias: str,
+        version: VersionLike = None,
+        secondary_version: VersionLike = None,
+        secondary_version_weight: int | None = None,
+        *,
+        if_update_at: datetime | None = None,
+    ) -> Alias:
+        """Point ``alias`` at ``version`` (LATEST by default), optionally splitting traffic.
+
+        As :meth:`Repository.put_alias <versioned_async.Repository.put_alias>`;
+        in the S3-only layout without history, and the versions must exist when
+        checked (HeadObject): S3 cannot make the check and the write one step,
+        so a version deleted in between is not noticed. ``if_update_at`` makes
+        it a compare-and-set (there, a conditional write on the alias object's
+        ETag).
+        """
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        target = alias_target(version, secondary_version, secondary_version_weight)
+        expected = None if if_update_at is None else aware(if_update_at, "if_update_at")
+        return await self._changed_alias(
+            name, alias, await self._catalog.put_alias(name, alias, target, expected)
+        )
+
+    async def delete_alias(
+        self, name: str, alias: str, *, if_update_at: datetime | None = None
+    ) -> None:
+        """Delete the alias; deleting a missing alias changes nothing (unless
+        ``if_update_at`` expected it to exist)."""
+        _layout.validate_name(name)
+        _layout.validate_alias(alias)
+        expected = None if if_update_at is None else aware(if_update_at, "if_update_at")
+        if await self._catalog.delete_alias(name, alias, expected):
+            await self._reader.forget_alias(name, alias)
+
+    async def _changed_alias(self, name: str, alias: str, record: AliasItem) -> Alias:
+        """Keep the cache in step with an alias a write left as ``record``; its model."""
+        await self._reader.remember_alias(record)
         return self._alias(record)
 
     def watch_alias(
@@ -409,44 +465,16 @@ class BaseRepository:
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        for what, value in (("interval", interval), ("jitter", jitter)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidArgumentTypeError(
-                    f"{what} must be a number, not {type(value).__name__}"
-                )
-        if not (math.isfinite(interval) and interval > 0):
-            raise InvalidArgumentError(f"interval must be a number of seconds > 0, got {interval}")
-        if not 0 <= jitter < 1:
-            raise InvalidArgumentError(f"jitter must be from 0 to less than 1, got {jitter}")
-        return self._watch_alias(name, alias, float(interval), float(jitter))
-
-    async def _watch_alias(
-        self, name: str, alias: str, interval: float, jitter: float
-    ) -> AsyncGenerator[Alias, None]:
-        seen: Alias | None = None
-        absent = False  # logged that it does not exist
-        while True:
-            try:  # a closed repository raises RepositoryClosedError here
-                record = await self._source.alias_item(name, alias)
-            except BackendError as err:
-                if not self.is_open:
-                    raise RepositoryClosedError(
-                        f"the Repository was closed while watching alias {alias!r} of {name!r}"
-                    ) from err
-                log.warning("watching alias %r of %r: %s; polling on", alias, name, err)
-            else:
-                if record is None:
-                    if not absent:
-                        log.info("watching alias %r of %r: it does not exist", alias, name)
-                    absent = True
-                else:
-                    absent = False
-                    now = self._alias(record)
-                    if now != seen:
-                        seen = now
-                        await self._remember_alias(record)
-                        yield now
-            await asyncio.sleep(interval * random.uniform(1 - jitter, 1 + jitter))
+        interval, jitter = check_polling(interval, jitter)
+        return watch(
+            lambda: self._catalog.alias_item(name, alias),
+            self._alias,
+            self._reader.remember_alias,
+            lambda: self.is_open,
+            (name, alias),
+            interval,
+            jitter,
+        )
 
     # -- models ----------------------------------------------------------------------
 
@@ -459,3 +487,7 @@ class BaseRepository:
         model = _codec.item_to_alias(item, self.layout)
         bind(model, self)
         return model
+
+
+#: the name :mod:`.models` knows the façade by
+BaseRepository = ArtifactRepository

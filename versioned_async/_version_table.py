@@ -1,12 +1,13 @@
 """The versions of the DynamoDB layout as the table holds them: version items, the
 number reservations of publishes, and holds.
 
-:class:`VersionTable` is held by :class:`~versioned_async.Repository` and makes
-the table's writes for puts, publishes, deletes, purges and holds, each a typed
-write (:mod:`._table_writes`) or a transaction of them, with the retries and
-the re-reads that tell a write whose answer was lost from one refused. The
+:class:`VersionTable` is held by the DynamoDB layout's catalog
+(:class:`~._catalog.table.TableCatalog`) and makes the table's writes for puts,
+publishes, deletes, purges and holds, each a typed write (:mod:`._table_writes`)
+or a transaction of them, with the retries and the re-reads that tell a write
+whose answer was lost from one refused. The
 decisions are :mod:`._retention`'s, the wire format :mod:`._codec`'s. It knows
-nothing of S3, the local cache or the models: the repository orchestrates.
+nothing of S3, the local cache or the models: the catalog orchestrates.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import pytest
 from aiobotocore.session import AioSession, get_session
 from click.testing import CliRunner, Result
 
-import versioned_async._base
+import versioned_async._aws.clients
 import versioned_async.demo
 from tests.conftest import BUCKET, REGION, TABLE
 from versioned_async import Alias, Repository, exc
@@ -61,7 +61,7 @@ def one_session(aio_session: AioSession, monkeypatch: pytest.MonkeyPatch) -> Non
 
     (A real process runs one command; the subprocess tests below run it that way.)
     """
-    monkeypatch.setattr(versioned_async._base, "get_session", lambda: aio_session)
+    monkeypatch.setattr(versioned_async._aws.clients, "get_session", lambda: aio_session)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from aiobotocore.session import AioSession
 from click.testing import CliRunner, Result
 
-import versioned_async._base
+import versioned_async._aws.clients
 from tests.conftest import BUCKET, REGION, TABLE
 from versioned_async import S3OnlyRepository
 from versioned_async.cli import main
@@ -54,7 +54,7 @@ def uri(key: str) -> str:
 @pytest.fixture(autouse=True)
 def one_session(aio_session: AioSession, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs share one botocore session: service models load once, not per command."""
-    monkeypatch.setattr(versioned_async._base, "get_session", lambda: aio_session)
+    monkeypatch.setattr(versioned_async._aws.clients, "get_session", lambda: aio_session)
 
 
 def invoke(

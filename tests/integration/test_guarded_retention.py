@@ -45,7 +45,7 @@ def before_the_first_delete(
 ) -> list[str]:
     """Run ``meanwhile`` after the purge read its plan, before any of its deletes is
     sent (the deletes wait for it). Returns the deletes seen, to prove it ran."""
-    table = repo._table
+    table = repo._catalog.table
     original = table.transact_write
     seen: list[str] = []
     done = asyncio.Event()

@@ -30,7 +30,7 @@ async def main() -> None:
         aws_region=sys.argv[2], s3_bucket=sys.argv[3], dynamodb_table_name=sys.argv[4],
         endpoint_url=sys.argv[1], actor="crash",
     ) as repo:
-        table = repo._table
+        table = repo._catalog.table
 
         async def update_item(*args, **kwargs):  # the completion: die before sending it
             os.kill(os.getpid(), signal.SIGKILL)

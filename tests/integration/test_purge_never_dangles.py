@@ -20,14 +20,14 @@ from versioned_async import Repository, exc
 def die_at_the_reread(monkeypatch: pytest.MonkeyPatch, repo: Repository, seen: list[str]) -> None:
     """Reading the aliases raises once the purge has sent a delete: the purge stops there,
     as a process killed at that point would (nothing after it runs)."""
-    original = repo._alias_tokens
+    original = repo._catalog.alias_tokens
 
     async def alias_tokens(name: str) -> Any:
         if seen:
             raise exc.BackendUnavailableError("the purge died here")
         return await original(name)
 
-    monkeypatch.setattr(repo, "_alias_tokens", alias_tokens)
+    monkeypatch.setattr(repo._catalog, "alias_tokens", alias_tokens)
 
 
 async def dangling(repo: Repository) -> list[tuple[str, str]]:

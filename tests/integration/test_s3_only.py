@@ -95,36 +95,39 @@ async def test_a_deleted_version_is_gone_and_the_top_number_is_reused(
     assert (again.version, again.sha256) == ("2", sha(b"three"))
 
 
-class _SlowPublisher(S3OnlyRepository):
-    """Holds a publish between its listing and its write, as a slow network would."""
+def slow_down(publisher: S3OnlyRepository, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """Holds ``publisher``'s publishes between their listing and their write, as a slow
+    network would: returns the events ``(listed, go_on)``."""
+    listed, go_on = asyncio.Event(), asyncio.Event()
+    snapshot = publisher._catalog._snapshot_latest
 
-    listed = asyncio.Event
-    go_on = asyncio.Event
-
-    async def _snapshot_latest(
-        self, name: str, listed_size: int, scratch: Path
+    async def held(
+        name: str, listed_size: int, scratch: Path
     ) -> tuple[bytes | Path, ObjectInfo, dict[str, str]]:
-        self.listed.set()
-        await self.go_on.wait()
-        return await super()._snapshot_latest(name, listed_size, scratch)
+        listed.set()
+        await go_on.wait()
+        return await snapshot(name, listed_size, scratch)
+
+    monkeypatch.setattr(publisher._catalog, "_snapshot_latest", held)
+    return listed, go_on
 
 
 async def race_a_slow_publisher(
     make_s3_repo: Callable[..., S3OnlyRepository],
     repo: S3OnlyRepository,
     meanwhile: Callable[[], Awaitable[object]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[str, str]:
     """A slow publisher lists (version 1 on top: it wants 2) and stops; ``repo`` publishes
     version 2 and runs ``meanwhile``; then the slow one reads LATEST and writes. Returns
     the versions the fast and the slow publisher got."""
-    async with make_s3_repo(_SlowPublisher) as slow:
-        assert isinstance(slow, _SlowPublisher)
-        slow.listed, slow.go_on = asyncio.Event(), asyncio.Event()
+    async with make_s3_repo() as slow:
+        listed, go_on = slow_down(slow, monkeypatch)
         late = asyncio.ensure_future(slow.publish_artifact_version("app"))
-        await asyncio.wait_for(slow.listed.wait(), 30)
+        await asyncio.wait_for(listed.wait(), 30)
         first = await repo.publish_artifact_version("app")
         await meanwhile()
-        slow.go_on.set()
+        go_on.set()
         second = await asyncio.wait_for(late, 30)
     return first.version, second.version
 
@@ -133,13 +136,14 @@ async def test_a_publisher_that_loses_the_race_takes_the_next_number(
     make_s3_repo: Callable[..., S3OnlyRepository],
     repo: S3OnlyRepository,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await repo.put_artifact("app", b"one")
     await repo.publish_artifact_version("app")
     await repo.put_artifact("app", b"two")
     caplog.set_level(logging.INFO, logger="versioned_async")
     got = await race_a_slow_publisher(
-        make_s3_repo, repo, lambda: repo.put_artifact("app", b"three")
+        make_s3_repo, repo, lambda: repo.put_artifact("app", b"three"), monkeypatch
     )
     assert got == ("2", "3")  # its If-None-Match on version 2 failed: it took 3
     assert await repo.get_content("app", 2) == b"two"
@@ -148,7 +152,10 @@ async def test_a_publisher_that_loses_the_race_takes_the_next_number(
 
 
 async def test_a_publisher_that_loses_to_the_same_content_returns_the_winners_version(
-    make_s3_repo: Callable[..., S3OnlyRepository], repo: S3OnlyRepository, s3: Any
+    make_s3_repo: Callable[..., S3OnlyRepository],
+    repo: S3OnlyRepository,
+    s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await repo.put_artifact("app", b"one")
     await repo.publish_artifact_version("app")
@@ -157,7 +164,7 @@ async def test_a_publisher_that_loses_to_the_same_content_returns_the_winners_ve
     async def nothing() -> None:
         pass
 
-    assert await race_a_slow_publisher(make_s3_repo, repo, nothing) == ("2", "2")
+    assert await race_a_slow_publisher(make_s3_repo, repo, nothing, monkeypatch) == ("2", "2")
     assert version_key("app", 3) not in await keys(s3)
 
 
@@ -295,33 +302,38 @@ async def test_foreign_keys_under_versions_are_passed_over_and_logged(
     assert any("zzz_notes.txt is not a version" in r.getMessage() for r in caplog.records)
 
 
-class _RepublishDuringPurge(S3OnlyRepository):
-    """Replaces version 1 (new content, new ETag) right after the purge read its plan."""
+def republish_during_purge(
+    purger: S3OnlyRepository, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaces version 1 (new content, new ETag) right after a purge read its plan."""
+    plan = purger._catalog._versions
 
-    s3: Any = None
-
-    async def _versions(self, name: str) -> list[tuple[VersionItem, str]]:
-        planned = await super()._versions(name)
-        await self.put_artifact(name, b"republished")
-        got = await self.s3.get_object(
+    async def planned_then_replaced(name: str) -> list[tuple[VersionItem, str]]:
+        planned = await plan(name)
+        await purger.put_artifact(name, b"republished")
+        got = await s3.get_object(
             Bucket=BUCKET, Key="versioned-artifacts/app/versions/000000_LATEST"
         )
         body = await got["Body"].read()
-        await self.s3.put_object(
+        await s3.put_object(
             Bucket=BUCKET, Key=version_key(name, 1), Body=body, Metadata=got["Metadata"]
         )
         return planned
 
+    monkeypatch.setattr(purger._catalog, "_versions", planned_then_replaced)
+
 
 async def test_a_purge_keeps_a_version_replaced_after_it_was_planned(
-    make_s3_repo: Callable[..., S3OnlyRepository], repo: S3OnlyRepository, s3: Any
+    make_s3_repo: Callable[..., S3OnlyRepository],
+    repo: S3OnlyRepository,
+    s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for body in (b"one", b"two", b"three"):
         await repo.put_artifact("app", body)
         await repo.publish_artifact_version("app")
-    async with make_s3_repo(_RepublishDuringPurge) as purger:
-        assert isinstance(purger, _RepublishDuringPurge)
-        purger.s3 = s3
+    async with make_s3_repo() as purger:
+        republish_during_purge(purger, s3, monkeypatch)
         _, deleted = await purger.purge_artifact_versions(
             "app", keep_last_n=1, purge_older_than_secs=0
         )

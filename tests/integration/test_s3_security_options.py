@@ -13,8 +13,8 @@ import pytest
 
 from tests.proxy import CountingProxy
 from versioned_async import Repository, exc
-from versioned_async import repository as repository_module
 from versioned_async._aws import s3_upload
+from versioned_async._catalog import store as catalog_store
 
 OWNER = "123456789012"
 
@@ -112,14 +112,14 @@ async def test_a_file_changed_during_a_multipart_upload_is_refused_and_nothing_s
     await repo.put_artifact("model", b"the old model")
     source = tmp_path / "model.bin"
     source.write_bytes(os.urandom(11 << 20))
-    real_hash_source = repository_module.hash_source
+    real_hash_source = catalog_store.hash_source
 
     async def hash_then_change_the_file(path: Any) -> tuple[str, int]:
         hashed = await real_hash_source(path)
         source.write_bytes(os.urandom(11 << 20))  # same size, other bytes
         return hashed
 
-    monkeypatch.setattr(repository_module, "hash_source", hash_then_change_the_file)
+    monkeypatch.setattr(catalog_store, "hash_source", hash_then_change_the_file)
     with pytest.raises(exc.ConflictError, match="changed while it was being uploaded"):
         await repo.put_artifact("model", source)
     monkeypatch.undo()

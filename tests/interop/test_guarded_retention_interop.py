@@ -43,7 +43,7 @@ async def test_a_version_upstream_aliases_while_we_purge_comes_back(
     """`versioned` puts aliases without checking the version: one it puts after our plan
     was read is found by the re-read after the deletes, and its version restored."""
     await publish_five(ours)
-    table = ours._table
+    table = ours._catalog.table
     original = table.transact_write
     seen: list[str] = []
 

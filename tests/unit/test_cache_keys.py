@@ -109,8 +109,8 @@ async def test_a_repositorys_keys_name_it_as_earlier_releases_did(tmp_path: Path
     )
     s3_only = S3OnlyRepository("us-east-1", "bucket", cache=cache)
     item = VersionItem(pk="app", sk="000001", sha256="ab" * 32, size=3)
-    await repo._remember_version(item)
-    await s3_only._remember_version(item)
+    await repo._reader.remember_version(item)
+    await s3_only._reader.remember_version(item)
     cache.close()
     stored = set(diskcache.Cache(str(tmp_path / "lookups")).iterkeys())
     endpoint = "http://user:***@localhost:4566"

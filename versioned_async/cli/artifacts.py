@@ -15,10 +15,11 @@ from pathlib import Path
 import click
 
 from .. import exc
+from .._base import ArtifactRepository
 from ..models import Artifact
 from . import streams
 from .output import emit, json_option, print_fields, print_lines, print_table, short_size, when
-from .runtime import BACKEND_S3, AnyRepository, Settings
+from .runtime import BACKEND_S3, Settings
 
 
 def _show_artifact(artifact: Artifact) -> None:
@@ -140,7 +141,7 @@ def publish(settings: Settings, name: str, as_json: bool) -> None:
 
 
 async def _display_size(
-    repo: AnyRepository, name: str, version: str | None, alias: str | None, key: str | None
+    repo: ArtifactRepository, name: str, version: str | None, alias: str | None, key: str | None
 ) -> int | None:
     """The size of what `get` is about to download, for the progress bar; None if unknown."""
     try:
@@ -181,7 +182,7 @@ def get(
         raise click.UsageError("--routing-key goes with --alias")
 
     def fetch(target: Path) -> None:
-        async def work(repo: AnyRepository) -> None:
+        async def work(repo: ArtifactRepository) -> None:
             size = None
             if streams.progress_wanted():  # a bar to draw: ask the size first
                 size = await _display_size(repo, name, version, alias, routing_key)

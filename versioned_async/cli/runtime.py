@@ -20,11 +20,13 @@ import click
 from aiobotocore.config import AioConfig
 
 from .. import exc
+from .._base import ArtifactRepository
 from ..cache import LocalCache
 from ..repository import Repository
 from ..s3_only import S3OnlyRepository
 
 _T = TypeVar("_T")
+_R = TypeVar("_R", bound=ArtifactRepository)
 
 
 class ExitCode(enum.IntEnum):
@@ -93,9 +95,6 @@ class ErrorsAsExitCodes(click.Group):
             fail(str(err), exit_code_for(err))
 
 
-#: what the global options open: the DynamoDB layout or the S3-only one (--backend)
-AnyRepository = Repository | S3OnlyRepository
-
 #: the --backend choices: the `versioned` 1.0 layouts
 BACKEND_DYNAMODB = "dynamodb"
 BACKEND_S3 = "s3"
@@ -135,7 +134,8 @@ class Settings:
                 f"the S3-only layout {missing}"
             )
 
-    def repository(self, cache: LocalCache | None) -> AnyRepository:
+    def _where(self) -> dict[str, Any]:
+        """The arguments both layouts take: where the repository is, how to reach it."""
         if not self.bucket:
             raise click.UsageError("no bucket: pass --bucket or set VERSIONED_BUCKET")
         config = (
@@ -143,17 +143,24 @@ class Settings:
             if self.max_attempts is None
             else AioConfig(retries={"mode": "standard", "total_max_attempts": self.max_attempts})
         )
-        where: dict[str, Any] = {
+        return {
             "aws_region": self.region,
             "s3_bucket": self.bucket,
             "s3_prefix": self.prefix,
             "suffix": self.suffix,
             "endpoint_url": self.endpoint_url,
+            "client_config": config,
         }
+
+    def dynamodb_repository(self, cache: LocalCache | None) -> Repository:
+        """The DynamoDB layout's repository the global options name."""
+        return Repository(dynamodb_table_name=self.table, cache=cache, **self._where())
+
+    def repository(self, cache: LocalCache | None) -> ArtifactRepository:
+        """The repository the global options name, in the layout ``--backend`` says."""
         if self.backend == BACKEND_DYNAMODB:
-            return Repository(
-                dynamodb_table_name=self.table, cache=cache, client_config=config, **where
-            )
+            return self.dynamodb_repository(cache)
+        where = self._where()
         if self.table_given_by is not None:
             undo = "drop --table" if self.table_given_by == "--table" else "unset VERSIONED_TABLE"
             raise click.UsageError(
@@ -161,13 +168,28 @@ class Settings:
                 f"uses none (everything is in the bucket): {undo}, or use "
                 f"--backend {BACKEND_DYNAMODB}"
             )
-        return S3OnlyRepository(cache=cache, client_config=config, **where)
+        return S3OnlyRepository(cache=cache, **where)
 
-    def run(self, work: Callable[[AnyRepository], Awaitable[_T]]) -> _T:
+    def run(self, work: Callable[[ArtifactRepository], Awaitable[_T]]) -> _T:
         """Open one repository, run ``work`` on it in a fresh event loop, close it."""
+        return self._session(self.repository, work)
+
+    def run_dynamodb(
+        self, command: str, missing: str, work: Callable[[Repository], Awaitable[_T]]
+    ) -> _T:
+        """:meth:`run` for a command that needs the DynamoDB layout; a usage error,
+        before anything is opened, on the S3-only backend (which lacks ``missing``)."""
+        self.require_dynamodb(command, missing)
+        return self._session(self.dynamodb_repository, work)
+
+    def _session(
+        self,
+        build: Callable[[LocalCache | None], _R],
+        work: Callable[[_R], Awaitable[_T]],
+    ) -> _T:
         cache = self.open_cache()
         try:
-            repo = self.repository(cache)
+            repo = build(cache)
 
             async def session() -> _T:
                 async with repo:
@@ -177,17 +199,3 @@ class Settings:
         finally:
             if cache is not None:
                 cache.close()
-
-    def run_dynamodb(
-        self, command: str, missing: str, work: Callable[[Repository], Awaitable[_T]]
-    ) -> _T:
-        """:meth:`run` for a command that needs the DynamoDB layout; a usage error,
-        before anything is opened, on the S3-only backend (which lacks ``missing``)."""
-        self.require_dynamodb(command, missing)
-
-        async def narrowed(repo: AnyRepository) -> _T:
-            if not isinstance(repo, Repository):  # require_dynamodb let no other through
-                raise TypeError(f"`{command}` needs a Repository, not {type(repo).__name__}")
-            return await work(repo)
-
-        return self.run(narrowed)

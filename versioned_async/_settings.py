@@ -1,0 +1,78 @@
+"""How a repository reaches AWS: the settings its clients are built with when it opens,
+and the name the local cache knows it by.
+
+Checked when the repository is built (:class:`~._s3_options.S3Options` refuses a
+bad encryption or owner setting there), used by
+:meth:`~._base.ArtifactRepository.open`, which builds the
+:class:`~._aws.clients.AwsClients` from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from ._aws.clients import AwsClients, default_config
+from ._layout import Layout
+from ._redact import redact_url
+from ._s3_options import S3Options
+from .cache.keys import RepositoryId
+
+__all__ = ["ClientSettings"]
+
+
+@attrs.frozen
+class ClientSettings:
+    """The AWS region, endpoint, session, client configuration and S3 security settings
+    of a repository."""
+
+    aws_region: str | None
+    endpoint_url: str | None
+    session: AioSession | None
+    #: the defaults (standard retries, 5 attempts, the pool size)
+    defaults: AioConfig
+    #: the caller's ``client_config``, merged over the defaults
+    overrides: AioConfig | None
+    s3_options: S3Options
+
+    @classmethod
+    def of(
+        cls,
+        aws_region: str | None,
+        endpoint_url: str | None,
+        session: AioSession | None,
+        max_pool_connections: int,
+        client_config: AioConfig | None,
+        security: tuple[str | None, str | None, str | None],
+    ) -> ClientSettings:
+        """From a repository's arguments; ``security`` is its ``server_side_encryption``,
+        ``sse_kms_key_id`` and ``expected_bucket_owner``."""
+        defaults = default_config(max_pool_connections, endpoint_url)
+        return cls(aws_region, endpoint_url, session, defaults, client_config, S3Options(*security))
+
+    def clients(self, services: Sequence[str]) -> AwsClients:
+        """The clients of ``services``, each created on its first use."""
+        return AwsClients(
+            self.session,
+            self.aws_region,
+            self.endpoint_url,
+            defaults=self.defaults,
+            overrides=self.overrides,
+            s3_options=self.s3_options,
+            services=services,
+        )
+
+    def repository_id(self, layout: Layout, table_name: str) -> RepositoryId:
+        """Which repository this is, as the local cache's keys name it."""
+        return RepositoryId(
+            # without its password: the cache database is a file, and the user part
+            # does not change which repository this is
+            endpoint=redact_url(self.endpoint_url) or "aws",
+            bucket=layout.bucket,
+            prefix=layout.prefix,
+            suffix=layout.suffix,
+            table=table_name or "s3-only",
+        )
