@@ -433,16 +433,16 @@ async def test_a_setting_changed_after_construction_takes_effect(
     cached_repo: Repository, cache: LocalCache
 ) -> None:
     """``cache.ttl = 0`` is a setting like the constructor's, not an attribute ignored:
-    the next read revalidates. ``cache.verify_on_read = True`` re-hashes the next read."""
-    version = await publish(cached_repo, "app", b"genuine")
-    await cached_repo.get_content("app", version)
-    refreshes = cache.stats().lookup_refreshes
+    the next read revalidates. ``cache.verify_on_read = True`` re-hashes the next read.
+
+    No read before the damage is a hit from memory, whose background touch could find
+    the file changed first (see test_cache_safety): each one revalidates (ttl 0)."""
     cache.ttl = 0
-    await cached_repo.get_content("app", version)
-    assert cache.stats().lookup_refreshes == refreshes + 1
-    cache.ttl = 3600  # the answer just refreshed is fresh again
-    await cached_repo.get_content("app", version)
-    assert cache.stats().lookup_refreshes == refreshes + 1
+    version = await publish(cached_repo, "app", b"genuine")
+    assert await cached_repo.get_content("app", version) == b"genuine"  # downloaded
+    refreshes = cache.stats().lookup_refreshes
+    assert await cached_repo.get_content("app", version) == b"genuine"
+    assert cache.stats().lookup_refreshes == refreshes + 1  # at ttl=30: a fresh hit
 
     # other bytes written in place, the size and mtime kept: only a re-hash sees them
     content = cache.directory / "content"
@@ -453,6 +453,11 @@ async def test_a_setting_changed_after_construction_takes_effect(
     cache.verify_on_read = True
     assert await cached_repo.get_content("app", version) == b"genuine"
     assert cache.stats().damaged_content == 1
+
+    cache.ttl = 3600  # the answer just refreshed is fresh again: no request
+    refreshes = cache.stats().lookup_refreshes
+    assert await cached_repo.get_content("app", version) == b"genuine"
+    assert cache.stats().lookup_refreshes == refreshes
 
 
 def test_a_setting_changed_after_construction_is_checked_as_the_constructor_checks_it(
