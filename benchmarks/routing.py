@@ -26,7 +26,8 @@ from typing import Any
 
 from benchmarks.harness import LAYOUT, median, verdict
 from benchmarks.peers import Context
-from versioned_async import _codec, _routing
+from versioned_async import _codec
+from versioned_async._policy import routing as _routing
 from versioned_async.models import Alias
 
 KEY = "routing"

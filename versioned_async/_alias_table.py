@@ -4,7 +4,7 @@ history, and the transaction that changes one, with its retries.
 :class:`AliasTable` is held by the DynamoDB layout's catalog
 (:class:`~._catalog.table.TableCatalog`) and does the table's I/O for
 :class:`~versioned_async.Repository`'s alias API: the decisions are
-:mod:`._alias_change` and :mod:`._history`'s, the wire format :mod:`._codec`'s.
+:mod:`._policy.alias_change` and :mod:`._policy.history`'s, the wire format :mod:`._codec`'s.
 It knows nothing of the local cache, the models or who the caller is: the
 repository validates the arguments, names the actor and updates the cache with
 what a change returns.
@@ -16,11 +16,13 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from . import _alias_change, _codec, _history, _layout
-from ._alias_change import ChangeRequest, PlannedChange
+from . import _codec, _layout
 from ._aws.dynamodb import Table
 from ._codec import AliasItem, ChangeToken, HistoryItem
 from ._pacing import pause
+from ._policy import alias_change as _alias_change
+from ._policy import history as _history
+from ._policy.alias_change import ChangeRequest, PlannedChange
 from .exc import (
     ArtifactNotFoundError,
     BackendUnavailableError,

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from . import _layout, _retention
+from . import _layout
 from ._catalog import PurgeRules, Upload
+from ._policy import retention
 from .exc import FolderNotFoundError, InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = [
@@ -101,7 +102,7 @@ def upload_arguments(
 
 def purge_rules(keep_last_n: object, purge_older_than_secs: object, dry_run: object) -> PurgeRules:
     """purge_artifact_versions' arguments, checked."""
-    keep, older_than = _retention.validate_retention(keep_last_n, purge_older_than_secs)
+    keep, older_than = retention.validate_retention(keep_last_n, purge_older_than_secs)
     if not isinstance(dry_run, bool):
         raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
     return PurgeRules(keep, older_than, dry_run)

@@ -20,13 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
-from . import _codec, _layout, _routing
-from ._alias_change import alias_target
+from . import _codec, _layout
 from ._arguments import aware, download_target, purge_rules, search_arguments, upload_arguments
 from ._aws.clients import AwsClients
 from ._catalog import Binding, Catalog, Written
 from ._codec import AliasItem, VersionItem
 from ._layout import VersionLike
+from ._policy import routing as _routing
+from ._policy.alias_change import alias_target
 from ._settings import ClientSettings
 from ._watch import check_polling, watch
 from .cache import LocalCache

@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 import attrs
 
-from . import _history, _layout, _rollout
+from . import _layout
 from ._catalog import HistoryCatalog
 from ._codec import AliasItem, AliasState, HistoryItem
 from ._gather import gather_or_cancel
+from ._policy import history as _history
+from ._policy import rollout
 from .exc import AliasNotFoundError
 from .models import Alias, AliasChange, RolloutResult
 
@@ -61,9 +63,9 @@ class RolloutRun:
     wanted: str
     weights: tuple[int, ...]
     bake_seconds: float
-    check: _rollout.Check | None
+    check: rollout.Check | None
     reason: str | None
-    write: _rollout.Write
+    write: rollout.Write
 
     async def __call__(
         self, catalog: HistoryCatalog, alias_model: Callable[[AliasItem], Alias], dry_run: bool
@@ -76,7 +78,7 @@ class RolloutRun:
         if item is None:
             raise AliasNotFoundError(name, alias)
         origin = (item.version, item.secondary_version, item.secondary_version_weight)
-        plan = _rollout.plan(origin, wanted, self.weights, reason=self.reason, limit=_MAX_NOTE)
+        plan = rollout.plan(origin, wanted, self.weights, reason=self.reason, limit=_MAX_NOTE)
         start = alias_model(item)
         public = _layout.decode_version(wanted)
         if dry_run:
@@ -92,7 +94,7 @@ class RolloutRun:
                 for step in plan
             ]
             return RolloutResult(name, alias, public, start, planned, None, dry_run=True)
-        written = await _rollout.run(
+        written = await rollout.run(
             plan,
             start=start,
             start_target=origin,

@@ -6,7 +6,7 @@ number reservations of publishes, and holds.
 publishes, deletes, purges and holds, each a typed write (:mod:`._table_writes`)
 or a transaction of them, with the retries and the re-reads that tell a write
 whose answer was lost from one refused. The
-decisions are :mod:`._retention`'s, the wire format :mod:`._codec`'s. It knows
+decisions are :mod:`._policy.retention`'s, the wire format :mod:`._codec`'s. It knows
 nothing of S3, the local cache or the models: the catalog orchestrates.
 """
 
@@ -18,10 +18,11 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from . import _codec, _layout, _retention
+from . import _codec, _layout
 from ._aws.dynamodb import Table
 from ._codec import HoldItem, VersionItem
 from ._layout import LATEST
+from ._policy import retention
 from ._table_writes import (
     CompleteReservation,
     PutHold,
@@ -181,9 +182,9 @@ class VersionTable:
             return
         reasons = await self._table.transact_write(
             f"delete version {_layout.decode_version(stored)} of {name!r}",
-            _codec.transact_items(_retention.delete_writes(name, stored)),
+            _codec.transact_items(retention.delete_writes(name, stored)),
         )
-        if _retention.delete_refused_for_hold(reasons):
+        if retention.delete_refused_for_hold(reasons):
             raise VersionProtectedError(name, _layout.decode_version(stored))
 
     async def purge(
@@ -200,10 +201,10 @@ class VersionTable:
         reasons = await self._table.transact_write(
             f"purge version {_layout.decode_version(stored)} of {name!r}",
             _codec.transact_items(
-                _retention.purge_writes(name, stored, alias_epoch, purged_at, guards)
+                retention.purge_writes(name, stored, alias_epoch, purged_at, guards)
             ),
         )
-        if _retention.purge_kept(reasons):
+        if retention.purge_kept(reasons):
             return False  # an alias changed or a hold appeared: kept
         # Only the version's own condition failed: it is no longer visible. Our own
         # delete, sent again by botocore after its answer was lost, looks like this,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import _layout, _routing
+from . import _layout
+from ._policy import routing
 from .exc import InvalidArgumentError, RepositoryClosedError
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class Alias:
         :class:`~versioned_async.exc.InvalidArgumentTypeError` (a ``TypeError``),
         whether or not the alias splits: convert it first (``str(user_id)``).
         """
-        return _routing.choose(
+        return routing.choose(
             self.name,
             self.alias,
             self.version,
@@ -122,20 +123,20 @@ class Alias:
         """:meth:`choose_version` for many keys at once (batch jobs): the same
         answers, about 3x faster than calling it in a loop."""
         if self.secondary_version is None:
-            return [self.version for _ in _routing.key_list(routing_keys)]
+            return [self.version for _ in routing.key_list(routing_keys)]
         weight = self.secondary_version_weight or 0
         primary, secondary = self.version, self.secondary_version
         return [
             secondary if bucket < weight else primary
-            for bucket in _routing.buckets_for_keys(self.name, self.alias, routing_keys)
+            for bucket in routing.buckets_for_keys(self.name, self.alias, routing_keys)
         ]
 
     def random_artifact(self, rng: random.Random | None = None) -> str:
         """The s3uri of a version picked at random by weight, as `versioned` does."""
         if self.secondary_version_s3uri is None:
             return self.version_s3uri
-        bucket = _routing.random_bucket(rng)
-        if _routing.goes_to_secondary(bucket, self.secondary_version_weight):
+        bucket = routing.random_bucket(rng)
+        if routing.goes_to_secondary(bucket, self.secondary_version_weight):
             return self.secondary_version_s3uri
         return self.version_s3uri
 

@@ -17,13 +17,16 @@ from datetime import datetime
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from . import _codec, _history, _layout, _retention, _rollout
-from ._alias_change import AliasTarget, ChangeRequest, alias_target
+from . import _codec, _layout
 from ._arguments import aware, check_location
 from ._base import ArtifactRepository
 from ._catalog import TableCatalog
 from ._catalog.history import alias_as_of, history_page, rollback_plan
 from ._layout import VersionLike
+from ._policy import history as _history
+from ._policy import retention
+from ._policy import rollout as _rollout
+from ._policy.alias_change import AliasTarget, ChangeRequest, alias_target
 from ._recorded import RolloutRun, change_model
 from ._redact import redact_url
 from ._settings import ClientSettings
@@ -93,7 +96,7 @@ class Repository(ArtifactRepository):
         sse_kms_key_id: str | None = None,
         expected_bucket_owner: str | None = None,
         actor: str | None = None,
-        reservation_timeout_secs: float = _retention.RESERVATION_TIMEOUT_SECS,
+        reservation_timeout_secs: float = retention.RESERVATION_TIMEOUT_SECS,
     ) -> None:
         if not isinstance(dynamodb_table_name, str):
             raise InvalidArgumentTypeError(
@@ -109,7 +112,7 @@ class Repository(ArtifactRepository):
             s3_bucket,
             dynamodb_table_name,
             actor=actor,
-            reservation_timeout_secs=_retention.validate_reservation_timeout(
+            reservation_timeout_secs=retention.validate_reservation_timeout(
                 reservation_timeout_secs
             ),
         )
@@ -133,7 +136,7 @@ class Repository(ArtifactRepository):
     @property
     def reservation_timeout_secs(self) -> float:
         """After how long an unfinished publish's number reservation counts as left by a
-        crashed publisher, and is reclaimed (see _retention.RESERVATION_TIMEOUT_SECS)."""
+        crashed publisher, and is reclaimed (see retention.RESERVATION_TIMEOUT_SECS)."""
         return self._catalog.reservation_timeout_secs
 
     @reservation_timeout_secs.setter
@@ -427,7 +430,7 @@ class Repository(ArtifactRepository):
         not know holds: its own deletes and purges ignore them.
         """
         _layout.validate_name(name)
-        stored = _retention.holdable_version(version)
+        stored = retention.holdable_version(version)
         note = _layout.validate_note("reason", reason)
         record = _codec.HoldItem(
             pk=_layout.holds_pk(name), sk=stored, created_at=_codec.utcnow(), reason=note
@@ -439,7 +442,7 @@ class Repository(ArtifactRepository):
     async def unprotect(self, name: str, version: VersionLike) -> None:
         """Release the hold on a version; releasing one that is not held changes nothing."""
         _layout.validate_name(name)
-        await self._catalog.release_hold(name, _retention.holdable_version(version))
+        await self._catalog.release_hold(name, retention.holdable_version(version))
 
     async def list_protected(self, name: str) -> list[Hold]:
         """Every hold on ``name``'s versions, lowest version first."""

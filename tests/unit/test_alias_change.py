@@ -1,4 +1,4 @@
-"""The decision of one alias change (versioned_async._alias_change), without AWS."""
+"""The decision of one alias change (versioned_async._policy.alias_change), without AWS."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from versioned_async import _history, exc
-from versioned_async._alias_change import ChangeRequest, PlannedChange, alias_target, plan_change
+from versioned_async import exc
 from versioned_async._codec import AliasItem, AliasState, ChangeToken, HistoryItem
+from versioned_async._policy import history as _history
+from versioned_async._policy.alias_change import (
+    ChangeRequest,
+    PlannedChange,
+    alias_target,
+    plan_change,
+)
 from versioned_async._table_writes import (
     AppendHistory,
     DeleteAliasIfUnchanged,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_codec import SHA, WHEN, WHEN_TEXT
-from versioned_async import _codec, _history
+from versioned_async import _codec
 from versioned_async._codec import (
     AliasItem,
     ChangeToken,
@@ -31,6 +31,7 @@ from versioned_async._codec import (
     transact_items,
     update_item_args,
 )
+from versioned_async._policy import history as _history
 from versioned_async._table_writes import (
     AppendHistory,
     CompleteReservation,

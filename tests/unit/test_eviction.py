@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from versioned_async import LocalCache
-from versioned_async._eviction import StoredContent, pinned_content, plan_eviction
+from versioned_async._policy.eviction import StoredContent, pinned_content, plan_eviction
 from versioned_async.cache.content import Staged
 from versioned_async.cache.keys import (
     AliasKey,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from versioned_async._freshness import Freshness, freshness, may_serve_stale
+from versioned_async._policy.freshness import Freshness, freshness, may_serve_stale
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The pure decisions of the alias audit trail (versioned_async._history)."""
+"""The pure decisions of the alias audit trail (versioned_async._policy.history)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from versioned_async import _history
 from versioned_async._codec import (
     AliasState,
     HistoryItem,
     structure_history_item,
     to_item,
 )
+from versioned_async._policy import history as _history
 
 T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
 SEC = timedelta(seconds=1)

@@ -1,5 +1,5 @@
 """Pure decisions of issue 15: reclaiming crashed publishers' reservations, and which
-deletes of an earlier purge a purge undoes (versioned_async._retention)."""
+deletes of an earlier purge a purge undoes (versioned_async._policy.retention)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from versioned_async import _retention
 from versioned_async._codec import VersionItem
+from versioned_async._policy import retention as _retention
 from versioned_async.exc import InvalidArgumentError, InvalidArgumentTypeError
 from versioned_async.models import Alias
 

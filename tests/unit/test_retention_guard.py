@@ -8,10 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from versioned_async import _retention, exc
+from versioned_async import exc
 from versioned_async._codec import ChangeToken
 from versioned_async._layout import MAX_NOTE_LENGTH, validate_note
-from versioned_async._retention import holdable_version, plan_purge, restorable
+from versioned_async._policy import retention as _retention
+from versioned_async._policy.retention import holdable_version, plan_purge, restorable
 from versioned_async._table_writes import (
     PurgeVersion,
     RequireAliasUnchanged,

@@ -1,4 +1,4 @@
-"""The pure side of progressive roll-outs (versioned_async._rollout): steps and plans."""
+"""The pure side of progressive roll-outs (versioned_async._policy.rollout): steps and plans."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from versioned_async import _rollout
+from versioned_async._policy import rollout as _rollout
 from versioned_async.exc import InvalidArgumentError, InvalidArgumentTypeError
 
 

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 import attrs
 import pytest
 
-from versioned_async import _routing, exc
-from versioned_async._retention import pinned_versions, plan_purge, validate_retention
+from versioned_async import exc
+from versioned_async._policy import routing
+from versioned_async._policy.retention import pinned_versions, plan_purge, validate_retention
 from versioned_async.models import Alias, Artifact
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
@@ -51,35 +52,35 @@ def test_bucket_for_key_never_changes_between_processes_or_releases(
     routing_key: str, bucket: int
 ) -> None:
     # pinned values: a key must keep its version across restarts, hosts and upgrades
-    assert _routing.bucket_for_key("app", "prod", routing_key) == bucket
+    assert routing.bucket_for_key("app", "prod", routing_key) == bucket
 
 
 def test_bucket_for_key_is_the_same_on_every_call() -> None:
-    assert {_routing.bucket_for_key("app", "prod", "user-7") for _ in range(50)} == {
-        _routing.bucket_for_key("app", "prod", "user-7")
+    assert {routing.bucket_for_key("app", "prod", "user-7") for _ in range(50)} == {
+        routing.bucket_for_key("app", "prod", "user-7")
     }
 
 
 def test_bucket_for_key_is_always_in_0_to_99() -> None:
-    assert {_routing.bucket_for_key("app", "prod", k) for k in KEYS[:5000]} == set(range(100))
+    assert {routing.bucket_for_key("app", "prod", k) for k in KEYS[:5000]} == set(range(100))
 
 
 def test_bucket_for_key_treats_str_as_its_utf8_bytes() -> None:
     for key in ("user-1", "\u00fcber", ""):
-        assert _routing.bucket_for_key("app", "prod", key) == _routing.bucket_for_key(
+        assert routing.bucket_for_key("app", "prod", key) == routing.bucket_for_key(
             "app", "prod", key.encode("utf-8")
         )
 
 
 def test_bucket_for_key_differs_between_aliases_of_one_artifact() -> None:
-    prod = [_routing.bucket_for_key("app", "prod", k) for k in KEYS[:200]]
-    beta = [_routing.bucket_for_key("app", "beta", k) for k in KEYS[:200]]
+    prod = [routing.bucket_for_key("app", "prod", k) for k in KEYS[:200]]
+    beta = [routing.bucket_for_key("app", "beta", k) for k in KEYS[:200]]
     assert prod != beta
 
 
 def test_bucket_for_key_separates_name_and_alias_unambiguously() -> None:
-    left = [_routing.bucket_for_key("ab", "c", k) for k in KEYS[:200]]
-    right = [_routing.bucket_for_key("a", "bc", k) for k in KEYS[:200]]
+    left = [routing.bucket_for_key("ab", "c", k) for k in KEYS[:200]]
+    right = [routing.bucket_for_key("a", "bc", k) for k in KEYS[:200]]
     assert left != right
 
 
@@ -99,23 +100,23 @@ def test_bucket_for_key_separates_name_and_alias_unambiguously() -> None:
 def test_goes_to_secondary_when_the_bucket_is_below_the_weight(
     bucket: int, weight: int | None, secondary: bool
 ) -> None:
-    assert _routing.goes_to_secondary(bucket, weight) is secondary
+    assert routing.goes_to_secondary(bucket, weight) is secondary
 
 
 @pytest.mark.parametrize("weight", [1, 20, 50, 99])
 def test_exactly_weight_buckets_of_100_go_to_secondary(weight: int) -> None:
-    assert sum(_routing.goes_to_secondary(b, weight) for b in range(100)) == weight
+    assert sum(routing.goes_to_secondary(b, weight) for b in range(100)) == weight
 
 
 def test_random_bucket_with_a_seeded_rng_is_reproducible() -> None:
-    first = [_routing.random_bucket(random.Random(7)) for _ in range(3)]
-    again = [_routing.random_bucket(random.Random(7)) for _ in range(3)]
+    first = [routing.random_bucket(random.Random(7)) for _ in range(3)]
+    again = [routing.random_bucket(random.Random(7)) for _ in range(3)]
     assert first == again
 
 
 def test_random_bucket_covers_0_to_99() -> None:
     rng = random.Random(1)
-    assert {_routing.random_bucket(rng) for _ in range(5000)} == set(range(100))
+    assert {routing.random_bucket(rng) for _ in range(5000)} == set(range(100))
 
 
 # -- Alias.choose_version ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Reading an alias's history in a :class:`~.protocol.HistoryCatalog`: a page of it, the
 alias as it was at a time, and the state a rollback returns to.
 
-The decisions are :mod:`.._history`'s (pure); these functions do the reads
+The decisions are :mod:`.._policy.history`'s (pure); these functions do the reads
 they need, in the order that makes them sound (the alias before its history:
 see :func:`.._history.changed_outside`), and return items: the façade
 (:class:`~versioned_async.Repository`) builds the models.
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .. import _codec, _history
-from .._alias_change import AliasTarget
+from .. import _codec
 from .._codec import AliasItem, HistoryItem
+from .._policy import history as _history
+from .._policy.alias_change import AliasTarget
 from ..exc import AliasNotFoundError, NoHistoryError
 from .protocol import HistoryCatalog
 

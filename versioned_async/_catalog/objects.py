@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from .. import _codec, _layout, _retention
-from .._alias_change import AliasTarget
+from .. import _codec, _layout
 from .._aws.s3 import ListedObject, ObjectInfo, ObjectStore
 from .._aws.s3_upload import MULTIPART_THRESHOLD
 from .._codec import AliasItem, VersionItem
 from .._gather import bounded_gather, gather_or_cancel
 from .._layout import LATEST
+from .._policy import retention as _retention
+from .._policy.alias_change import AliasTarget
 from .._s3_only_layout import S3OnlyLayout
 from ..cache.reader import Fetched, Streamed, sha256_of
 from ..exc import (

@@ -26,10 +26,10 @@ from typing import Protocol
 
 import attrs
 
-from .._alias_change import AliasTarget, ChangeRequest
 from .._aws.clients import AwsClients
 from .._codec import AliasItem, HistoryItem, HoldItem, VersionItem
 from .._layout import Layout
+from .._policy.alias_change import AliasTarget, ChangeRequest
 from ..cache.reader import VersionSource
 from ..models import Alias, Artifact
 

@@ -21,8 +21,7 @@ from typing import Any
 
 import attrs
 
-from .. import _codec, _history, _layout, _retention
-from .._alias_change import AliasTarget, ChangeRequest
+from .. import _codec, _layout
 from .._alias_table import AliasTable
 from .._aws.clients import NOT_OPEN, AwsClients
 from .._aws.dynamodb import Table
@@ -31,6 +30,9 @@ from .._aws.sts import caller_arn
 from .._codec import AliasItem, HistoryItem, HoldItem, VersionItem
 from .._gather import bounded_gather, gather_or_cancel
 from .._layout import LATEST, Layout
+from .._policy import history as _history
+from .._policy import retention as _retention
+from .._policy.alias_change import AliasTarget, ChangeRequest
 from .._version_table import VersionTable
 from ..cache.reader import Fetched, Streamed
 from ..exc import (

@@ -16,8 +16,9 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .. import _codec, _layout, _retention
+from .. import _codec, _layout
 from .._gather import bounded_gather, gather_or_cancel
+from .._policy import retention
 from .._table_writes import RequireAliasUnchanged
 from ..models import Artifact
 from .protocol import Binding, PurgeRules
@@ -47,21 +48,21 @@ async def purge_versions(
     alias_models = [binding.alias(record) for record, _ in aliases]
     if not rules.dry_run:
         # a purge that died may have left an alias on a version it deleted
-        broken = _retention.purged_under_alias(items, alias_models)
+        broken = retention.purged_under_alias(items, alias_models)
         await bounded_gather(
             (_restore_version(catalog, name, binding.artifact(i)) for i in broken),
             BULK_CONCURRENCY,
         )
         # numbers reserved by publishers that crashed, and the objects they copied
         now, timeout = _codec.utcnow(), catalog.reservation_timeout_secs
-        stale = [i for i in items if _retention.is_stale_reservation(i, now, timeout)]
+        stale = [i for i in items if retention.is_stale_reservation(i, now, timeout)]
         for reservation in stale:
             await catalog.reclaim_reservation(name, reservation)
     visible = await catalog.complete_from_objects([i for i in items if i.is_visible])
     versions = [binding.artifact(item) for item in visible]
     epochs = {item.sk: item.alias_epoch for item in visible}
     purge_time = _codec.utcnow()
-    doomed = _retention.plan_purge(
+    doomed = retention.plan_purge(
         versions,
         alias_models,
         keep_last_n=rules.keep_last_n,
@@ -92,7 +93,7 @@ async def purge_versions(
     # an alias created (or, unchecked, moved) since the plan was read may point at a
     # version just deleted: bring it back
     after = [binding.alias(record) for record, _ in await catalog.alias_tokens(name)]
-    back = _retention.restorable(deleted, after)
+    back = retention.restorable(deleted, after)
     await bounded_gather((_restore_version(catalog, name, v) for v in back), BULK_CONCURRENCY)
     restored = {v.version for v in back}
     return purge_time, [v for v in deleted if v.version not in restored]

@@ -6,7 +6,7 @@ memory), the :class:`~.reader.DirectReader` over the repository's
 :class:`~.reader.VersionSource` (S3, and DynamoDB), and decides:
 
 - **freshness**: a lookup younger than the TTL is served with no request
-  (:mod:`versioned_async._freshness`); an older one is revalidated;
+  (:mod:`versioned_async._policy.freshness`); an older one is revalidated;
 - **stale-if-error**: when AWS cannot be reached, the last known lookup is
   served (with a warning and a :class:`~.events.StaleServed` event);
 - **single flight**: concurrent readers of one version make one request, and
@@ -34,7 +34,7 @@ import attrs
 
 from .. import _codec, _layout
 from .._codec import AliasItem, VersionItem
-from .._freshness import Freshness, freshness, may_serve_stale
+from .._policy.freshness import Freshness, freshness, may_serve_stale
 from ..exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,

@@ -9,7 +9,7 @@ links and checked against the fingerprint (device, inode, size, mtime) taken
 when it was published (:meth:`ContentStore.open_checked`).
 
 Eviction is ours, not diskcache's: content that an alias the cache knows
-points at is kept (the pure policy is :mod:`versioned_async._eviction`), so a
+points at is kept (the pure policy is :mod:`versioned_async._policy.eviction`), so a
 service restarting while AWS is down still finds it; other content goes least
 recently used first.
 """

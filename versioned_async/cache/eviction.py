@@ -1,4 +1,4 @@
-"""Eviction, done: the pure plan of :mod:`versioned_async._eviction` applied to the stores.
+"""Eviction, done: the pure plan of :mod:`versioned_async._policy.eviction` applied to the stores.
 
 Planned and done in one transaction on the content store, so processes sharing
 the directory evict one at a time, each from the reads the others recorded; the
@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
-from .. import _eviction
-from .._eviction import EvictionPlan
+from .._policy import eviction as _eviction
+from .._policy.eviction import EvictionPlan
 from .keys import ContentKey, PathHintKey, from_disk, lookups_from_disk
 
 if TYPE_CHECKING:

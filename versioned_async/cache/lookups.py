@@ -3,7 +3,7 @@
 A lookup is recorded when it is fetched from AWS (:meth:`Lookups.remember`)
 as ``(fetched_at, value)``, so that any process sharing the directory can
 tell its age; the cached reader decides what that age allows
-(:mod:`versioned_async._freshness`). Memory answers every hit: no SQLite, no
+(:mod:`versioned_async._policy.freshness`). Memory answers every hit: no SQLite, no
 thread hop. Disk is read once per process at start-up, all lookups in one
 query (:meth:`Lookups.load`), and again for a key only when memory does not
 have it (another process may have written it). Writes go through to disk in

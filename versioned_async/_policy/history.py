@@ -26,8 +26,8 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from . import _layout
-from ._codec import AliasItem, AliasState, HistoryItem, format_update_at
+from .. import _layout
+from .._codec import AliasItem, AliasState, HistoryItem, format_update_at
 
 #: what a history record says was done
 PUT = "put"

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from . import _layout
-from ._codec import VersionItem
-from ._layout import LATEST, VersionLike
-from ._table_writes import PurgeVersion, RequireAliasUnchanged, RequireNotHeld, SoftDeleteVersion
-from .exc import InvalidArgumentError, InvalidArgumentTypeError
-from .models import Alias, Artifact
+from .. import _layout
+from .._codec import VersionItem
+from .._layout import LATEST, VersionLike
+from .._table_writes import PurgeVersion, RequireAliasUnchanged, RequireNotHeld, SoftDeleteVersion
+from ..exc import InvalidArgumentError, InvalidArgumentTypeError
+from ..models import Alias, Artifact
 
 
 def validate_retention(keep_last_n: object, purge_older_than_secs: object) -> tuple[int, float]:

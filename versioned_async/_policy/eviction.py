@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from .cache.keys import AliasKey, LookupKey, VersionKey
+from ..cache.keys import AliasKey, LookupKey, VersionKey
 
 _ALIAS_TARGETS = ("version", "secondary_version")
 

@@ -18,17 +18,18 @@ from datetime import datetime
 
 import attrs
 
-from . import _history, _layout
-from ._codec import AliasItem, AliasState, ChangeToken, HistoryItem
-from ._layout import VersionLike
-from ._table_writes import (
+from .. import _layout
+from .._codec import AliasItem, AliasState, ChangeToken, HistoryItem
+from .._layout import VersionLike
+from .._table_writes import (
     AppendHistory,
     DeleteAliasIfUnchanged,
     PinVersion,
     PutAliasIfUnchanged,
     TableWrite,
 )
-from .exc import InvalidArgumentError
+from ..exc import InvalidArgumentError
+from . import history as _history
 
 __all__ = ["AliasTarget", "ChangeRequest", "PlannedChange", "alias_target", "plan_change"]
 
@@ -151,7 +152,7 @@ def plan_change(
 
     The change comes after the newest record (and after the outside change, when the
     alias moved since it) in order, and is dated by ``now``, this writer's clock,
-    even when an earlier change is dated later (see :mod:`._history`).
+    even when an earlier change is dated later (see :mod:`.history`).
     """
     name, alias, target = request.name, request.alias, request.target
     if current is None and target is None:

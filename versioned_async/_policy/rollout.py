@@ -22,14 +22,15 @@ from typing import TypeVar
 
 import attrs
 
-from . import _history, _layout
-from .exc import (
+from .. import _layout
+from ..exc import (
     ConcurrentModificationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     RolloutFailedError,
 )
-from .models import Alias
+from ..models import Alias
+from . import history as _history
 
 log = logging.getLogger(__name__)
 

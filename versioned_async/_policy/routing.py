@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from .exc import InvalidArgumentTypeError
+from ..exc import InvalidArgumentTypeError
 
 BUCKETS = 100
 
