@@ -338,7 +338,7 @@ class Repository(ArtifactRepository):
         expect_absent: bool = False,
     ) -> Alias | None:
         """Move (``target``) or delete (``None``) the alias and record it, atomically
-        (see :meth:`AliasTable.change <._alias_table.AliasTable.change>`), then keep
+        (see :meth:`AliasTable.change <._catalog.alias_table.AliasTable.change>`), then keep
         the local cache in step: the alias now, ``None`` when deleted or when there was
         nothing to delete."""
         expected = None if if_update_at is None else aware(if_update_at, "if_update_at")

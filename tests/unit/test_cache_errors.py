@@ -11,7 +11,7 @@ import diskcache
 import pytest
 
 from versioned_async import exc
-from versioned_async._cache_errors import CacheFault, advice, classify, is_disk_full
+from versioned_async._policy.cache_failures import CacheFault, advice, classify, is_disk_full
 from versioned_async.cache.cached_reader import size_to_record
 
 

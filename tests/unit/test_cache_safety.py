@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from versioned_async import LocalCache
-from versioned_async._cache_safety import (
+from versioned_async._policy.cache_safety import (
     Fingerprint,
     FolderVerdict,
     LeaseHolder,

@@ -3,8 +3,8 @@
 :class:`TableCatalog` is `versioned` 1.0's layout: a version item per version
 (and number reservations, holds), an alias item per alias and, ours alone, a
 history record per alias change. The table's writes are a
-:class:`~.._version_table.VersionTable`'s and an
-:class:`~.._alias_table.AliasTable`'s (typed, spelled by :mod:`.._codec`);
+:class:`~.version_table.VersionTable`'s and an
+:class:`~.alias_table.AliasTable`'s (typed, spelled by :mod:`.._codec`);
 this class orders them with the objects' writes so that either layout's
 reader always finds an item that describes its object. It implements
 :class:`~.protocol.HistoryCatalog`: alias history and holds.
@@ -22,7 +22,6 @@ from typing import Any
 import attrs
 
 from .. import _codec, _layout
-from .._alias_table import AliasTable
 from .._aws.clients import NOT_OPEN, AwsClients
 from .._aws.dynamodb import Table
 from .._aws.s3 import ObjectInfo, ObjectStore
@@ -33,7 +32,6 @@ from .._layout import LATEST, Layout
 from .._policy import history as _history
 from .._policy import retention as _retention
 from .._policy.alias_change import AliasTarget, ChangeRequest
-from .._version_table import VersionTable
 from ..cache.reader import Fetched, Streamed
 from ..exc import (
     ArtifactNotFoundError,
@@ -43,8 +41,10 @@ from ..exc import (
 )
 from ..models import Artifact
 from . import store, table_purge
+from .alias_table import AliasTable
 from .protocol import Binding, PurgeRules, Upload, Written
 from .store import BULK_CONCURRENCY, ObjectsCatalog
+from .version_table import VersionTable
 
 __all__ = ["TableCatalog"]
 
@@ -425,7 +425,7 @@ class TableCatalog(ObjectsCatalog):
 
     async def change_alias(self, request: ChangeRequest) -> tuple[bool, AliasItem | None]:
         """Move or delete the alias and record it, atomically (see
-        :meth:`AliasTable.change <.._alias_table.AliasTable.change>`)."""
+        :meth:`AliasTable.change <.alias_table.AliasTable.change>`)."""
         change = await self.aliases_table.change(request)
         return (False, None) if change is None else (True, change.new_item)
 

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import attrs
 import diskcache
 
-from .. import _cache_safety
-from .._cache_safety import Fingerprint
+from .._policy import cache_safety as _cache_safety
+from .._policy.cache_safety import Fingerprint
 from .events import ContentDamaged, Events
 from .eviction import evict
 from .keys import ContentKey, PathHintKey

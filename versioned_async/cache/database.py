@@ -30,8 +30,8 @@ from typing import Any
 
 import diskcache
 
-from .. import _cache_errors
-from .._cache_errors import CacheFault
+from .._policy import cache_failures as _cache_errors
+from .._policy.cache_failures import CacheFault
 from ..exc import CacheUnavailableError
 from .content import ContentDisk, DamagedContent
 from .events import CacheError, Events

@@ -5,7 +5,7 @@ owns, or that is a symbolic link, is refused
 (:class:`~versioned_async.exc.CacheDirectoryError`); a folder this user owns
 but others may write in is made private (``chmod go-rwx``) with a warning; the
 folders above it are judged too. The decisions are pure
-(:mod:`versioned_async._cache_safety`); this module walks the disk.
+(:mod:`versioned_async._policy.cache_safety`); this module walks the disk.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import _cache_safety
+from .._policy import cache_safety as _cache_safety
 from ..exc import CacheDirectoryError
 
 __all__ = ["secure_directory"]
@@ -31,11 +31,11 @@ def secure_directory(directory: Path, folders: Sequence[str]) -> Path:
     returns the resolved path checked, the one every later open must use.
 
     Each folder is judged before anything inside it is looked at or created
-    (:func:`._cache_safety.judge_folder`): refused with
+    (:func:`.._policy.cache_safety.judge_folder`): refused with
     :class:`~versioned_async.exc.CacheDirectoryError`, tightened, or used. A
     symlink to a folder anywhere inside is refused; a symlink where a content
     file should be is left to the read path, which discards it. The folders
-    above are judged too (:func:`._cache_safety.judge_ancestor`): one of
+    above are judged too (:func:`.._policy.cache_safety.judge_ancestor`): one of
     another user is refused, one others may rename in is warned about.
     """
     me = os.geteuid() if hasattr(os, "geteuid") else -1

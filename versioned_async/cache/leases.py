@@ -27,8 +27,8 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from .. import _cache_safety
-from .._cache_safety import LeaseHolder
+from .._policy import cache_safety as _cache_safety
+from .._policy.cache_safety import LeaseHolder
 from .database import Database
 from .events import Events, LeaseTakenOver
 from .keys import LeaseKey, VersionKey

@@ -27,10 +27,11 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 
-from .. import _cache_errors, _layout
+from .. import _layout
 from .._aws.s3 import ObjectInfo
 from .._codec import AliasItem, VersionItem
 from .._layout import LATEST
+from .._policy import cache_failures as _cache_errors
 from ..exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,

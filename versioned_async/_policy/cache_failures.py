@@ -16,7 +16,7 @@ import sqlite3
 
 import diskcache
 
-from .exc import CacheUnavailableError
+from ..exc import CacheUnavailableError
 
 __all__ = ["CacheFault", "advice", "classify", "is_disk_full"]
 

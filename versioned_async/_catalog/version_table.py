@@ -18,12 +18,12 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from . import _codec, _layout
-from ._aws.dynamodb import Table
-from ._codec import HoldItem, VersionItem
-from ._layout import LATEST
-from ._policy import retention
-from ._table_writes import (
+from .. import _codec, _layout
+from .._aws.dynamodb import Table
+from .._codec import HoldItem, VersionItem
+from .._layout import LATEST
+from .._policy import retention
+from .._table_writes import (
     CompleteReservation,
     PutHold,
     RecordLatest,
@@ -35,7 +35,7 @@ from ._table_writes import (
     SoftDeleteVersion,
     TakeOverReservation,
 )
-from .exc import ConflictError, InvalidArgumentError, VersionProtectedError
+from ..exc import ConflictError, InvalidArgumentError, VersionProtectedError
 
 __all__ = ["VersionTable"]
 

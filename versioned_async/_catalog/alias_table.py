@@ -16,14 +16,14 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from . import _codec, _layout
-from ._aws.dynamodb import Table
-from ._codec import AliasItem, ChangeToken, HistoryItem
-from ._pacing import pause
-from ._policy import alias_change as _alias_change
-from ._policy import history as _history
-from ._policy.alias_change import ChangeRequest, PlannedChange
-from .exc import (
+from .. import _codec, _layout
+from .._aws.dynamodb import Table
+from .._codec import AliasItem, ChangeToken, HistoryItem
+from .._pacing import pause
+from .._policy import alias_change as _alias_change
+from .._policy import history as _history
+from .._policy.alias_change import ChangeRequest, PlannedChange
+from ..exc import (
     ArtifactNotFoundError,
     BackendUnavailableError,
     ConcurrentModificationError,
