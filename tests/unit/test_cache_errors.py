@@ -11,8 +11,8 @@ import diskcache
 import pytest
 
 from versioned_async import exc
-from versioned_async._policy.cache_failures import CacheFault, advice, classify, is_disk_full
 from versioned_async.cache.cached_reader import size_to_record
+from versioned_async.cache.failures import CacheFault, advice, classify, is_disk_full
 
 
 def sqlite_error(cls: type[sqlite3.Error], message: str, code: int | None = None) -> sqlite3.Error:

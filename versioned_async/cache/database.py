@@ -30,11 +30,11 @@ from typing import Any
 
 import diskcache
 
-from .._policy import cache_failures as _cache_errors
-from .._policy.cache_failures import CacheFault
 from ..exc import CacheUnavailableError
+from . import failures
 from .content import ContentDisk, DamagedContent
 from .events import CacheError, Events
+from .failures import CacheFault
 from .keys import PathHintKey, from_disk
 from .settings import CacheSettings
 
@@ -165,16 +165,16 @@ class Database:
                         _let_go(store)
                         raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
             except (sqlite3.Error, diskcache.Timeout) as err:
-                fault = _cache_errors.classify(err)
+                fault = failures.classify(err)
                 if fault is CacheFault.LOCKED:
                     raise CacheUnavailableError(
                         f"the local cache database {folder / 'cache.db'} is locked by another "
-                        f"process ({err or 'timed out'}): {_cache_errors.advice(fault)}"
+                        f"process ({err or 'timed out'}): {failures.advice(fault)}"
                     ) from err
                 if fault is not CacheFault.DAMAGED or attempt:
                     raise CacheUnavailableError(
                         f"the local cache database {folder / 'cache.db'} cannot be opened "
-                        f"({err}): {_cache_errors.advice(fault)}"
+                        f"({err}): {failures.advice(fault)}"
                     ) from err
                 self._move_aside(folder, err, seen)
                 continue
@@ -234,7 +234,7 @@ class Database:
         """
         if self.bypassed:  # already said; what fails meanwhile is the same trouble
             return
-        fault = _cache_errors.classify(err)
+        fault = failures.classify(err)
         self._events.emit(CacheError(fault.value))
         self._bypass_until = self._settings.clock() + BYPASS_SECONDS
         if fault is CacheFault.DAMAGED:
@@ -251,7 +251,7 @@ class Database:
             type(err).__name__,
             err or "timed out",
             BYPASS_SECONDS,
-            _cache_errors.advice(fault),
+            failures.advice(fault),
         )
 
     @contextlib.contextmanager
@@ -260,10 +260,10 @@ class Database:
         try:
             yield
         except (sqlite3.Error, diskcache.Timeout) as err:
-            fault = _cache_errors.classify(err)
+            fault = failures.classify(err)
             raise CacheUnavailableError(
                 f"could not {what} in {self.directory}: its database is {fault.value} "
-                f"({err or 'timed out'}); {_cache_errors.advice(fault)}"
+                f"({err or 'timed out'}); {failures.advice(fault)}"
             ) from err
 
     def content_size(self) -> int:

@@ -31,7 +31,6 @@ from .. import _layout
 from .._aws.s3 import ObjectInfo
 from .._codec import AliasItem, VersionItem
 from .._layout import LATEST
-from .._policy import cache_failures as _cache_errors
 from ..exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
@@ -40,6 +39,7 @@ from ..exc import (
     IntegrityError,
 )
 from ..models import Alias, Artifact
+from . import failures
 from .events import CacheEvent, CacheMiss, Downloaded, IntegrityFailed
 
 __all__ = [
@@ -325,7 +325,7 @@ async def write_file(target: Path, fill: Callable[[Path], Awaitable[None]]) -> N
         if (
             isinstance(err, OSError)
             and not isinstance(err, DiskFullError)
-            and _cache_errors.is_disk_full(err)
+            and failures.is_disk_full(err)
         ):
             raise DiskFullError(
                 err.errno or 0, str(target), "free space there, or download elsewhere"
