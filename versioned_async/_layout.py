@@ -41,6 +41,17 @@ VersionLike = int | str | None
 # -- names -----------------------------------------------------------------------
 
 
+def _bounded_text(value: object, what: str, limit: int) -> str:
+    """``value`` if it is a str of 1 to ``limit`` characters, else raise saying which."""
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise InvalidArgumentError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidArgumentError(f"{what} must be at most {limit} characters, got {len(value)}")
+    return value
+
+
 def validate_name(name: object) -> str:
     """Return ``name`` if it can be an artifact name, else raise saying why.
 
@@ -48,14 +59,7 @@ def validate_name(name: object) -> str:
     printable ASCII (S3 user metadata carries them), contain no ``/``, are not
     ``.`` or ``..``, and do not start with ``__`` (alias partitions do).
     """
-    if not isinstance(name, str):
-        raise InvalidArgumentTypeError(f"artifact name must be a str, not {type(name).__name__}")
-    if not name:
-        raise InvalidArgumentError("artifact name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidArgumentError(
-            f"artifact name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
-        )
+    name = _bounded_text(name, "artifact name", MAX_NAME_LENGTH)
     if not _PRINTABLE_ASCII.fullmatch(name):
         raise InvalidArgumentError(
             f"artifact name {name!r} must be printable ASCII (letters, digits, punctuation, space)"
@@ -85,14 +89,7 @@ def validate_alias(alias: object) -> str:
     and ``aws s3 sync``, mounts and the console read ``..`` as a step up, so
     ``../other/aliases/prod`` would be another artifact's alias to them.
     """
-    if not isinstance(alias, str):
-        raise InvalidArgumentTypeError(f"alias must be a str, not {type(alias).__name__}")
-    if not alias:
-        raise InvalidArgumentError("alias must not be empty")
-    if len(alias) > MAX_ALIAS_LENGTH:
-        raise InvalidArgumentError(
-            f"alias must be at most {MAX_ALIAS_LENGTH} characters, got {len(alias)}"
-        )
+    alias = _bounded_text(alias, "alias", MAX_ALIAS_LENGTH)
     if "-" in alias:
         raise InvalidArgumentError(
             f"alias {alias!r} must not contain '-' "
