@@ -185,6 +185,13 @@ class TableRepoSettings(RepoSettings, total=False):
     reservation_timeout_secs: float
 
 
+class PurgeSettings(TypedDict, total=False):
+    """The retention settings of ``purge_artifact_versions``, given as ``**settings``."""
+
+    keep_last_n: int
+    purge_older_than_secs: float
+
+
 class RepoFactory(Protocol):
     """``make_repo``: an (unopened) repository of the test's backend."""
 
