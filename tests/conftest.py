@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import pytest
+from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from hypothesis import settings
 
-from versioned_async import Repository, S3OnlyRepository
+from versioned_async import ArtifactRepository, LocalCache, Repository, S3OnlyRepository
 from versioned_async.testing import MotoServer, fake_aws_environment, is_testing, set_testing
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; only the type checker reads it here
+    from typing_extensions import Unpack
 
 # Before anything creates a client: fake credentials, no ~/.aws, no instance metadata.
 os.environ.update(fake_aws_environment())
@@ -66,7 +70,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     The ``backend`` fixture (``"dynamodb"`` unless parametrised) picks what
     ``make_repo``/``repo`` build. Within a marked module, a test that reads the
     table itself (the ``dynamodb`` fixture), works with `versioned`'s S3 + DynamoDB
-    backend (``make_theirs``; tests/interop covers the S3-only one) or is marked
+    backend (``make_theirs``; tests/interop covers the S3-only one), builds a
+    :class:`Repository` itself (``make_table_repo``) or is marked
     ``@pytest.mark.dynamodb_layout(reason)`` is about the DynamoDB layout and runs
     on it alone.
     """
@@ -75,7 +80,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ):
         return
     layout_bound = bool(
-        {"dynamodb", "make_theirs"} & set(metafunc.fixturenames)
+        {"dynamodb", "make_theirs", "make_table_repo"} & set(metafunc.fixturenames)
         or metafunc.definition.get_closest_marker("dynamodb_layout")
     )
     metafunc.parametrize("backend", ("dynamodb",) if layout_bound else BACKENDS)
@@ -154,7 +159,71 @@ def aio_session() -> AioSession:
     return get_session()
 
 
-RepoFactory = Callable[..., Repository]
+class RepoSettings(TypedDict, total=False):
+    """What a test may give ``make_repo``: the settings both repository classes take."""
+
+    aws_region: str | None
+    s3_bucket: str
+    s3_prefix: str
+    suffix: str
+    endpoint_url: str | None
+    session: AioSession | None
+    cache: LocalCache | None
+    max_pool_connections: int
+    client_config: AioConfig | None
+    server_side_encryption: str | None
+    sse_kms_key_id: str | None
+    expected_bucket_owner: str | None
+
+
+class TableRepoSettings(RepoSettings, total=False):
+    """What a test may give ``make_table_repo``: the shared settings and the DynamoDB
+    layout's own."""
+
+    dynamodb_table_name: str
+    actor: str | None
+    reservation_timeout_secs: float
+
+
+class PurgeSettings(TypedDict, total=False):
+    """The retention settings of ``purge_artifact_versions``, given as ``**settings``."""
+
+    keep_last_n: int
+    purge_older_than_secs: float
+
+
+class RepoFactory(Protocol):
+    """``make_repo``: an (unopened) repository of the test's backend."""
+
+    def __call__(self, **settings: Unpack[RepoSettings]) -> ArtifactRepository: ...
+
+
+class TableRepoFactory(Protocol):
+    """``make_table_repo``: an (unopened) :class:`Repository`, the DynamoDB layout."""
+
+    def __call__(self, **settings: Unpack[TableRepoSettings]) -> Repository: ...
+
+
+def _located(endpoint_url: str, aio_session: AioSession) -> RepoSettings:
+    """Where every test repository is: the test's region, bucket and moto server."""
+    return {
+        "aws_region": REGION,
+        "s3_bucket": BUCKET,
+        "endpoint_url": endpoint_url,
+        "session": aio_session,
+    }
+
+
+def _table_repository(located: RepoSettings, **given: Unpack[TableRepoSettings]) -> Repository:
+    settings: TableRepoSettings = {
+        **located,
+        "dynamodb_table_name": TABLE,
+        # alias history names an actor: given, so that no test pays for an STS call it
+        # does not test (``actor=None`` brings the caller's identity back)
+        "actor": TEST_ACTOR,
+        **given,
+    }
+    return Repository(**settings)
 
 
 @pytest.fixture
@@ -166,27 +235,29 @@ def backend() -> str:
 
 @pytest.fixture
 def make_repo(endpoint_url: str, aio_session: AioSession, backend: str) -> RepoFactory:
-    """Build (unopened) repositories of the test's backend on the test's moto server.
+    """Build (unopened) repositories of the test's backend on the test's moto server:
+    a :class:`Repository` or an :class:`S3OnlyRepository`, typed as the API they share."""
 
-    Typed as :class:`Repository`: both classes share the API the shared tests use.
-    """
-
-    def make(**kwargs: object) -> Repository:
-        settings: dict[str, object] = {
-            "aws_region": REGION,
-            "s3_bucket": BUCKET,
-            "endpoint_url": endpoint_url,
-            "session": aio_session,
-        }
+    def make(**kwargs: Unpack[RepoSettings]) -> ArtifactRepository:
+        located = _located(endpoint_url, aio_session)
         if backend == "s3":
-            settings.update(kwargs)
-            return S3OnlyRepository(**settings)  # type: ignore[arg-type, return-value]
-        settings["dynamodb_table_name"] = TABLE
-        # alias history names an actor: given, so that no test pays for an STS call it
-        # does not test (``actor=None`` brings the caller's identity back)
-        settings["actor"] = TEST_ACTOR
-        settings.update(kwargs)
-        return Repository(**settings)  # type: ignore[arg-type]
+            settings: RepoSettings = {**located, **kwargs}
+            return S3OnlyRepository(**settings)
+        return _table_repository(located, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_table_repo(endpoint_url: str, aio_session: AioSession, backend: str) -> TableRepoFactory:
+    """Build (unopened) :class:`Repository` objects on the test's moto server, for the
+    tests of the DynamoDB layout's own methods and settings. In a ``both_backends``
+    module such a test runs on that layout alone (see ``pytest_generate_tests``)."""
+    if backend != "dynamodb":
+        raise pytest.UsageError(f"make_table_repo builds the DynamoDB layout, not {backend!r}")
+
+    def make(**kwargs: Unpack[TableRepoSettings]) -> Repository:
+        return _table_repository(_located(endpoint_url, aio_session), **kwargs)
 
     return make
 
@@ -217,7 +288,7 @@ def object_key(backend: str) -> Callable[..., str]:
 
 
 @pytest.fixture
-async def repo(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+async def repo(make_repo: RepoFactory) -> AsyncIterator[ArtifactRepository]:
     """An open, bootstrapped repository on an empty moto server."""
     async with make_repo() as repository:
         await repository.bootstrap()

@@ -6,13 +6,22 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from aiobotocore.config import AioConfig
 
-from tests.conftest import RepoFactory
+from tests.conftest import (
+    RepoFactory,
+    RepoSettings,
+    TableRepoFactory,
+    TableRepoSettings,
+)
 from tests.proxy import CountingProxy
-from versioned_async import Repository
+from versioned_async import ArtifactRepository, Repository
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; only the type checker reads it here
+    from typing_extensions import Unpack
 
 #: after this many seconds a test's proxy goes down, so a call stuck on it fails, not hangs
 PROXY_DEADLINE_SECS = float(os.environ.get("PROXY_DEADLINE_SECS", "60"))
@@ -55,13 +64,31 @@ def fail_fast_config() -> AioConfig:
 def make_proxied_repo(proxy: CountingProxy, make_repo: RepoFactory) -> RepoFactory:
     """Build (unopened) repositories that talk to moto through ``proxy``, failing fast."""
 
-    def make(**kwargs: object) -> Repository:
-        settings: dict[str, object] = {
+    def make(**kwargs: Unpack[RepoSettings]) -> ArtifactRepository:
+        settings: RepoSettings = {
             "endpoint_url": proxy.endpoint_url,
             "client_config": fail_fast_config(),
+            **kwargs,
         }
-        settings.update(kwargs)
         return make_repo(**settings)
+
+    return make
+
+
+@pytest.fixture
+def make_proxied_table_repo(
+    proxy: CountingProxy, make_table_repo: TableRepoFactory
+) -> TableRepoFactory:
+    """``make_proxied_repo`` for the tests of the DynamoDB layout's own methods and
+    settings: a :class:`Repository` through ``proxy``, failing fast."""
+
+    def make(**kwargs: Unpack[TableRepoSettings]) -> Repository:
+        settings: TableRepoSettings = {
+            "endpoint_url": proxy.endpoint_url,
+            "client_config": fail_fast_config(),
+            **kwargs,
+        }
+        return make_table_repo(**settings)
 
     return make
 
@@ -82,7 +109,7 @@ class FakeClock:
         self.now += seconds
 
 
-async def published(repo: Repository, name: str = "app", count: int = 3) -> None:
+async def published(repo: ArtifactRepository, name: str = "app", count: int = 3) -> None:
     """Versions 1..count of ``name``, with contents b"v1", b"v2", ..."""
     for n in range(count):
         await repo.put_artifact(name, f"v{n + 1}".encode())
@@ -90,14 +117,14 @@ async def published(repo: Repository, name: str = "app", count: int = 3) -> None
 
 
 @pytest.fixture
-async def other(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+async def other(make_repo: RepoFactory) -> AsyncIterator[ArtifactRepository]:
     """A second client of the same repository: "someone else", a concurrent writer."""
     async with make_repo() as repository:
         yield repository
 
 
 @pytest.fixture
-async def writer(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+async def writer(make_repo: RepoFactory) -> AsyncIterator[ArtifactRepository]:
     """A bootstrapped repository without cache or proxy: the publisher side."""
     async with make_repo() as repo:
         await repo.bootstrap()
@@ -105,7 +132,7 @@ async def writer(make_repo: RepoFactory) -> AsyncIterator[Repository]:
 
 
 @pytest.fixture
-async def five_versions(repo: Repository) -> Repository:
+async def five_versions(repo: ArtifactRepository) -> ArtifactRepository:
     """``app`` with versions 1..5 (contents b"v1".. b"v5") and LATEST = version 5."""
     for n in range(1, 6):
         await repo.put_artifact("app", f"v{n}".encode())
@@ -113,6 +140,6 @@ async def five_versions(repo: Repository) -> Repository:
     return repo
 
 
-async def versions(repo: Repository, name: str = "app") -> list[str]:
+async def versions(repo: ArtifactRepository, name: str = "app") -> list[str]:
     """The visible versions of ``name``, as listed."""
     return [a.version for a in await repo.list_artifact_versions(name)]

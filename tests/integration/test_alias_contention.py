@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import RepoFactory
 from tests.integration.conftest import published
+from versioned_async import Repository
 
 pytestmark = pytest.mark.both_backends
 
@@ -30,6 +31,7 @@ async def test_twenty_concurrent_moves_without_a_token_all_succeed(
         final = await a.get_alias("app", "prod")
         assert final in results
         if backend == "dynamodb":  # each move is recorded, one chain
+            assert isinstance(a, Repository)  # the DynamoDB layout's history
             changes = [c async for c in a.iter_alias_history("app", "prod")]
             assert len(changes) == WRITERS
             assert all(c.recorded for c in changes)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, RepoFactory
+from tests.conftest import TABLE, RepoFactory, TableRepoFactory
 from tests.integration.conftest import published
 from tests.proxy import CountingProxy
 from versioned_async import Repository
@@ -129,8 +129,10 @@ async def test_bad_history_arguments_are_refused_clearly(repo: Repository) -> No
 # -- the default actor ------------------------------------------------------------
 
 
-async def test_the_actor_defaults_to_the_repository_actor(make_repo: RepoFactory) -> None:
-    async with make_repo(actor="deploy-pipeline") as repo:
+async def test_the_actor_defaults_to_the_repository_actor(
+    make_table_repo: TableRepoFactory,
+) -> None:
+    async with make_table_repo(actor="deploy-pipeline") as repo:
         await repo.bootstrap()
         await published(repo, count=1)
         await repo.put_alias("app", "prod", 1)
@@ -139,8 +141,10 @@ async def test_the_actor_defaults_to_the_repository_actor(make_repo: RepoFactory
     assert [c.actor for c in changes] == ["someone", "deploy-pipeline"]
 
 
-async def test_the_actor_defaults_to_the_callers_aws_identity(make_repo: RepoFactory) -> None:
-    async with make_repo(actor=None) as repo:
+async def test_the_actor_defaults_to_the_callers_aws_identity(
+    make_table_repo: TableRepoFactory,
+) -> None:
+    async with make_table_repo(actor=None) as repo:
         await repo.bootstrap()
         await published(repo, count=1)
         await repo.put_alias("app", "prod", 1)
@@ -193,9 +197,9 @@ async def test_delete_with_a_stale_token_fails(repo: Repository) -> None:
 
 
 async def test_of_two_racing_pipelines_with_one_token_exactly_one_wins(
-    make_repo: RepoFactory,
+    make_table_repo: TableRepoFactory,
 ) -> None:
-    async with make_repo() as a, make_repo() as b:
+    async with make_table_repo() as a, make_table_repo() as b:
         await a.bootstrap()
         await published(a)
         read = await a.put_alias("app", "prod", 1)
@@ -213,9 +217,9 @@ async def test_of_two_racing_pipelines_with_one_token_exactly_one_wins(
 
 
 async def test_concurrent_moves_without_a_token_are_all_recorded_in_order(
-    make_repo: RepoFactory,
+    make_table_repo: TableRepoFactory,
 ) -> None:
-    async with make_repo() as a, make_repo() as b:
+    async with make_table_repo() as a, make_table_repo() as b:
         await a.bootstrap()
         await published(a)
         await asyncio.gather(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import AioSession
 
-from tests.conftest import RepoFactory
+from tests.conftest import RepoFactory, TableRepoFactory
 from tests.integration.conftest import fail_fast_config
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, exc
@@ -182,18 +182,18 @@ async def test_an_s3_only_repository_never_creates_a_dynamodb_client(
 
 
 async def test_sts_is_not_asked_when_the_repository_names_an_actor(
-    make_repo: RepoFactory, session: RecordingSession, seeded: None
+    make_table_repo: TableRepoFactory, session: RecordingSession, seeded: None
 ) -> None:
-    async with make_repo(session=session, actor="pipeline") as repo:
+    async with make_table_repo(session=session, actor="pipeline") as repo:
         await repo.put_alias("app", "prod", 1, reason="no actor given: the repository's")
         await repo.delete_alias("app", "prod")
         assert "sts" not in session.services()
 
 
 async def test_sts_is_created_once_when_an_alias_changes_without_an_actor(
-    make_repo: RepoFactory, session: RecordingSession, seeded: None
+    make_table_repo: TableRepoFactory, session: RecordingSession, seeded: None
 ) -> None:
-    async with make_repo(session=session, actor=None) as repo:
+    async with make_table_repo(session=session, actor=None) as repo:
         await repo.get_alias("app", "prod")
         await repo.list_alias_history("app", "prod")
         assert "sts" not in session.services()  # reads name no actor
@@ -211,10 +211,10 @@ async def test_sts_is_created_once_when_an_alias_changes_without_an_actor(
 
 
 async def test_the_sts_client_lives_until_close_and_close_closes_it(
-    make_repo: RepoFactory, session: RecordingSession, seeded: None
+    make_table_repo: TableRepoFactory, session: RecordingSession, seeded: None
 ) -> None:
     """The STS client is one of the repository's clients, not one of its own."""
-    async with make_repo(session=session, actor=None) as repo:
+    async with make_table_repo(session=session, actor=None) as repo:
         await repo.put_alias("app", "prod", 1)
         assert await repo.get_content("app", 1) == b"one"
         assert sorted(session.services()) == ["dynamodb", "s3", "sts"]
@@ -223,10 +223,10 @@ async def test_the_sts_client_lives_until_close_and_close_closes_it(
 
 
 async def test_close_during_an_identity_lookup_closes_the_sts_client(
-    make_repo: RepoFactory, session: RecordingSession, seeded: None, proxy: CountingProxy
+    make_table_repo: TableRepoFactory, session: RecordingSession, seeded: None, proxy: CountingProxy
 ) -> None:
     """close() does not return with the STS client still open, even while it waits on STS."""
-    repo = make_repo(
+    repo = make_table_repo(
         session=session,
         actor=None,
         endpoint_url=proxy.endpoint_url,

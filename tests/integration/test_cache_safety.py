@@ -21,13 +21,13 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
 from tests.proxy import CountingProxy
-from versioned_async import LocalCache, Repository, exc
+from versioned_async import ArtifactRepository, LocalCache, exc
 
 #: a user that is not us, for the "another user" cases (tests run as root in CI)
 OTHER_UID = 65534
 
 
-async def publish(repo: Repository, name: str, content: bytes) -> str:
+async def publish(repo: ArtifactRepository, name: str, content: bytes) -> str:
     await repo.put_artifact(name, content)
     return (await repo.publish_artifact_version(name)).version
 

@@ -12,7 +12,7 @@ import itertools
 import sys
 from datetime import datetime, timedelta, timezone
 
-from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.conftest import BUCKET, REGION, TABLE, TableRepoFactory
 from tests.integration.conftest import published
 
 FAST_WRITER = """
@@ -53,9 +53,9 @@ async def move_with_a_fast_clock(endpoint_url: str, version: int) -> None:
 
 
 async def test_a_writer_with_a_fast_clock_does_not_hold_back_later_changes(
-    make_repo: RepoFactory, endpoint_url: str
+    make_table_repo: TableRepoFactory, endpoint_url: str
 ) -> None:
-    async with make_repo() as repo:
+    async with make_table_repo() as repo:
         await repo.bootstrap()
         await published(repo)
         await repo.put_alias("app", "prod", 1)
@@ -76,10 +76,10 @@ async def test_a_writer_with_a_fast_clock_does_not_hold_back_later_changes(
 
 
 async def test_after_the_fast_writers_date_the_newest_change_still_wins(
-    make_repo: RepoFactory, endpoint_url: str
+    make_table_repo: TableRepoFactory, endpoint_url: str
 ) -> None:
     """``as_of`` a time after every change's date: the newest change, as made."""
-    async with make_repo() as repo:
+    async with make_table_repo() as repo:
         await repo.bootstrap()
         await published(repo)
         await repo.put_alias("app", "prod", 1)

@@ -27,7 +27,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -35,9 +35,12 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ReadTimeoutError
 
-from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.conftest import BUCKET, REGION, TABLE, RepoFactory, TableRepoFactory, TableRepoSettings
 from tests.proxy import CountingProxy, RequestRecord
 from versioned_async import LocalCache, Repository, exc
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; only the type checker reads it here
+    from typing_extensions import Unpack
 
 MiB = 1 << 20
 PREFIX = "versioned-artifacts"
@@ -74,9 +77,9 @@ class Released:
 
 
 @pytest.fixture
-async def writer(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+async def writer(make_table_repo: TableRepoFactory) -> AsyncIterator[Repository]:
     """A repository that bypasses the proxy: sets up and checks, never faulted."""
-    async with make_repo() as repository:
+    async with make_table_repo() as repository:
         await repository.bootstrap()
         yield repository
 
@@ -93,11 +96,12 @@ async def released(writer: Repository) -> Released:
 
 
 @pytest.fixture
-def make_default_repo(make_repo: RepoFactory, proxy: CountingProxy) -> RepoFactory:
+def make_default_repo(make_table_repo: TableRepoFactory, proxy: CountingProxy) -> TableRepoFactory:
     """Repositories through the proxy with the library's DEFAULT client config (retries)."""
 
-    def make(**kwargs: object) -> Repository:
-        return make_repo(endpoint_url=proxy.endpoint_url, **kwargs)
+    def make(**kwargs: Unpack[TableRepoSettings]) -> Repository:
+        settings: TableRepoSettings = {"endpoint_url": proxy.endpoint_url, **kwargs}
+        return make_table_repo(**settings)
 
     return make
 
@@ -384,7 +388,7 @@ def _case_id(case: tuple[str, list[Burst]]) -> str:
 @pytest.mark.parametrize("case", READ_CASES, ids=[_case_id(c) for c in READ_CASES])
 async def test_reads_survive_throttling_and_5xx(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     tmp_path: Path,
     case: tuple[str, list[Burst]],
@@ -406,7 +410,7 @@ async def test_reads_survive_throttling_and_5xx(
 
 @pytest.mark.parametrize("pace", ["testing", "production"], indirect=True)
 async def test_get_artifact_version_survives_throttling(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, pace: str
+    released: Released, make_default_repo: TableRepoFactory, proxy: CountingProxy, pace: str
 ) -> None:
     bursts: list[Burst] = [("GetItem", 3, 400, THROTTLING)]
     async with make_default_repo() as repo:
@@ -422,7 +426,7 @@ async def test_get_artifact_version_survives_throttling(
 @pytest.mark.parametrize("pace", ["testing", "production"], indirect=True)
 async def test_put_artifact_survives_throttling_on_every_request(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     pace: str,
@@ -444,7 +448,7 @@ async def test_put_artifact_survives_throttling_on_every_request(
 
 async def test_publish_survives_throttling_on_every_request(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     dynamodb: Any,
@@ -467,7 +471,10 @@ async def test_publish_survives_throttling_on_every_request(
 
 
 async def test_put_alias_survives_throttling(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+    released: Released,
+    make_default_repo: TableRepoFactory,
+    proxy: CountingProxy,
+    writer: Repository,
 ) -> None:
     bursts: list[Burst] = [("TransactWriteItems", 3, 400, THROTTLING)]
     async with make_default_repo() as repo:
@@ -483,7 +490,10 @@ async def test_put_alias_survives_throttling(
 
 
 async def test_put_alias_survives_500(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+    released: Released,
+    make_default_repo: TableRepoFactory,
+    proxy: CountingProxy,
+    writer: Repository,
 ) -> None:
     bursts: list[Burst] = [("TransactWriteItems", 2, 500, "InternalServerError")]
     async with make_default_repo() as repo:
@@ -494,7 +504,10 @@ async def test_put_alias_survives_500(
 
 
 async def test_an_sts_outage_leaves_alias_changes_recorded_without_an_actor(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+    released: Released,
+    make_default_repo: TableRepoFactory,
+    proxy: CountingProxy,
+    writer: Repository,
 ) -> None:
     async with make_default_repo(actor=None) as repo:  # the caller's identity, from STS
         proxy.inject_errors(10, 503, op="POST /")  # STS GetCallerIdentity, every attempt
@@ -509,7 +522,10 @@ async def test_an_sts_outage_leaves_alias_changes_recorded_without_an_actor(
 
 
 async def test_delete_alias_survives_throttling(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+    released: Released,
+    make_default_repo: TableRepoFactory,
+    proxy: CountingProxy,
+    writer: Repository,
 ) -> None:
     bursts: list[Burst] = [("TransactWriteItems", 2, 400, THROUGHPUT)]
     async with make_default_repo() as repo:
@@ -521,7 +537,10 @@ async def test_delete_alias_survives_throttling(
 
 
 async def test_purge_survives_throttling_and_5xx(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy, writer: Repository
+    released: Released,
+    make_default_repo: TableRepoFactory,
+    proxy: CountingProxy,
+    writer: Repository,
 ) -> None:
     bursts: list[Burst] = [
         ("Query", 2, 400, THROTTLING),
@@ -584,7 +603,7 @@ def assert_lost_then_answered(proxy: CountingProxy, op: str, n: int = 1) -> None
 )
 async def test_reads_survive_read_timeouts(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     tmp_path: Path,
     call: str,
@@ -603,7 +622,7 @@ async def test_reads_survive_read_timeouts(
 
 
 async def test_get_artifact_version_survives_a_read_timeout(
-    released: Released, make_default_repo: RepoFactory, proxy: CountingProxy
+    released: Released, make_default_repo: TableRepoFactory, proxy: CountingProxy
 ) -> None:
     async with make_default_repo(client_config=short_read_timeout()) as repo:
         lose(proxy, "stall", "GetItem", 2)
@@ -615,7 +634,7 @@ async def test_get_artifact_version_survives_a_read_timeout(
 @pytest.mark.parametrize("op", ["HeadObject", "GetItem", "PutObject", "PutItem"])
 async def test_put_artifact_survives_a_lost_answer(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     op: str,
@@ -633,7 +652,7 @@ async def test_put_artifact_survives_a_lost_answer(
 @pytest.mark.parametrize("op", ["Query", "PutItem", "CopyObject", "HeadObject", "UpdateItem"])
 async def test_publish_survives_a_lost_answer(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     dynamodb: Any,
@@ -656,7 +675,7 @@ async def test_publish_survives_a_lost_answer(
 @pytest.mark.parametrize("how", LOST)
 async def test_put_alias_survives_a_lost_answer(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     how: str,
@@ -676,7 +695,7 @@ async def test_put_alias_survives_a_lost_answer(
 @pytest.mark.parametrize("how", LOST)
 async def test_delete_alias_survives_a_lost_answer(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     how: str,
@@ -693,7 +712,7 @@ async def test_delete_alias_survives_a_lost_answer(
 @pytest.mark.parametrize("op", ["Query", "TransactWriteItems"])
 async def test_purge_survives_a_lost_answer(
     released: Released,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     writer: Repository,
     op: str,
@@ -780,7 +799,7 @@ def assert_resumed_with_range(proxy: CountingProxy, size: int, etag: str) -> Non
 @pytest.mark.parametrize("pace", ["testing", "production"], indirect=True)
 async def test_cut_download_resumes_with_a_range(
     big: BigArtifact,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     tmp_path: Path,
     call: str,
@@ -807,7 +826,7 @@ async def test_cut_download_resumes_with_a_range(
 @pytest.mark.parametrize("call", list(BIG_READS))
 async def test_object_replaced_between_cut_and_resume_never_mixes_bytes(
     writer: Repository,
-    make_default_repo: RepoFactory,
+    make_default_repo: TableRepoFactory,
     proxy: CountingProxy,
     tmp_path: Path,
     call: str,

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE
+from tests.conftest import TABLE, PurgeSettings
 from tests.integration.conftest import versions
 from versioned_async import Hold, Repository, exc
 
 #: PynamoDB's UTCDateTimeAttribute text: 31 characters, microseconds, "+0000"
 UPDATE_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+0000")
-PURGE_ALL = {"keep_last_n": 0, "purge_older_than_secs": 0}
+PURGE_ALL: PurgeSettings = {"keep_last_n": 0, "purge_older_than_secs": 0}
 
 
 async def scan(dynamodb: Any) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import attrs
 import pytest
 
-from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.conftest import BUCKET, REGION, TABLE, RepoFactory, TableRepoFactory
 from tests.proxy import CountingProxy, RequestRecord
 from tests.seed import seed_dynamodb_layout
 from versioned_async import Alias, LocalCache, Repository, exc
@@ -361,12 +361,12 @@ async def check_repository_after_storm(
 
 @pytest.mark.parametrize("clients", [1, 3], ids=["one-repository", "three-repositories"])
 async def test_fifty_concurrent_writers_leave_a_consistent_repository(
-    make_repo: RepoFactory, s3: Any, dynamodb: Any, clients: int
+    make_table_repo: TableRepoFactory, s3: Any, dynamodb: Any, clients: int
 ) -> None:
-    async with make_repo() as first:
+    async with make_table_repo() as first:
         await first.bootstrap()
         repos = [first]
-        others = [make_repo() for _ in range(clients - 1)]
+        others = [make_table_repo() for _ in range(clients - 1)]
         for other in others:
             await other.open()
         try:

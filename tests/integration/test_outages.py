@@ -33,9 +33,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BUCKET, REGION, TABLE, RepoFactory
+from tests.conftest import BUCKET, REGION, TABLE, RepoFactory, TableRepoFactory
 from tests.proxy import CountingProxy
-from versioned_async import LocalCache, Repository, exc
+from versioned_async import ArtifactRepository, LocalCache, Repository, exc
 
 MiB = 1 << 20
 PREFIX = "versioned-artifacts"
@@ -55,9 +55,9 @@ def stored(version: str) -> str:
 
 
 @pytest.fixture
-async def writer(make_repo: RepoFactory) -> AsyncIterator[Repository]:
+async def writer(make_table_repo: TableRepoFactory) -> AsyncIterator[Repository]:
     """Bypasses the proxy: sets up and audits."""
-    async with make_repo() as repository:
+    async with make_table_repo() as repository:
         await repository.bootstrap()
         yield repository
 
@@ -280,7 +280,7 @@ async def purge_prepare(writer: Repository, name: str) -> None:
     await writer.put_alias(name, "prod", 2)
 
 
-async def purge_call(repo: Repository, name: str) -> Any:
+async def purge_call(repo: ArtifactRepository, name: str) -> Any:
     return await repo.purge_artifact_versions(name, keep_last_n=1, purge_older_than_secs=0)
 
 
@@ -420,7 +420,7 @@ async def outage_at(
 @pytest.mark.parametrize("op", list(WRITES))
 async def test_outage_at_every_request_leaves_a_consistent_repository(
     writer: Repository,
-    make_proxied_repo: RepoFactory,
+    make_proxied_table_repo: TableRepoFactory,
     proxy: CountingProxy,
     s3: Any,
     op: str,
@@ -430,7 +430,7 @@ async def test_outage_at_every_request_leaves_a_consistent_repository(
     failures: list[str] = []
     # two attempts: a lasting outage fails fast. With an actor, no STS call: its own
     # outage is covered in test_faults.py (an alias change goes on without it)
-    async with make_proxied_repo(actor="outage-test") as repo:
+    async with make_proxied_table_repo(actor="outage-test") as repo:
         sequence = await request_sequence(write, writer, repo, proxy, f"probe-{op[:7]}")
         assert set(write.writes) <= set(sequence), sequence
         for k in range(1, len(sequence) + 1):

@@ -18,7 +18,7 @@ import pytest
 from aiobotocore.session import AioSession
 from aiohttp import web
 
-from tests.conftest import BUCKET, ENGINE, REGION, RepoFactory
+from tests.conftest import BUCKET, ENGINE, REGION, RepoFactory, TableRepoFactory
 from tests.integration.conftest import fail_fast_config
 from tests.proxy import CountingProxy
 from versioned_async import Repository, exc
@@ -29,10 +29,10 @@ LATEST_KEY = "versioned-artifacts/app/LATEST"
 
 @pytest.fixture
 async def proxied_repo(
-    make_proxied_repo: RepoFactory, proxy: CountingProxy
+    make_proxied_table_repo: TableRepoFactory, proxy: CountingProxy
 ) -> AsyncIterator[Repository]:
     """An open, bootstrapped repository that talks through ``proxy``; counts start at zero."""
-    async with make_proxied_repo() as repository:
+    async with make_proxied_table_repo() as repository:
         await repository.bootstrap()
         proxy.reset_counts()
         yield repository

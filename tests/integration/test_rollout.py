@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RepoFactory
+from tests.conftest import TableRepoFactory
 from tests.integration.conftest import published
 from tests.proxy import CountingProxy
 from versioned_async import Alias, Repository, RolloutResult
@@ -246,11 +246,11 @@ async def test_cancelling_during_the_bake_puts_back_and_propagates(repo: Reposit
 
 
 async def test_a_write_in_flight_when_cancelled_lands_and_is_put_back(
-    repo: Repository, make_proxied_repo: RepoFactory, proxy: CountingProxy
+    repo: Repository, make_proxied_table_repo: TableRepoFactory, proxy: CountingProxy
 ) -> None:
     await published(repo)
     await repo.put_alias("app", "prod", 1)
-    async with make_proxied_repo(actor="ci") as slow:
+    async with make_proxied_table_repo(actor="ci") as slow:
         proxy.delay = 0.3  # each request waits in the proxy before it is forwarded
         task = asyncio.ensure_future(slow.rollout("app", "prod", 2, bake_seconds=3600))
         while not proxy.count("TransactWriteItems"):  # noqa: ASYNC110 - no event to wait on

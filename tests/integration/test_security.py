@@ -15,7 +15,7 @@ from aiobotocore.session import get_session
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import BUCKET, TABLE, RepoFactory
+from tests.conftest import BUCKET, TABLE, RepoFactory, TableRepoFactory
 from tests.integration.conftest import FakeClock
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, Repository, exc
@@ -107,12 +107,12 @@ class Jail:
 
 @pytest.fixture
 async def jail(
-    make_repo: RepoFactory, s3: Any, dynamodb: Any, tmp_path: Path
+    make_table_repo: TableRepoFactory, s3: Any, dynamodb: Any, tmp_path: Path
 ) -> AsyncIterator[Jail]:
     root = tmp_path / "jail"
     (root / "out").mkdir(parents=True)
     cache = LocalCache(root / "cache")
-    async with make_repo(s3_prefix=PREFIX, cache=cache) as repo:
+    async with make_table_repo(s3_prefix=PREFIX, cache=cache) as repo:
         await repo.bootstrap()
         for key, body in DECOYS.items():
             await s3.put_object(Bucket=BUCKET, Key=key, Body=body)
@@ -270,7 +270,7 @@ def exception_texts(err: BaseException) -> list[str]:
 
 
 async def test_secret_key_never_appears_in_logs_or_errors(
-    make_proxied_repo: RepoFactory,
+    make_proxied_table_repo: TableRepoFactory,
     proxy: CountingProxy,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -286,7 +286,7 @@ async def test_secret_key_never_appears_in_logs_or_errors(
     cache = LocalCache(tmp_path / "cache", ttl=30.0, clock=clock)
     raised: list[BaseException] = []
 
-    async with make_proxied_repo(session=session, cache=cache) as repo:
+    async with make_proxied_table_repo(session=session, cache=cache) as repo:
         await repo.bootstrap()
         await repo.put_artifact("app", b"one", "text/plain", {"k": "v"}, {"team": "a"})
         await repo.publish_artifact_version("app")
@@ -315,7 +315,9 @@ async def test_secret_key_never_appears_in_logs_or_errors(
         raised.append(write_down.value)
         proxy.come_back()
 
-    async with make_proxied_repo(session=session, dynamodb_table_name="no-such-table") as lost:
+    async with make_proxied_table_repo(
+        session=session, dynamodb_table_name="no-such-table"
+    ) as lost:
         with pytest.raises(exc.RepositoryNotFoundError) as no_table:
             await lost.get_artifact_version("app")
         raised.append(no_table.value)

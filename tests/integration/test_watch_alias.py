@@ -18,7 +18,7 @@ from tests.conftest import RepoFactory
 from tests.integration.conftest import published
 from tests.interop import conftest as interop
 from tests.proxy import CountingProxy
-from versioned_async import Alias, Repository
+from versioned_async import Alias, ArtifactRepository, Repository
 from versioned_async.exc import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -95,7 +95,7 @@ async def polls(proxy: CountingProxy, n: int, op: str) -> None:
 
 
 @pytest.fixture
-async def watcher(make_proxied_repo: RepoFactory) -> AsyncIterator[Repository]:
+async def watcher(make_proxied_repo: RepoFactory) -> AsyncIterator[ArtifactRepository]:
     """The watching repository, talking through the counting proxy."""
     async with make_proxied_repo() as repository:
         yield repository

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import pynamodb.connection.base
@@ -29,7 +29,13 @@ from botocore.loaders import Loader, create_loader
 from s3pathlib import context as s3pathlib_context
 from versioned.api import s3_and_dynamodb_backend as upstream
 
+from tests.conftest import TableRepoFactory
 from versioned_async import Repository
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; only the type checker reads it here
+    from typing_extensions import Unpack
+
+    from tests.conftest import RepoSettings
 
 #: a non-default layout: prefix written with a trailing slash for `versioned`,
 #: without one for us (both mean the same), and a file suffix
@@ -140,9 +146,9 @@ def theirs(ours: Repository, make_theirs: MakeUpstream) -> Upstream:
 
 
 @pytest.fixture
-async def ours_custom(make_repo: Callable[..., Repository]) -> AsyncIterator[Repository]:
+async def ours_custom(make_table_repo: TableRepoFactory) -> AsyncIterator[Repository]:
     """Our repository with prefix ``team/models`` and suffix ``.sqlite``."""
-    async with make_repo(s3_prefix=CUSTOM_PREFIX, suffix=CUSTOM_SUFFIX) as repository:
+    async with make_table_repo(s3_prefix=CUSTOM_PREFIX, suffix=CUSTOM_SUFFIX) as repository:
         await repository.bootstrap()
         yield repository
 
@@ -224,15 +230,16 @@ def make_theirs_s3(bsm: BotoSesManager) -> MakeUpstreamS3Only:
 
 
 def _s3_only_repository(
-    endpoint_url: str, aio_session: AioSession, **kwargs: str
+    endpoint_url: str, aio_session: AioSession, /, **kwargs: Unpack[RepoSettings]
 ) -> S3OnlyRepository:
-    return S3OnlyRepository(
-        aws_region="us-east-1",
-        s3_bucket=BUCKET,
-        endpoint_url=endpoint_url,
-        session=aio_session,
+    settings: RepoSettings = {
+        "aws_region": "us-east-1",
+        "s3_bucket": BUCKET,
+        "endpoint_url": endpoint_url,
+        "session": aio_session,
         **kwargs,
-    )
+    }
+    return S3OnlyRepository(**settings)
 
 
 @pytest.fixture

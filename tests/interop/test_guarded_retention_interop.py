@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import PurgeSettings
 from versioned_async import Repository
 
 from .conftest import Upstream
 
-PURGE_ALL = {"keep_last_n": 0, "purge_older_than_secs": 0}
+PURGE_ALL: PurgeSettings = {"keep_last_n": 0, "purge_older_than_secs": 0}
 
 
 async def publish_five(ours: Repository) -> None:

@@ -19,6 +19,7 @@ from pynamodb.attributes import UTCDateTimeAttribute
 from pynamodb_session_manager.api import use_boto_session
 from versioned import exc as upstream_exc
 
+from tests.conftest import TableRepoFactory
 from versioned_async import Repository
 from versioned_async.exc import (
     AliasNotFoundError,
@@ -559,9 +560,9 @@ async def test_alternating_publishers_continue_one_version_sequence(
 
 
 async def test_a_repository_upstream_bootstrapped_is_usable_by_us(
-    make_repo: Any, make_theirs: MakeUpstream
+    make_table_repo: TableRepoFactory, make_theirs: MakeUpstream
 ) -> None:
-    async with make_repo() as ours:
+    async with make_table_repo() as ours:
         theirs = make_theirs(ours)
         theirs.bootstrap()  # creates the bucket, and the table through pynamodb
 
@@ -574,9 +575,9 @@ async def test_a_repository_upstream_bootstrapped_is_usable_by_us(
 
 
 async def test_a_repository_we_bootstrapped_is_usable_by_upstream(
-    make_repo: Any, make_theirs: MakeUpstream
+    make_table_repo: TableRepoFactory, make_theirs: MakeUpstream
 ) -> None:
-    async with make_repo() as ours:
+    async with make_table_repo() as ours:
         await ours.bootstrap()  # creates the bucket, and the table with CreateTable
         theirs = make_theirs(ours)
 
@@ -589,9 +590,9 @@ async def test_a_repository_we_bootstrapped_is_usable_by_upstream(
 
 
 async def test_we_create_the_table_upstream_creates(
-    make_repo: Any, make_theirs: MakeUpstream, raw_dynamodb: Any
+    make_table_repo: TableRepoFactory, make_theirs: MakeUpstream, raw_dynamodb: Any
 ) -> None:
-    async with make_repo(dynamodb_table_name="made-by-us") as ours:
+    async with make_table_repo(dynamodb_table_name="made-by-us") as ours:
         await ours.bootstrap()
     make_theirs(ours, dynamodb_table_name="made-by-upstream").bootstrap()
 
