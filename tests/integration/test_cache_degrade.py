@@ -35,7 +35,7 @@ from tests.integration.conftest import FakeClock, fail_fast_config
 from tests.interop import conftest as interop
 from tests.proxy import CountingProxy
 from versioned_async import LocalCache, Repository
-from versioned_async.cache import BYPASS_SECONDS
+from versioned_async.cache import BYPASS_SECONDS, SQLITE_TIMEOUT
 from versioned_async.cache.database import Database
 from versioned_async.exc import AliasNotFoundError, BackendUnavailableError
 
@@ -461,6 +461,61 @@ async def test_a_locked_cache_db_degrades_reads_to_s3(
     assert any("cache" in r.getMessage() and "S3" in r.getMessage() for r in caplog.records), (
         caplog.text
     )
+
+
+BUSY_WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    con = sqlite3.connect(sys.argv[1], isolation_level=None)
+    con.execute("CREATE TABLE IF NOT EXISTS busy_writer (n)")
+    until = time.monotonic() + float(sys.argv[2])
+    commits = 0
+    while time.monotonic() < until:  # holds the write lock but for the instant between two
+        con.execute("BEGIN IMMEDIATE")
+        if not commits:
+            print("busy", flush=True)
+        con.execute("INSERT INTO busy_writer VALUES (?)", (commits,))
+        time.sleep(0.2)
+        con.execute("COMMIT")
+        commits += 1
+    print(commits, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("store", ["content", "lookups"])
+async def test_a_cache_db_other_processes_keep_writing_to_is_waited_for_not_bypassed(
+    writer: Repository, make_repo: RepoFactory, tmp_path: Path, store: str
+) -> None:
+    """Contention is not a locked cache: a process that keeps committing holds the write
+    lock for longer than SQLITE_TIMEOUT in all, and a read waits for it instead of
+    going around the cache (a stuck holder is bypassed: the test above)."""
+    await writer.put_artifact("app", b"content")
+    directory = tmp_path / "cache"
+    cache = LocalCache(directory)  # opened: what waits below is a write transaction
+    busy_for = 2.5 * SQLITE_TIMEOUT
+    busy = subprocess.Popen(  # noqa: ASYNC220 (it runs beside the test, which reads its lines)
+        [sys.executable, "-c", BUSY_WRITER, str(directory / store / "cache.db"), str(busy_for)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert busy.stdout is not None
+        assert busy.stdout.readline().strip() == "busy"
+        started = time.monotonic()
+        async with make_repo(cache=cache) as repo:
+            assert await repo.get_content("app") == b"content"
+            took = time.monotonic() - started
+            assert await repo.get_content("app") == b"content"
+        commits = int(busy.stdout.readline())
+    finally:
+        busy.kill()
+        busy.wait()
+    print(f"{store}: the read waited {took:.2f} s for a writer that committed {commits} times")
+    assert took > SQLITE_TIMEOUT  # the lock was busy for longer than a stuck one is waited for
+    assert cache.stats().cache_errors == 0
+    assert (cache.stats().downloads, cache.content_count) == (1, 1)
+    cache.close()
 
 
 @pytest.mark.parametrize("call", ["get_content", "download"])

@@ -134,12 +134,13 @@ WORKERS = 8
 
 _WORKER = textwrap.dedent(
     """
-    import asyncio, hashlib, json, sys
+    import asyncio, hashlib, json, logging, sys
     from aiobotocore.config import AioConfig
     from versioned_async import LocalCache, Repository
 
     async def main():
         directory, worker = sys.argv[1], sys.argv[2]
+        logging.basicConfig(level=logging.WARNING)  # the cache's warnings, for a failure
         cache = LocalCache(directory)
         print("ready", flush=True)  # imported and opened: waiting for the endpoint and names
         endpoint, names = sys.stdin.readline().split()
@@ -157,6 +158,7 @@ _WORKER = textwrap.dedent(
                        for n, r in zip(names, results) if isinstance(r, bytes)}},
             "errors": [repr(r) for r in results if not isinstance(r, bytes)],
             "downloads": cache.stats().downloads,
+            "cache_errors": cache.stats().cache_errors,
         }}))
 
     asyncio.run(main())
@@ -199,6 +201,11 @@ class WorkerRun:
     summaries: list[dict[str, Any]]
     #: (worker, sha256) of every GetObject the proxy saw
     downloads: list[tuple[str, str]]
+    #: what each worker logged (warnings: a cache that failed and was bypassed says so)
+    logs: list[str]
+
+    def warnings(self) -> str:
+        return "\n".join(f"worker {w}: {log[-2000:]}" for w, log in enumerate(self.logs) if log)
 
 
 async def run_workers(
@@ -218,10 +225,14 @@ async def run_workers(
         agent = record.headers.get("user-agent", "")
         worker = agent.partition("load-worker/")[2].split(" ")[0]
         seen.append((worker, released.sha_of_key[object_key(record)]))
-    return WorkerRun(summaries, seen)
+    return WorkerRun(summaries, seen, [err.decode() for _, err in outputs])
 
 
 def assert_every_worker_read_the_right_content(released: Released, run: WorkerRun) -> None:
+    """...and through the cache: processes waiting on each other's writes is contention,
+    not a failing cache; none of them may go around it (Database.degrade)."""
+    errors = [summary["cache_errors"] for summary in run.summaries]
+    assert errors == [0] * WORKERS, f"cache errors per worker: {errors}\n{run.warnings()}"
     expected = {
         name: hashlib.sha256(released.expected(name, f"user-{name}")).hexdigest()
         for name in released.names

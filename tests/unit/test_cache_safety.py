@@ -29,6 +29,7 @@ from versioned_async._policy.cache_safety import (
     judge_folder,
     split_hint,
 )
+from versioned_async._policy.lock_wait import CONTENTION_SECONDS, keep_waiting
 from versioned_async.cache.content import DamagedContent, Staged
 from versioned_async.cache.keys import (
     ContentKey,
@@ -391,3 +392,22 @@ def test_a_forked_child_records_its_own_start_time() -> None:
     os.close(read)
     assert parent is not None
     assert child != repr(parent)
+
+
+# -- how long a cache write waits for a busy database ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("others_committed", "waited", "expected"),
+    [
+        (True, 2.0, True),  # the lock changes hands: contention, wait again
+        (True, CONTENTION_SECONDS - 0.01, True),
+        (True, CONTENTION_SECONDS, False),  # contention that long: a download is faster
+        (False, 2.0, False),  # nobody committed while we waited: a stuck holder
+        (False, 0.0, False),
+    ],
+)
+def test_a_write_waits_again_only_while_others_commit(
+    others_committed: bool, waited: float, expected: bool
+) -> None:
+    assert keep_waiting(others_committed=others_committed, waited=waited) is expected

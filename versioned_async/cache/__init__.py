@@ -18,7 +18,7 @@ given a cache reads through it (:mod:`.cached_reader`). The modules:
 
 from __future__ import annotations
 
-from .database import BYPASS_SECONDS, SQLITE_TIMEOUT
+from .database import BYPASS_SECONDS, CONTENTION_SECONDS, SQLITE_TIMEOUT
 from .events import (
     CacheError,
     CacheEvent,
@@ -37,6 +37,7 @@ from .local_cache import LocalCache
 
 __all__ = [
     "BYPASS_SECONDS",
+    "CONTENTION_SECONDS",
     "SQLITE_TIMEOUT",
     "CacheError",
     "CacheEvent",

@@ -77,10 +77,18 @@ class Leases:
         self._end_lease(lease.to_disk(), _holder_token(nonce), renew=renew)
 
     def _take_lease(self, lease: object, token: str) -> bool:
-        """Take the lease if it is free, or if its holder is a dead process of this machine."""
-        if self._db.lookups.add(lease, token, expire=LEASE_SECONDS):
-            return True
+        """Take the lease if it is free, or if its holder is a dead process of this machine.
+
+        A lease seen held by a live process is not asked for: that is a read,
+        which takes no lock, where ``add`` takes the database's write lock;
+        waiters polling with ``add`` kept the write lock so busy that other
+        processes' writes waited seconds for it.
+        """
         held_by = self._db.lookups.get(lease)
+        if held_by is None:
+            if self._db.lookups.add(lease, token, expire=LEASE_SECONDS):
+                return True
+            held_by = self._db.lookups.get(lease)
         if held_by is None or not _holder_is_gone(held_by):
             return False
         with self._db.lookups.transact():  # only if no other waiter took it over first
