@@ -11,7 +11,7 @@ creates its version object with ``If-None-Match: *`` and takes the next number
 when another publisher got there first, and compare-and-set alias moves write
 with ``If-Match`` on the ETag read. What a table gives the other layout and S3
 cannot (soft deletes, alias history, holds, transactions) is not offered: see
-README's comparison of the two backends.
+the comparison of the two backends in docs/s3-only.md.
 """
 
 from __future__ import annotations

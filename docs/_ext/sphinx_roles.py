@@ -10,6 +10,8 @@ object it names, so ``mkdocs build --strict`` fails when the name is wrong:
 - a name of the package the reference does not show (a private helper), a builtin
   or another library's name: code, as written;
 - a name that resolves to nothing: a warning, so the strict build fails.
+
+A line ending in reST's ``::`` (an indented example follows) ends in ``:``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ ROLE = re.compile(
     r"`(?P<tilde>~?)(?P<text>[^`<]+?)(?:\s*<(?P<target>[^>`]+)>)?`"
 )
 
+#: a line ending in reST's literal-block marker
+LITERAL = re.compile(r"(?<=\S)::$", flags=re.MULTILINE)
+
 # mkdocs counts the warnings of its own loggers: --strict fails on this one
 log = logging.getLogger("mkdocs.plugins.versioned_async_docs")
 
@@ -42,9 +47,9 @@ class SphinxRoles(griffe.Extension):
         shown = public_objects(pkg)
         for obj in shown.values():
             if obj.docstring is not None:
-                obj.docstring.value = ROLE.sub(
-                    functools.partial(link, pkg, obj, shown=shown), obj.docstring.value
-                )
+                text = ROLE.sub(functools.partial(link, pkg, obj, shown=shown), obj.docstring.value)
+                # reST's "::" before an indented example: Markdown takes the indent alone
+                obj.docstring.value = LITERAL.sub(":", text)
 
 
 def public_objects(pkg: griffe.Module) -> dict[str, griffe.Object]:

@@ -194,7 +194,7 @@ async def test_without_verify_on_read_bytes_changed_keeping_inode_size_and_mtime
     make_repo: RepoFactory, tmp_path: Path
 ) -> None:
     """The default stays a file read: the same in-place rewrite (same inode, size and
-    mtime) is not detected without ``verify_on_read``; README says so."""
+    mtime) is not detected without ``verify_on_read``; docs/cache.md says so."""
     cache = LocalCache(tmp_path / "cache", ttl=30)
     assert cache.verify_on_read is False
     async with make_repo(cache=cache) as repo:

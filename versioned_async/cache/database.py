@@ -199,7 +199,7 @@ class Database:
         database. The content files are left where they are: a process that
         still has the old database open reads them through it. Those the fresh
         database does not know stay on disk, outside ``size_limit``, until
-        ``clear()`` or the folder is removed (see the README).
+        ``clear()`` or the folder is removed (see docs/cache.md).
         """
         with _folder_lock(folder):
             if damaged is None or _identity(folder / "cache.db") != damaged:
