@@ -670,3 +670,53 @@ def test_serve_local_runs_a_moto_server_until_stopped(
     assert proc.wait(timeout=30) == 0
     assert proc.stderr is not None
     assert "moto server stopped" in proc.stderr.read()
+
+
+def test_serve_local_on_a_port_in_use_exits_at_once_and_names_the_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        done = subprocess.run(
+            [SCRIPT, "serve-local", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == ExitCode.ERROR, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use by another program: stop it, or pick "
+        "another port with --port (--port 0 picks a free one)"
+    ]
+
+
+#: the command line in a process where moto cannot be imported (the `local` extra missing)
+WITHOUT_MOTO = (
+    "import sys; sys.modules['moto'] = None; "
+    "from versioned_async.cli import main; main(prog_name='versioned-async')"
+)
+
+
+@pytest.mark.parametrize("command", ["serve-local", "demo"])
+def test_without_the_local_extra_demo_and_serve_local_say_how_to_install_it(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MOTO, command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == ExitCode.ERROR, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "error: the embedded moto server needs moto: pip install 'versioned_async[local]'"
+    )
+    if command == "demo":
+        assert lines[0].endswith(
+            "; or run the demo elsewhere: --endpoint-url URL (any S3 "
+            "and DynamoDB endpoint), or --aws (your AWS account)"
+        )
