@@ -14,6 +14,7 @@ from typing import Final
 
 import attrs
 
+from ._wording import WEIGHT
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 
 LATEST: Final = "LATEST"
@@ -332,11 +333,11 @@ def validate_weight(weight: object) -> int:
     """Percent of traffic to the secondary version: an int from 0 to 99."""
     if isinstance(weight, bool) or not isinstance(weight, int):
         raise InvalidArgumentTypeError(
-            f"secondary_version_weight must be an int from 0 to 99, not {type(weight).__name__}"
+            WEIGHT, f" must be an int from 0 to 99, not {type(weight).__name__}"
         )
     if not 0 <= weight < 100:
         raise InvalidArgumentError(
-            f"secondary_version_weight must be from 0 to 99 (percent of traffic), got {weight}"
+            WEIGHT, f" must be from 0 to 99 (percent of traffic), got {weight}"
         )
     return weight
 

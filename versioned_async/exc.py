@@ -36,6 +36,8 @@ import errno
 import os
 from datetime import datetime
 
+from ._wording import Interface, Part, Words, create_alias, create_artifact, render
+
 __all__ = [
     "AliasNotFoundError",
     "ArtifactNotFoundError",
@@ -61,7 +63,29 @@ __all__ = [
 
 
 class VersionedError(Exception):
-    """Base class of every error versioned_async raises."""
+    """Base class of every error versioned_async raises.
+
+    Its message may name things a reader acts on (a method, an argument) that
+    the command line calls otherwise (a command, a flag): those parts are
+    :class:`~versioned_async._wording.Words`, kept with the error, so that
+    :meth:`message_for` can say it in either interface's words. ``str()`` is
+    the Python wording, always.
+    """
+
+    #: the message as parts, when some of them differ between interfaces
+    _parts: tuple[Part, ...] = ()
+
+    def __init__(self, *args: object) -> None:
+        if args and any(isinstance(arg, Words) for arg in args):
+            parts = tuple(arg if isinstance(arg, Words) else str(arg) for arg in args)
+            self._parts = parts
+            args = (render(parts, Interface.PYTHON),)
+        super().__init__(*args)
+
+    def message_for(self, interface: Interface) -> str:
+        """The message in the words of ``interface``: ``str(self)`` for Python; on the
+        command line, its commands and flags instead of methods and arguments."""
+        return render(self._parts, interface) if self._parts else str(self)
 
 
 # -- bad input ---------------------------------------------------------------
@@ -89,10 +113,9 @@ class ArtifactNotFoundError(NotFoundError):
         self.name = name
         self.version = version
         if version is None:
-            msg = f"artifact {name!r} not found: put_artifact() creates it"
+            super().__init__(f"artifact {name!r} not found: ", create_artifact(name), " creates it")
         else:
-            msg = f"artifact {name!r} has no version {version!r} (missing or deleted)"
-        super().__init__(msg)
+            super().__init__(f"artifact {name!r} has no version {version!r} (missing or deleted)")
 
     def __reduce__(self) -> tuple[type[ArtifactNotFoundError], tuple[str, str | None]]:
         return (type(self), (self.name, self.version))
@@ -104,7 +127,9 @@ class AliasNotFoundError(NotFoundError):
     def __init__(self, name: str, alias: str) -> None:
         self.name = name
         self.alias = alias
-        super().__init__(f"artifact {name!r} has no alias {alias!r}: put_alias() creates it")
+        super().__init__(
+            f"artifact {name!r} has no alias {alias!r}: ", create_alias(name, alias), " creates it"
+        )
 
     def __reduce__(self) -> tuple[type[AliasNotFoundError], tuple[str, str]]:
         return (type(self), (self.name, self.alias))

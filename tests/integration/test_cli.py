@@ -451,6 +451,48 @@ def test_not_found_exits_3(cli: Run, endpoint_url: str) -> None:
     assert_one_error_line(result, "bootstrap")
 
 
+def test_errors_name_commands_and_flags_not_python_methods(cli: Run, endpoint_url: str) -> None:
+    """The library's advice, in the words of the command line (str() keeps Python's)."""
+    bootstrap = "; create the repository with `versioned-async bootstrap`"
+    for args, env in (
+        (("--table", "no-such-table", "versions", "x"), {}),
+        (("--backend", "s3", "--bucket", "no-such-bucket", "names"), {"VERSIONED_TABLE": ""}),
+    ):
+        result = invoke(endpoint_url, *args, env=env)
+        assert result.exit_code == ExitCode.NOT_FOUND, result.output
+        assert_one_error_line(result)
+        assert result.stderr.rstrip("\n").endswith(bootstrap), result.stderr
+        assert "await" not in result.stderr
+    cli("put", "my model", input=b"1")
+    cli("publish", "my model")
+
+    def says(code: int, *args: str) -> str:
+        lines = cli(*args, code=code).stderr.splitlines()
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    assert says(3, "alias", "get", "my model", "prod") == (
+        "error: artifact 'my model' has no alias 'prod': "
+        "`versioned-async alias set 'my model' prod VERSION` creates it"
+    )
+    set_prod = ("alias", "set", "my model", "prod", "1")
+    assert says(2, *set_prod, "--canary", "LATEST", "--weight", "150") == (
+        "error: --weight must be from 0 to 99 (percent of traffic), got 150"
+    )
+    assert says(2, *set_prod, "--canary", "LATEST") == (
+        "error: --canary needs --weight: the percent of traffic (0 to 99) the canary gets"
+    )
+    assert says(2, *set_prod, "--weight", "10") == (
+        "error: --weight goes with --canary: the version that gets that percent"
+    )
+    assert says(2, *set_prod, "--canary", "1", "--weight", "10") == (
+        "error: version '1' and --canary '1' must differ"
+    )
+    assert says(2, "get", "my model", "--version", "1", "--alias", "prod") == (
+        "error: give --version or --alias, not both"
+    )
+
+
 def test_invalid_input_exits_2(cli: Run, tmp_path: Path) -> None:
     cli("put", "m", input=b"1")
     cli("publish", "m")

@@ -188,6 +188,21 @@ def test_bad_steps_and_targets_are_usage_errors(cli: Run, endpoint_url: str) -> 
     assert actions(endpoint_url) == ["put"]
 
 
+def test_bad_steps_are_named_as_the_steps_flag(cli: Run) -> None:
+    published(cli)
+    cli("alias", "set", "app", "prod", "1")
+    for steps, why in (
+        ("10,50", "must end at 100 (all traffic on the new version), got 10,50"),
+        ("50,10,100", "must be strictly increasing, got 50,10,100"),
+        ("0,100", "must each be from 1 to 100 (percent), got 0 in 0,100"),
+    ):
+        result = cli("rollout", "app", "prod", "2", "--steps", steps, code=2)
+        assert result.stderr.splitlines() == [f"error: --steps {why}"]
+    long_reason = "x" * 1024
+    result = cli("rollout", "app", "prod", "2", "--reason", long_reason, code=2)
+    assert result.stderr.startswith("error: --reason is too long: "), result.stderr
+
+
 def test_alias_history_limits_and_prints_json(cli: Run) -> None:
     published(cli)
     for version in ("1", "2", "3"):

@@ -23,6 +23,7 @@ from typing import TypeVar
 import attrs
 
 from .. import _layout
+from .._wording import REASON, STEPS, Words
 from ..exc import (
     ConcurrentModificationError,
     InvalidArgumentError,
@@ -67,22 +68,23 @@ def validate_steps(steps: object) -> tuple[int, ...]:
             f"steps must be a sequence of ints such as (10, 50, 100), not {type(steps).__name__}"
         )
     weights = tuple(steps)
+    given = Words(repr(weights), ",".join(str(w) for w in weights))
     if not weights:
         raise InvalidArgumentError("steps must not be empty: give at least (100,)")
     for weight in weights:
         if isinstance(weight, bool) or not isinstance(weight, int):
             raise InvalidArgumentTypeError(
-                f"steps must be ints (percent of traffic), got {weight!r} in {weights!r}"
+                STEPS, f" must be ints (percent of traffic), got {weight!r} in ", given
             )
         if not 1 <= weight <= 100:
             raise InvalidArgumentError(
-                f"steps must each be from 1 to 100 (percent), got {weight} in {weights!r}"
+                STEPS, f" must each be from 1 to 100 (percent), got {weight} in ", given
             )
     if any(a >= b for a, b in itertools.pairwise(weights)):
-        raise InvalidArgumentError(f"steps must be strictly increasing, got {weights!r}")
+        raise InvalidArgumentError(STEPS, " must be strictly increasing, got ", given)
     if weights[-1] != 100:
         raise InvalidArgumentError(
-            f"steps must end at 100 (all traffic on the new version), got {weights!r}"
+            STEPS, " must end at 100 (all traffic on the new version), got ", given
         )
     return weights
 
@@ -130,8 +132,9 @@ def plan(
     longest = max(len(step.reason) for step in steps)
     if longest > limit:
         raise InvalidArgumentError(
-            f"reason is too long: with the step description it takes {longest} of the "
-            f"{limit} characters a history record keeps; shorten it"
+            REASON,
+            f" is too long: with the step description it takes {longest} of the "
+            f"{limit} characters a history record keeps; shorten it",
         )
     return steps
 

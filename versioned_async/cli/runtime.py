@@ -21,6 +21,7 @@ from aiobotocore.config import AioConfig
 
 from .. import exc
 from .._base import ArtifactRepository
+from .._wording import Interface
 from ..cache import LocalCache
 from ..repository import Repository
 from ..s3_only import S3OnlyRepository
@@ -91,7 +92,9 @@ class ErrorsAsExitCodes(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:  # the reader went away (`| head`): click exits quietly
             raise
-        except (exc.VersionedError, OSError) as err:
+        except exc.VersionedError as err:
+            fail(err.message_for(Interface.CLI), exit_code_for(err))
+        except OSError as err:
             fail(str(err), exit_code_for(err))
 
 
