@@ -221,9 +221,19 @@ def test_put_from_file_publish_versions_names(cli: Run, endpoint_url: str, tmp_p
 
 def test_empty_listings(cli: Run) -> None:
     assert as_json(cli("names", "--json")) == []
-    assert as_json(cli("versions", "nothing", "--json")) == []
-    assert cli("versions", "nothing").stdout == ""
     assert as_json(cli("alias", "list", "nothing", "--json")) == []
+
+
+def test_versions_of_a_missing_artifact_exits_3_like_get(cli: Run) -> None:
+    for args in (("versions", "nothing"), ("versions", "nothing", "--json")):
+        result = cli(*args, code=ExitCode.NOT_FOUND)
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "error: artifact 'nothing' not found: `versioned-async put nothing FILE` creates it"
+        ]
+    assert_one_error_line(cli("get", "nothing", code=ExitCode.NOT_FOUND), "'nothing'")
+    cli("put", "something", input=b"x")
+    assert [a["version"] for a in as_json(cli("versions", "something", "--json"))] == ["LATEST"]
 
 
 def test_binary_content_round_trips_through_stdin_and_stdout(cli: Run) -> None:
@@ -434,7 +444,7 @@ def test_purge_all_asks_first(cli: Run) -> None:
         "name": "gone2",
         "purged": True,
     }
-    assert as_json(cli("versions", "gone2", "--json")) == []
+    assert_one_error_line(cli("versions", "gone2", "--json", code=3), "'gone2' not found")
 
 
 # -- errors --------------------------------------------------------------------------
