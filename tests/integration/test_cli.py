@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import pty
 import shutil
@@ -32,6 +33,7 @@ import versioned_async.demo
 from tests.conftest import BUCKET, REGION, TABLE
 from versioned_async import Alias, Repository, exc
 from versioned_async.cli import EXIT_CODES, ExitCode, exit_code_for, main
+from versioned_async.cli.logs import log_line
 
 SCRIPT = shutil.which("versioned-async", path=str(Path(sys.executable).parent)) or ""
 
@@ -613,6 +615,52 @@ def test_console_script_moves_a_large_file_without_progress_off_a_terminal(
     assert missing.returncode == 3
     assert missing.stderr.decode().startswith("error: ")
     assert b"Traceback" not in missing.stderr
+
+
+def test_library_warnings_are_warning_lines_on_stderr(endpoint_url: str, tmp_path: Path) -> None:
+    """A warning the library logs (here: a damaged cache file, fetched again) is one
+    `warning:` line on stderr, not Python's bare last-resort output."""
+    env = script_env(endpoint_url, VERSIONED_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [SCRIPT, *args],
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run("bootstrap")
+    sha256 = json.loads(run("put", "m", "-", "--json", input="hello").stdout)["sha256"]
+    run("publish", "m")
+    first = tmp_path / "first"
+    assert run("get", "m", "--version", "1", "-o", str(first)).stderr == f"wrote {first}\n"
+    (stored,) = (tmp_path / "cache").rglob("*.val")
+    stored.write_bytes(b"X")
+    again = tmp_path / "again"
+    done = run("get", "m", "--version", "1", "-o", str(again))
+    assert done.stderr.splitlines() == [
+        f"warning: cached content {sha256} is damaged; fetching it again",
+        f"wrote {again}",
+    ]
+    assert again.read_bytes() == b"hello"
+
+
+def test_library_log_lines_are_one_line_with_no_traceback() -> None:
+    record = logging.LogRecord("versioned_async", logging.WARNING, "f", 1, "a %s\n b", ("x",), None)
+    assert log_line(record) == "warning: a x b"
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        failed = logging.LogRecord(
+            "versioned_async", logging.ERROR, "f", 1, "subscriber failed", (), sys.exc_info()
+        )
+    assert log_line(failed) == "error: subscriber failed: ValueError: bad thing"
 
 
 def read_all(fd: int, into: bytearray) -> None:

@@ -105,6 +105,31 @@ def test_a_failing_check_command_rolls_back_and_exits_non_zero(
     assert actions(endpoint_url)[:3] == ["rollback", "rollout", "rollout"]
 
 
+def test_a_failed_rollout_in_a_process_prints_one_error_line_in_cli_words(
+    cli: Run, endpoint_url: str
+) -> None:
+    """As a user runs it: no log line from the put-back before the error, and the error
+    tells of the --check command, not of a Python check returning False."""
+    published(cli)
+    cli("alias", "set", "app", "prod", "1")
+    done = subprocess.run(
+        [test_cli.SCRIPT, "rollout", "app", "prod", "2", "--bake-seconds=0", "--check=exit 3"],
+        env=test_cli.script_env(endpoint_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: roll-out of alias 'prod' of 'app' failed at 10%: the --check command exited "
+        "with 3; the alias was rolled back to where it started (see `versioned-async alias "
+        "history app prod`)"
+    ]
+    assert "step 1/3  1 (+2 at 10%)  unhealthy (check exited with 3)" in done.stdout
+    assert target(endpoint_url) == ("1", None, None)
+
+
 def test_a_healthy_check_sees_the_final_state_and_json_holds_the_result(
     cli: Run, endpoint_url: str, tmp_path: Path
 ) -> None:

@@ -160,17 +160,22 @@ async def run(
 
     On a failed check (``False`` or an exception) the alias is put back to
     ``start_target`` and :class:`RolloutFailedError` raised, chained from the
-    check's exception. On a write error or a cancellation it is put back
-    and the error re-raised. A :class:`ConcurrentModificationError` means
-    someone else moved the alias: their change stands, nothing is put back.
+    check's exception; the put-back is logged at INFO, as that error says it.
+    On a write error or a cancellation it is put back, logged as a WARNING (the
+    error does not say it), and the error re-raised. A
+    :class:`ConcurrentModificationError` means someone else moved the alias:
+    their change stands, nothing is put back.
     A write in flight when the roll-out is cancelled is awaited first, so the
     put-back knows which state it replaces.
     """
     written: list[Alias] = []
 
-    async def put_back(step: Step, why: str) -> None:
+    async def put_back(step: Step, why: str, *, told: bool = False) -> None:
+        # a warning, unless the error raised next says it (told): a failed check's
+        # RolloutFailedError does; a write error or a cancellation does not
         note = abort_reason(step, why, reason, limit)
-        log.warning("roll-out of alias %r of %r: %s", start.alias, start.name, note)
+        level = logging.INFO if told else logging.WARNING
+        log.log(level, "roll-out of alias %r of %r: %s", start.alias, start.name, note)
         await write(start_target, _history.ROLLBACK, written[-1].update_at, note)
 
     async def write_step(step: Step) -> None:
@@ -209,7 +214,8 @@ async def run(
     if failure is None:
         return written
     why, cause = failure
-    await _to_the_end(put_back(step, why))  # a ConcurrentModificationError: theirs stands
+    # a ConcurrentModificationError: theirs stands
+    await _to_the_end(put_back(step, why, told=True))
     raise RolloutFailedError(start.name, start.alias, step.weight, why) from cause
 
 

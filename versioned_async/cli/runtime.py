@@ -25,6 +25,7 @@ from .._wording import Interface
 from ..cache import LocalCache
 from ..repository import Repository
 from ..s3_only import S3OnlyRepository
+from .logs import library_log_lines
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=ArtifactRepository)
@@ -89,7 +90,8 @@ class ErrorsAsExitCodes(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with library_log_lines():
+                return super().invoke(ctx)
         except BrokenPipeError:  # the reader went away (`| head`): click exits quietly
             raise
         except exc.VersionedError as err:
