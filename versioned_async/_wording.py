@@ -20,8 +20,11 @@ from collections.abc import Iterable
 import attrs
 
 __all__ = [
+    "ACTOR",
     "ALIAS",
     "BOOTSTRAP",
+    "CONTENT_TYPE",
+    "DOWNLOAD",
     "CANARY",
     "REASON",
     "STEPS",
@@ -87,6 +90,14 @@ REASON = Words("reason", "--reason")
 VERSION = Words("version", "--version")
 #: the alias a download reads
 ALIAS = Words("alias", "--alias")
+
+#: who changes an alias, for its history
+ACTOR = Words("actor", "--actor")
+#: the content type recorded with content
+CONTENT_TYPE = Words("content_type", "--content-type")
+
+#: what writes content into a file
+DOWNLOAD = Words("download", "`versioned-async get -o`")
 
 #: a bucket or table is missing
 BOOTSTRAP = Words(

@@ -36,7 +36,7 @@ import errno
 import os
 from datetime import datetime
 
-from ._wording import Interface, Part, Words, create_alias, create_artifact, render
+from ._wording import DOWNLOAD, Interface, Part, Words, create_alias, create_artifact, render
 
 __all__ = [
     "AliasNotFoundError",
@@ -261,19 +261,25 @@ class CacheDirectoryError(VersionedError):
     folder refused and ``reason`` why.
     """
 
-    def __init__(self, directory: str, path: str, reason: str, advice: str) -> None:
+    def __init__(self, directory: str, path: str, reason: str, advice: str | Words) -> None:
         self.directory = directory
         self.path = path
         self.reason = reason
-        self.advice = advice
+        #: what to do, in Python's words (``advice`` may also say it for the command line)
+        self.advice = advice if isinstance(advice, str) else advice.python
+        self._advice = advice
         where = "it" if path == directory else path
-        super().__init__(
+        refused = (
             f"LocalCache refuses the cache directory {directory}: {where} {reason}, so another "
-            f"user could swap the content it serves; {advice}"
+            "user could swap the content it serves; "
         )
+        if isinstance(advice, str):
+            super().__init__(refused + advice)
+        else:
+            super().__init__(refused, advice)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.directory, self.path, self.reason, self.advice))
+        return (type(self), (self.directory, self.path, self.reason, self._advice))
 
 
 class CacheUnavailableError(VersionedError):
@@ -318,11 +324,16 @@ class FolderNotFoundError(VersionedError, FileNotFoundError):
     def __init__(self, path: str, is_file: bool = False) -> None:
         self.path = path
         self.is_file = is_file
+        if not is_file:
+            self._parts = (
+                f"the folder {path} does not exist: create it first (",
+                DOWNLOAD,
+                " writes one file and creates no folders)",
+            )
         self.message = (
             f"cannot download into {path}: it is a file, not a folder"
             if is_file
-            else f"the folder {path} does not exist: create it first "
-            "(download writes one file and creates no folders)"
+            else render(self._parts, Interface.PYTHON)
         )
         super().__init__(errno.ENOTDIR if is_file else errno.ENOENT, self.message, path)
 

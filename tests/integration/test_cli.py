@@ -505,6 +505,31 @@ def test_errors_name_commands_and_flags_not_python_methods(cli: Run, endpoint_ur
     )
 
 
+def test_content_type_actor_and_a_missing_folder_are_named_as_flags_and_commands(
+    cli: Run, tmp_path: Path
+) -> None:
+    cli("put", "m", input=b"1")
+    cli("publish", "m")
+    cli("put", "m", input=b"2")
+    cli("publish", "m")
+    cli("alias", "set", "m", "prod", "1")
+    result = cli("put", "m", "--content-type", "bad", input=b"x", code=2)
+    assert result.stderr.splitlines() == [
+        "error: --content-type 'bad' must be a MIME type such as 'application/octet-stream' "
+        "(printable ASCII, no trailing white space)"
+    ]
+    result = cli("rollout", "m", "prod", "2", "--actor", "a" * 1025, code=2)
+    assert result.stderr.splitlines() == [
+        "error: --actor must be at most 1024 characters, got 1025"
+    ]
+    missing = tmp_path / "no-such-dir"
+    result = cli("get", "m", "-o", str(missing / "out"), code=1)
+    assert result.stderr.splitlines() == [
+        f"error: the folder {missing} does not exist: create it first "
+        "(`versioned-async get -o` writes one file and creates no folders)"
+    ]
+
+
 def test_invalid_input_exits_2(cli: Run, tmp_path: Path) -> None:
     cli("put", "m", input=b"1")
     cli("publish", "m")

@@ -94,3 +94,36 @@ def test_an_error_without_words_reads_the_same_everywhere() -> None:
     assert err.message_for(Interface.CLI) == str(err) == "alias changed first; retry"
     full = exc.DiskFullError(28, "/tmp/x", "free space")
     assert full.message_for(Interface.CLI) == str(full)
+
+
+def test_folder_and_cache_errors_keep_python_s_words_and_name_flags_on_the_cli() -> None:
+    missing = exc.FolderNotFoundError("/srv/none")
+    assert str(missing) == (
+        "the folder /srv/none does not exist: create it first "
+        "(download writes one file and creates no folders)"
+    )
+    assert missing.message_for(Interface.CLI) == (
+        "the folder /srv/none does not exist: create it first "
+        "(`versioned-async get -o` writes one file and creates no folders)"
+    )
+    copy = pickle.loads(pickle.dumps(missing))
+    assert (str(copy), copy.message_for(Interface.CLI)) == (
+        str(missing),
+        missing.message_for(Interface.CLI),
+    )
+
+    refused = exc.CacheDirectoryError(
+        "/c", "/c", "is a symbolic link", Words("use another cache directory", "pass --cache-dir")
+    )
+    assert str(refused).endswith("; use another cache directory")
+    assert refused.advice == "use another cache directory"
+    assert refused.message_for(Interface.CLI).endswith("; pass --cache-dir")
+    plain = exc.CacheDirectoryError("/c", "/c", "is a symbolic link", "move it")
+    assert str(plain).endswith("serves; move it")
+    assert plain.message_for(Interface.CLI) == str(plain)
+    for err in (refused, plain):
+        copy = pickle.loads(pickle.dumps(err))
+        assert (str(copy), copy.message_for(Interface.CLI)) == (
+            str(err),
+            err.message_for(Interface.CLI),
+        )
