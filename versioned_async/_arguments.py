@@ -13,6 +13,7 @@ from pathlib import Path
 from . import _layout
 from ._catalog import PurgeRules, Upload
 from ._policy import retention
+from ._wording import ALIAS, VERSION
 from .exc import FolderNotFoundError, InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = [
@@ -50,7 +51,7 @@ def download_target(path: str | os.PathLike[str], version: object, alias: object
     """The file a download writes: ``path``, not a folder, in a folder that exists;
     and a version or an alias to download, not both."""
     if alias is not None and version is not None:
-        raise InvalidArgumentError("give version or alias, not both")
+        raise InvalidArgumentError("give ", VERSION, " or ", ALIAS, ", not both")
     target = Path(path)
     if target.is_dir():
         raise InvalidArgumentError(f"{target} is a directory; give the file path to write")

@@ -14,6 +14,7 @@ from typing import Final
 
 import attrs
 
+from ._wording import CONTENT_TYPE, WEIGHT, Words
 from .exc import InvalidArgumentError, InvalidArgumentTypeError
 
 LATEST: Final = "LATEST"
@@ -298,17 +299,19 @@ def validate_content_type(content_type: object) -> str | None:
         return None
     if not isinstance(content_type, str):
         raise InvalidArgumentTypeError(
-            f"content_type must be a str or None, not {type(content_type).__name__}"
+            CONTENT_TYPE, f" must be a str or None, not {type(content_type).__name__}"
         )
     if len(content_type) > MAX_CONTENT_TYPE_LENGTH:
         raise InvalidArgumentError(
-            f"content_type is {len(content_type)} characters; at most "
-            f"{MAX_CONTENT_TYPE_LENGTH} are allowed (RFC 6838 keeps MIME types short)"
+            CONTENT_TYPE,
+            f" is {len(content_type)} characters; at most "
+            f"{MAX_CONTENT_TYPE_LENGTH} are allowed (RFC 6838 keeps MIME types short)",
         )
     if not re.fullmatch(r"[\x21-\x7e]+/[\x21-\x7e]+(; ?[\x20-\x7e]*[\x21-\x7e])*", content_type):
         raise InvalidArgumentError(
-            f"content_type {content_type!r} must be a MIME type such as 'application/octet-stream'"
-            " (printable ASCII, no trailing white space)"
+            CONTENT_TYPE,
+            f" {content_type!r} must be a MIME type such as 'application/octet-stream'"
+            " (printable ASCII, no trailing white space)",
         )
     return content_type
 
@@ -317,14 +320,18 @@ def validate_content_type(content_type: object) -> str | None:
 MAX_NOTE_LENGTH: Final = 1024
 
 
-def validate_note(what: str, value: object, limit: int = MAX_NOTE_LENGTH) -> str | None:
-    """``actor`` or ``reason``: ``None``, or a str of at most ``limit`` characters."""
+def validate_note(what: str | Words, value: object, limit: int = MAX_NOTE_LENGTH) -> str | None:
+    """``actor`` or ``reason``: ``None``, or a str of at most ``limit`` characters.
+
+    ``what`` names the argument, as :class:`Words` when the command line has a flag for it.
+    """
     if value is None:
         return None
+    named = what if isinstance(what, Words) else Words(what, what)
     if not isinstance(value, str):
-        raise InvalidArgumentTypeError(f"{what} must be a str or None, not {type(value).__name__}")
+        raise InvalidArgumentTypeError(named, f" must be a str or None, not {type(value).__name__}")
     if len(value) > limit:
-        raise InvalidArgumentError(f"{what} must be at most {limit} characters, got {len(value)}")
+        raise InvalidArgumentError(named, f" must be at most {limit} characters, got {len(value)}")
     return value
 
 
@@ -332,11 +339,11 @@ def validate_weight(weight: object) -> int:
     """Percent of traffic to the secondary version: an int from 0 to 99."""
     if isinstance(weight, bool) or not isinstance(weight, int):
         raise InvalidArgumentTypeError(
-            f"secondary_version_weight must be an int from 0 to 99, not {type(weight).__name__}"
+            WEIGHT, f" must be an int from 0 to 99, not {type(weight).__name__}"
         )
     if not 0 <= weight < 100:
         raise InvalidArgumentError(
-            f"secondary_version_weight must be from 0 to 99 (percent of traffic), got {weight}"
+            WEIGHT, f" must be from 0 to 99 (percent of traffic), got {weight}"
         )
     return weight
 

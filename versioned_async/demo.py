@@ -72,6 +72,17 @@ def _route(alias: Alias) -> str:
     return f"{_v(alias.version)} ({100 - weight}%) + {_v(alias.secondary_version)} ({weight}%)"
 
 
+#: the weight at which the demo's health check fails, on purpose, to show a rollback
+STAGED_FAILURE = 50
+#: the routing keys whose sticky routing the demo shows
+ROUTING_KEYS = ("user-17", "user-42", "user-99")
+
+
+def _sticky(alias: Alias) -> str:
+    """Where ``alias`` sends each of :data:`ROUTING_KEYS` (the same in every call)."""
+    return ", ".join(f"{key} -> {_v(alias.choose_version(key))}" for key in ROUTING_KEYS)
+
+
 def _versions_table(versions: list[Artifact]) -> Table:
     table = Table(title="versions", title_justify="left")
     for column in ("version", "bytes", "sha256", "schema", "build", "updated (UTC)"):
@@ -98,10 +109,14 @@ def _aliases_table(aliases: list[Alias]) -> Table:
 
 
 def _history_table(changes: list[AliasChange]) -> Table:
+    """The alias history as a table that keeps every column at 80 columns and up:
+    when and action never wrap (they are what a reader scans); the routes and the
+    reason, the long cells, wrap instead of pushing them out."""
     table = Table(title="history of production (newest first)", title_justify="left")
-    for column in ("when (UTC)", "action", "from", "to"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason", no_wrap=True, overflow="ellipsis")
+    table.add_column("when (UTC)", no_wrap=True, min_width=len("00:00:00.000"))
+    table.add_column("action", no_wrap=True, min_width=len("rollback"))
+    for column in ("from", "to", "reason"):
+        table.add_column(column, overflow="fold")
     for change in changes:
         table.add_row(
             f"{change.changed_at:%H:%M:%S.%f}"[:-3],
@@ -204,7 +219,10 @@ async def run_demo(  # noqa: PLR0915 - a narrative, step by step
             )
 
             step("6. Progressive roll-out of v3: 10%, 50%, 100%, health-checked at each step")
-            sticky: dict[str, str] = {}
+            out.print(
+                f"[bold]Staged:[/] this demo's health check fails on purpose at {STAGED_FAILURE}% "
+                "(as if schema 3 broke the reports), to show the automatic rollback."
+            )
 
             async def healthy(alias: Alias) -> bool:
                 out.print(f"production -> {_route(alias)}")
@@ -213,21 +231,25 @@ async def run_demo(  # noqa: PLR0915 - a narrative, step by step
                     split, counts = _split_table(alias, draws)
                     out.print(split)
                     out.print(f"canary share {weight}%: observed v3 {counts['3'] / draws:.1%}")
-                    sticky.update(
-                        (key, alias.choose_version(key))
-                        for key in ("user-17", "user-42", "user-99")
+                    out.print(
+                        f"sticky routing by key at {weight}% (same answer in every call and "
+                        f"process): {_sticky(alias)}"
                     )
                 # the check a real deploy would make against its metrics: here the
-                # schema 3 database fails the reports at half the traffic
-                return weight < 50
+                # schema 3 database "fails the reports" at half the traffic, on purpose
+                return weight < STAGED_FAILURE
 
             try:
                 await repo.rollout(
                     NAME, "production", 3, bake_seconds=0, check=healthy, reason="schema 3"
                 )
             except RolloutFailedError as err:
-                out.print(f"[bold red]check failed[/]: {err}")
-            out.print(f"sticky routing by key (same answer in every call and process): {sticky}")
+                out.print(f"[bold red]check failed[/] (staged, as announced): {err}")
+            prod = await repo.get_alias(NAME, "production")
+            out.print(
+                f"sticky routing by key after the rollback (production -> {_route(prod)}): "
+                f"{_sticky(prod)}"
+            )
 
             step("7. Automatic rollback, and the alias's audit trail")
             prod = await repo.get_alias(NAME, "production")

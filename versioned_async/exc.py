@@ -36,6 +36,8 @@ import errno
 import os
 from datetime import datetime
 
+from ._wording import DOWNLOAD, Interface, Part, Words, create_alias, create_artifact, render
+
 __all__ = [
     "AliasNotFoundError",
     "ArtifactNotFoundError",
@@ -61,7 +63,29 @@ __all__ = [
 
 
 class VersionedError(Exception):
-    """Base class of every error versioned_async raises."""
+    """Base class of every error versioned_async raises.
+
+    Its message may name things a reader acts on (a method, an argument) that
+    the command line calls otherwise (a command, a flag): those parts are
+    :class:`~versioned_async._wording.Words`, kept with the error, so that
+    :meth:`message_for` can say it in either interface's words. ``str()`` is
+    the Python wording, always.
+    """
+
+    #: the message as parts, when some of them differ between interfaces
+    _parts: tuple[Part, ...] = ()
+
+    def __init__(self, *args: object) -> None:
+        if args and any(isinstance(arg, Words) for arg in args):
+            parts = tuple(arg if isinstance(arg, Words) else str(arg) for arg in args)
+            self._parts = parts
+            args = (render(parts, Interface.PYTHON),)
+        super().__init__(*args)
+
+    def message_for(self, interface: Interface) -> str:
+        """The message in the words of ``interface``: ``str(self)`` for Python; on the
+        command line, its commands and flags instead of methods and arguments."""
+        return render(self._parts, interface) if self._parts else str(self)
 
 
 # -- bad input ---------------------------------------------------------------
@@ -89,10 +113,9 @@ class ArtifactNotFoundError(NotFoundError):
         self.name = name
         self.version = version
         if version is None:
-            msg = f"artifact {name!r} not found: put_artifact() creates it"
+            super().__init__(f"artifact {name!r} not found: ", create_artifact(name), " creates it")
         else:
-            msg = f"artifact {name!r} has no version {version!r} (missing or deleted)"
-        super().__init__(msg)
+            super().__init__(f"artifact {name!r} has no version {version!r} (missing or deleted)")
 
     def __reduce__(self) -> tuple[type[ArtifactNotFoundError], tuple[str, str | None]]:
         return (type(self), (self.name, self.version))
@@ -104,7 +127,9 @@ class AliasNotFoundError(NotFoundError):
     def __init__(self, name: str, alias: str) -> None:
         self.name = name
         self.alias = alias
-        super().__init__(f"artifact {name!r} has no alias {alias!r}: put_alias() creates it")
+        super().__init__(
+            f"artifact {name!r} has no alias {alias!r}: ", create_alias(name, alias), " creates it"
+        )
 
     def __reduce__(self) -> tuple[type[AliasNotFoundError], tuple[str, str]]:
         return (type(self), (self.name, self.alias))
@@ -236,19 +261,25 @@ class CacheDirectoryError(VersionedError):
     folder refused and ``reason`` why.
     """
 
-    def __init__(self, directory: str, path: str, reason: str, advice: str) -> None:
+    def __init__(self, directory: str, path: str, reason: str, advice: str | Words) -> None:
         self.directory = directory
         self.path = path
         self.reason = reason
-        self.advice = advice
+        #: what to do, in Python's words (``advice`` may also say it for the command line)
+        self.advice = advice if isinstance(advice, str) else advice.python
+        self._advice = advice
         where = "it" if path == directory else path
-        super().__init__(
+        refused = (
             f"LocalCache refuses the cache directory {directory}: {where} {reason}, so another "
-            f"user could swap the content it serves; {advice}"
+            "user could swap the content it serves; "
         )
+        if isinstance(advice, str):
+            super().__init__(refused + advice)
+        else:
+            super().__init__(refused, advice)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.directory, self.path, self.reason, self.advice))
+        return (type(self), (self.directory, self.path, self.reason, self._advice))
 
 
 class CacheUnavailableError(VersionedError):
@@ -293,11 +324,16 @@ class FolderNotFoundError(VersionedError, FileNotFoundError):
     def __init__(self, path: str, is_file: bool = False) -> None:
         self.path = path
         self.is_file = is_file
+        if not is_file:
+            self._parts = (
+                f"the folder {path} does not exist: create it first (",
+                DOWNLOAD,
+                " writes one file and creates no folders)",
+            )
         self.message = (
             f"cannot download into {path}: it is a file, not a folder"
             if is_file
-            else f"the folder {path} does not exist: create it first "
-            "(download writes one file and creates no folders)"
+            else render(self._parts, Interface.PYTHON)
         )
         super().__init__(errno.ENOTDIR if is_file else errno.ENOENT, self.message, path)
 

@@ -30,6 +30,7 @@ from ._policy.alias_change import AliasTarget, ChangeRequest, alias_target
 from ._recorded import RolloutRun, change_model
 from ._redact import redact_url
 from ._settings import ClientSettings
+from ._wording import ACTOR, REASON
 from .cache import LocalCache
 from .exc import (
     ArtifactNotFoundError,
@@ -402,8 +403,8 @@ class Repository(ArtifactRepository):
             )
         if not isinstance(dry_run, bool):
             raise InvalidArgumentTypeError(f"dry_run must be a bool, not {type(dry_run).__name__}")
-        actor = _layout.validate_note("actor", actor)
-        reason = _layout.validate_note("reason", reason)
+        actor = _layout.validate_note(ACTOR, actor)  # the command line's --actor, --reason
+        reason = _layout.validate_note(REASON, reason)
 
         async def write(
             target: AliasTarget, action: str, if_update_at: datetime, note: str

@@ -10,11 +10,14 @@ nothing mocked.
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from tests.conftest import RepoFactory, TableRepoFactory
@@ -288,3 +291,41 @@ async def test_concurrent_first_requests_create_one_client_of_each_service(
         assert sorted(session.services()) == (
             ["dynamodb", "s3"] if backend == "dynamodb" else ["s3"]
         )
+
+
+# -- an unreachable endpoint --------------------------------------------------------------
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.both_backends
+async def test_an_unreachable_endpoint_is_told_once_per_repository_while_it_retries(
+    make_repo: RepoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first connection failure that botocore will retry is one INFO record on
+    versioned_async.retries (a command line shows it to a person waiting); none
+    when no retry is left to make."""
+    caplog.set_level(logging.INFO, logger="versioned_async.retries")
+    dead = closed_port_url()
+
+    def told() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if r.name == "versioned_async.retries"]
+        caplog.clear()
+        return found
+
+    retrying = AioConfig(retries={"mode": "standard", "total_max_attempts": 3})
+    async with make_repo(endpoint_url=dead, client_config=retrying) as repo:
+        for _ in range(2):
+            with pytest.raises(exc.BackendUnavailableError):
+                await repo.list_artifact_names()
+    assert told() == [f"cannot reach {dead} (EndpointConnectionError); retrying..."]
+
+    once = AioConfig(retries={"mode": "standard", "total_max_attempts": 1})
+    async with make_repo(endpoint_url=dead, client_config=once) as repo:
+        with pytest.raises(exc.BackendUnavailableError):
+            await repo.list_artifact_names()
+    assert told() == []

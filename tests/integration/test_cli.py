@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import pty
 import shutil
@@ -32,6 +33,7 @@ import versioned_async.demo
 from tests.conftest import BUCKET, REGION, TABLE
 from versioned_async import Alias, Repository, exc
 from versioned_async.cli import EXIT_CODES, ExitCode, exit_code_for, main
+from versioned_async.cli.logs import log_line
 
 SCRIPT = shutil.which("versioned-async", path=str(Path(sys.executable).parent)) or ""
 
@@ -221,9 +223,19 @@ def test_put_from_file_publish_versions_names(cli: Run, endpoint_url: str, tmp_p
 
 def test_empty_listings(cli: Run) -> None:
     assert as_json(cli("names", "--json")) == []
-    assert as_json(cli("versions", "nothing", "--json")) == []
-    assert cli("versions", "nothing").stdout == ""
     assert as_json(cli("alias", "list", "nothing", "--json")) == []
+
+
+def test_versions_of_a_missing_artifact_exits_3_like_get(cli: Run) -> None:
+    for args in (("versions", "nothing"), ("versions", "nothing", "--json")):
+        result = cli(*args, code=ExitCode.NOT_FOUND)
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "error: artifact 'nothing' not found: `versioned-async put nothing FILE` creates it"
+        ]
+    assert_one_error_line(cli("get", "nothing", code=ExitCode.NOT_FOUND), "'nothing'")
+    cli("put", "something", input=b"x")
+    assert [a["version"] for a in as_json(cli("versions", "something", "--json"))] == ["LATEST"]
 
 
 def test_binary_content_round_trips_through_stdin_and_stdout(cli: Run) -> None:
@@ -434,7 +446,7 @@ def test_purge_all_asks_first(cli: Run) -> None:
         "name": "gone2",
         "purged": True,
     }
-    assert as_json(cli("versions", "gone2", "--json")) == []
+    assert_one_error_line(cli("versions", "gone2", "--json", code=3), "'gone2' not found")
 
 
 # -- errors --------------------------------------------------------------------------
@@ -449,6 +461,73 @@ def test_not_found_exits_3(cli: Run, endpoint_url: str) -> None:
     result = invoke(endpoint_url, "--table", "no-such-table", "versions", "x")
     assert result.exit_code == 3, result.output
     assert_one_error_line(result, "bootstrap")
+
+
+def test_errors_name_commands_and_flags_not_python_methods(cli: Run, endpoint_url: str) -> None:
+    """The library's advice, in the words of the command line (str() keeps Python's)."""
+    bootstrap = "; create the repository with `versioned-async bootstrap`"
+    for args, env in (
+        (("--table", "no-such-table", "versions", "x"), {}),
+        (("--backend", "s3", "--bucket", "no-such-bucket", "names"), {"VERSIONED_TABLE": ""}),
+    ):
+        result = invoke(endpoint_url, *args, env=env)
+        assert result.exit_code == ExitCode.NOT_FOUND, result.output
+        assert_one_error_line(result)
+        assert result.stderr.rstrip("\n").endswith(bootstrap), result.stderr
+        assert "await" not in result.stderr
+    cli("put", "my model", input=b"1")
+    cli("publish", "my model")
+
+    def says(code: int, *args: str) -> str:
+        lines = cli(*args, code=code).stderr.splitlines()
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    assert says(3, "alias", "get", "my model", "prod") == (
+        "error: artifact 'my model' has no alias 'prod': "
+        "`versioned-async alias set 'my model' prod VERSION` creates it"
+    )
+    set_prod = ("alias", "set", "my model", "prod", "1")
+    assert says(2, *set_prod, "--canary", "LATEST", "--weight", "150") == (
+        "error: --weight must be from 0 to 99 (percent of traffic), got 150"
+    )
+    assert says(2, *set_prod, "--canary", "LATEST") == (
+        "error: --canary needs --weight: the percent of traffic (0 to 99) the canary gets"
+    )
+    assert says(2, *set_prod, "--weight", "10") == (
+        "error: --weight goes with --canary: the version that gets that percent"
+    )
+    assert says(2, *set_prod, "--canary", "1", "--weight", "10") == (
+        "error: version '1' and --canary '1' must differ"
+    )
+    assert says(2, "get", "my model", "--version", "1", "--alias", "prod") == (
+        "error: give --version or --alias, not both"
+    )
+
+
+def test_content_type_actor_and_a_missing_folder_are_named_as_flags_and_commands(
+    cli: Run, tmp_path: Path
+) -> None:
+    cli("put", "m", input=b"1")
+    cli("publish", "m")
+    cli("put", "m", input=b"2")
+    cli("publish", "m")
+    cli("alias", "set", "m", "prod", "1")
+    result = cli("put", "m", "--content-type", "bad", input=b"x", code=2)
+    assert result.stderr.splitlines() == [
+        "error: --content-type 'bad' must be a MIME type such as 'application/octet-stream' "
+        "(printable ASCII, no trailing white space)"
+    ]
+    result = cli("rollout", "m", "prod", "2", "--actor", "a" * 1025, code=2)
+    assert result.stderr.splitlines() == [
+        "error: --actor must be at most 1024 characters, got 1025"
+    ]
+    missing = tmp_path / "no-such-dir"
+    result = cli("get", "m", "-o", str(missing / "out"), code=1)
+    assert result.stderr.splitlines() == [
+        f"error: the folder {missing} does not exist: create it first "
+        "(`versioned-async get -o` writes one file and creates no folders)"
+    ]
 
 
 def test_invalid_input_exits_2(cli: Run, tmp_path: Path) -> None:
@@ -563,6 +642,52 @@ def test_console_script_moves_a_large_file_without_progress_off_a_terminal(
     assert b"Traceback" not in missing.stderr
 
 
+def test_library_warnings_are_warning_lines_on_stderr(endpoint_url: str, tmp_path: Path) -> None:
+    """A warning the library logs (here: a damaged cache file, fetched again) is one
+    `warning:` line on stderr, not Python's bare last-resort output."""
+    env = script_env(endpoint_url, VERSIONED_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [SCRIPT, *args],
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run("bootstrap")
+    sha256 = json.loads(run("put", "m", "-", "--json", input="hello").stdout)["sha256"]
+    run("publish", "m")
+    first = tmp_path / "first"
+    assert run("get", "m", "--version", "1", "-o", str(first)).stderr == f"wrote {first}\n"
+    (stored,) = (tmp_path / "cache").rglob("*.val")
+    stored.write_bytes(b"X")
+    again = tmp_path / "again"
+    done = run("get", "m", "--version", "1", "-o", str(again))
+    assert done.stderr.splitlines() == [
+        f"warning: cached content {sha256} is damaged; fetching it again",
+        f"wrote {again}",
+    ]
+    assert again.read_bytes() == b"hello"
+
+
+def test_library_log_lines_are_one_line_with_no_traceback() -> None:
+    record = logging.LogRecord("versioned_async", logging.WARNING, "f", 1, "a %s\n b", ("x",), None)
+    assert log_line(record) == "warning: a x b"
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        failed = logging.LogRecord(
+            "versioned_async", logging.ERROR, "f", 1, "subscriber failed", (), sys.exc_info()
+        )
+    assert log_line(failed) == "error: subscriber failed: ValueError: bad thing"
+
+
 def read_all(fd: int, into: bytearray) -> None:
     while True:
         try:
@@ -670,3 +795,105 @@ def test_serve_local_runs_a_moto_server_until_stopped(
     assert proc.wait(timeout=30) == 0
     assert proc.stderr is not None
     assert "moto server stopped" in proc.stderr.read()
+
+
+def test_serve_local_on_a_port_in_use_exits_at_once_and_names_the_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        done = subprocess.run(
+            [SCRIPT, "serve-local", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == ExitCode.ERROR, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use by another program: stop it, or pick "
+        "another port with --port (--port 0 picks a free one)"
+    ]
+
+
+#: the command line in a process where moto cannot be imported (the `local` extra missing)
+WITHOUT_MOTO = (
+    "import sys; sys.modules['moto'] = None; "
+    "from versioned_async.cli import main; main(prog_name='versioned-async')"
+)
+
+
+@pytest.mark.parametrize("command", ["serve-local", "demo"])
+def test_without_the_local_extra_demo_and_serve_local_say_how_to_install_it(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MOTO, command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == ExitCode.ERROR, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "error: the embedded moto server needs moto: pip install 'versioned_async[local]'"
+    )
+    if command == "demo":
+        assert lines[0].endswith(
+            "; or run the demo elsewhere: --endpoint-url URL (any S3 "
+            "and DynamoDB endpoint), or --aws (your AWS account)"
+        )
+
+
+def stderr_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` with its stderr on a pseudo-terminal; its exit code and what it wrote."""
+    controller, terminal = pty.openpty()
+    seen = bytearray()
+    reader = threading.Thread(target=read_all, args=(controller, seen), daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            argv, env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=120, check=False
+        )
+    finally:
+        os.close(terminal)
+    reader.join(timeout=10)
+    os.close(controller)
+    return done.returncode, seen.decode().replace("\r\n", "\n")
+
+
+def test_an_unreachable_endpoint_says_once_on_a_terminal_that_it_retries() -> None:
+    """Backing off can take ~20 s before the error: a person at a terminal is told
+    why, once; a pipe, --json and a call with no retry to make get no such line."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    env = script_env(dead)
+    notice = f"warning: cannot reach {dead} (EndpointConnectionError); retrying..."
+
+    code, stderr = stderr_on_a_terminal([SCRIPT, "--max-attempts", "3", "names"], env)
+    assert code == ExitCode.UNAVAILABLE
+    lines = stderr.splitlines()
+    assert lines[0] == notice, stderr
+    assert len(lines) == 2, stderr
+    assert lines[1].startswith("error: "), stderr
+    assert "could not reach" in lines[1]
+
+    for argv in (
+        [SCRIPT, "--max-attempts", "3", "names", "--json"],  # a program reads the output
+        [SCRIPT, "--max-attempts", "1", "names"],  # nothing is retried
+    ):
+        code, stderr = stderr_on_a_terminal(argv, env)
+        assert code == ExitCode.UNAVAILABLE
+        assert [line[:7] for line in stderr.splitlines()] == ["error: "], stderr
+
+    piped = subprocess.run(
+        [SCRIPT, "--max-attempts", "3", "names"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == ExitCode.UNAVAILABLE
+    assert [line[:7] for line in piped.stderr.splitlines()] == ["error: "], piped.stderr

@@ -105,6 +105,31 @@ def test_a_failing_check_command_rolls_back_and_exits_non_zero(
     assert actions(endpoint_url)[:3] == ["rollback", "rollout", "rollout"]
 
 
+def test_a_failed_rollout_in_a_process_prints_one_error_line_in_cli_words(
+    cli: Run, endpoint_url: str
+) -> None:
+    """As a user runs it: no log line from the put-back before the error, and the error
+    tells of the --check command, not of a Python check returning False."""
+    published(cli)
+    cli("alias", "set", "app", "prod", "1")
+    done = subprocess.run(
+        [test_cli.SCRIPT, "rollout", "app", "prod", "2", "--bake-seconds=0", "--check=exit 3"],
+        env=test_cli.script_env(endpoint_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: roll-out of alias 'prod' of 'app' failed at 10%: the --check command exited "
+        "with 3; the alias was rolled back to where it started (see `versioned-async alias "
+        "history app prod`)"
+    ]
+    assert "step 1/3  1 (+2 at 10%)  unhealthy (check exited with 3)" in done.stdout
+    assert target(endpoint_url) == ("1", None, None)
+
+
 def test_a_healthy_check_sees_the_final_state_and_json_holds_the_result(
     cli: Run, endpoint_url: str, tmp_path: Path
 ) -> None:
@@ -186,6 +211,21 @@ def test_bad_steps_and_targets_are_usage_errors(cli: Run, endpoint_url: str) -> 
         in cli("rollout", "app", "prod", "2", "--bake-seconds", "-1", code=2).stderr
     )
     assert actions(endpoint_url) == ["put"]
+
+
+def test_bad_steps_are_named_as_the_steps_flag(cli: Run) -> None:
+    published(cli)
+    cli("alias", "set", "app", "prod", "1")
+    for steps, why in (
+        ("10,50", "must end at 100 (all traffic on the new version), got 10,50"),
+        ("50,10,100", "must be strictly increasing, got 50,10,100"),
+        ("0,100", "must each be from 1 to 100 (percent), got 0 in 0,100"),
+    ):
+        result = cli("rollout", "app", "prod", "2", "--steps", steps, code=2)
+        assert result.stderr.splitlines() == [f"error: --steps {why}"]
+    long_reason = "x" * 1024
+    result = cli("rollout", "app", "prod", "2", "--reason", long_reason, code=2)
+    assert result.stderr.startswith("error: --reason is too long: "), result.stderr
 
 
 def test_alias_history_limits_and_prints_json(cli: Run) -> None:

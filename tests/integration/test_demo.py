@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from versioned_async.demo import run_demo
@@ -60,3 +61,60 @@ def test_readme_quick_start_command_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert "Started an embedded moto server at http://127.0.0.1:" in result.stdout
     assert "Done: the whole lifecycle ran" in result.stdout
+
+
+def history_actions(text: str) -> list[str]:
+    """The action column of the demo's alias history table, one per change."""
+    return [
+        re.sub(r"\s+", " ", line.split("│")[2]).strip()
+        for line in text.splitlines()
+        if re.match(r"│ \d\d:\d\d:\d\d\.\d{3} │", line)
+    ]
+
+
+async def test_the_staged_failure_is_announced_and_sticky_routing_follows_the_rollback(
+    endpoint_url: str,
+) -> None:
+    buffer = io.StringIO()
+    await run_demo(endpoint_url, console=Console(file=buffer, width=200, color_system=None))
+    text = buffer.getvalue()
+    rollout = text[text.index("6. Progressive roll-out") : text.index("7. Automatic rollback")]
+    announced = rollout.index("Staged: this demo's health check fails on purpose at 50%")
+    assert announced < rollout.index("production -> v2 (90%) + v3 (10%)")
+    assert "check failed (staged, as announced): " in rollout
+    lines = rollout.splitlines()
+    assert lines[-2] == (
+        "sticky routing by key after the rollback (production -> v2): "
+        "user-17 -> v2, user-42 -> v2, user-99 -> v2"
+    ), rollout
+    during = re.search(r"sticky routing by key at 50% \(.*\): (.*)", rollout)
+    assert during, rollout
+    assert "-> v3" in during.group(1)  # some keys went to the canary while it ran
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_the_history_table_keeps_every_column_on_a_narrow_terminal(columns: int) -> None:
+    """`versioned-async demo` at COLUMNS=80 and 100: every column of the history table
+    is there, when and action whole; the long cells wrap instead."""
+    script = Path(sys.executable).parent / "versioned-async"
+    result = subprocess.run(
+        [str(script), "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": str(columns)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    table = text[text.index("history of production") : text.index("8. Retention")]
+    header = next(line for line in table.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.strip("┃").split("┃")] == [
+        "when (UTC)",
+        "action",
+        "from",
+        "to",
+        "reason",
+    ]
+    assert history_actions(table) == ["rollback", "rollout", "rollout", "put", "put"], table
+    assert max(len(line) for line in text.splitlines()) <= columns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -204,6 +205,33 @@ async def test_a_failed_write_mid_rollout_puts_back_and_reraises(repo: Repositor
     changes = await history(repo)
     assert [c.action for c in changes] == ["rollback", "rollout", "put"]
     assert "failed: ArtifactNotFoundError" in (changes[0].reason or "")
+
+
+async def test_the_put_back_is_logged_as_a_warning_only_when_the_error_does_not_say_it(
+    repo: Repository, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RolloutFailedError says the alias was put back, so its put-back is INFO; an error
+    from a write (or a cancellation) does not, so the put-back is a WARNING."""
+    caplog.set_level(logging.INFO, logger="versioned_async")
+    await published(repo)
+    await repo.put_alias("app", "prod", 1)
+
+    def put_backs() -> list[int]:
+        found = [r.levelno for r in caplog.records if "put back as it started" in r.getMessage()]
+        caplog.clear()
+        return found
+
+    with pytest.raises(RolloutFailedError):
+        await repo.rollout("app", "prod", 2, bake_seconds=0, check=Checks(False))
+    assert put_backs() == [logging.INFO]
+
+    async def new_version_deleted(alias: Alias) -> bool:
+        await repo.delete_artifact_version("app", 2)
+        return True
+
+    with pytest.raises(ArtifactNotFoundError):
+        await repo.rollout("app", "prod", 2, bake_seconds=0, check=new_version_deleted)
+    assert put_backs() == [logging.WARNING]
 
 
 async def test_cancelling_during_a_check_puts_back_and_propagates(repo: Repository) -> None:

@@ -56,10 +56,12 @@ def test_only_no_room_errors_are_a_full_disk() -> None:
 
 
 def test_a_full_disk_says_what_to_do_in_the_words_of_the_interface() -> None:
-    text = advice(CacheFault.FULL)
+    text = advice(CacheFault.FULL).python
     assert "free space" in text
     assert "size_limit" in text
     assert "--cache-dir" in text
+    cli = advice(CacheFault.FULL).cli  # the command line has no size_limit, no LocalCache
+    assert cli == "free space on that disk, or point the cache elsewhere with --cache-dir"
 
 
 def test_disk_full_error_is_a_versioned_error_and_an_os_error_that_pickles() -> None:

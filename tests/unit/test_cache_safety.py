@@ -87,10 +87,14 @@ def test_a_symlink_or_a_file_in_place_of_a_folder_is_refused() -> None:
 def test_the_advice_says_what_to_do() -> None:
     owned = judge_folder(DIR | 0o700, OTHER, me=ME, top=True).refuse
     assert owned is not None
-    assert folder_advice("/c", ME, owned).startswith(f"chown -R {ME} /c")
+    assert folder_advice("/c", ME, owned).python.startswith(f"chown -R {ME} /c")
+    assert folder_advice("/c", ME, owned).cli == (
+        f"chown -R {ME} /c if it is yours, or pass another --cache-dir"
+    )
     link = judge_folder(LINK | 0o777, ME, me=ME, top=False).refuse
     assert link is not None
-    assert "another cache directory" in folder_advice("/c/x", ME, link)
+    assert "another cache directory" in folder_advice("/c/x", ME, link).python
+    assert folder_advice("/c/x", ME, link).cli.endswith("or pass another --cache-dir")
 
 
 # -- the folders above the cache directory ---------------------------------------------------
@@ -139,8 +143,9 @@ def test_the_advice_for_an_ancestor_says_what_to_do() -> None:
     refuse = judge_ancestor(DIR | 0o755, OTHER, me=ME).refuse
     assert refuse is not None
     advice = folder_advice("/srv/x", ME, refuse, ancestor=True)
-    assert "a folder of your own" in advice
-    assert "chown" not in advice  # not ours to take over
+    assert "a folder of your own" in advice.python
+    assert "chown" not in advice.python  # not ours to take over
+    assert advice.cli == f"pass a --cache-dir inside a folder of your own (uid {ME})"
 
 
 # -- fingerprints ----------------------------------------------------------------------------

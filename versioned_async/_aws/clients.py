@@ -17,6 +17,7 @@ with unusable settings fails to open, as when its clients were made up front.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
@@ -32,7 +33,14 @@ from .._s3_options import S3Options
 from ..exc import InvalidArgumentError, RepositoryClosedError
 from .errors import aws_errors
 
-__all__ = ["NOT_OPEN", "AwsClients", "default_config"]
+__all__ = ["NOT_OPEN", "RETRIES_LOGGER", "AwsClients", "default_config", "will_retry"]
+
+#: the logger of "cannot reach the endpoint; retrying" (INFO, once per repository): a
+#: command line shows it to a person waiting at a terminal, a service need not log it
+RETRIES_LOGGER = "versioned_async.retries"
+_retries_log = logging.getLogger(RETRIES_LOGGER)
+#: botocore's failures to connect at all (a timeout to connect is one of them)
+_UNREACHABLE = (bce.EndpointConnectionError, bce.ConnectTimeoutError)
 
 #: what using a repository that is not open raises
 NOT_OPEN = "the Repository is not open: use `async with repo:` (or `await repo.open()`)"
@@ -57,6 +65,14 @@ def default_config(max_pool_connections: int, endpoint_url: str | None) -> AioCo
         read_timeout=60,
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
+
+
+def will_retry(attempts: int, total_max_attempts: object) -> bool:
+    """Whether botocore retries after attempt number ``attempts`` failed, given its
+    ``total_max_attempts`` setting (not an int: unknown, as in legacy mode: it does)."""
+    if isinstance(total_max_attempts, int) and not isinstance(total_max_attempts, bool):
+        return attempts < total_max_attempts
+    return True
 
 
 @contextmanager
@@ -112,6 +128,7 @@ class AwsClients:
         self._clients: dict[str, Any] = {}
         self._creating = asyncio.Lock()
         self._closed = False
+        self._told_unreachable = False
         with _creation_errors(f"creating the {' and '.join(services)} clients", endpoint_url):
             self._check(services)
 
@@ -165,9 +182,37 @@ class AwsClients:
             )
         if self._testing:  # the pace of the moment the repository was opened
             _pacing.pace_client(client, testing=True)
+        total = (client.meta.config.retries or {}).get("total_max_attempts")
+        client.meta.events.register(
+            "needs-retry", lambda **event: self._tell_unreachable(total, **event)
+        )
         if service == "s3" and self._s3_options is not None:
             self._s3_options.install(client)
         return client
+
+    def _tell_unreachable(
+        self,
+        total_max_attempts: object,
+        *,
+        caught_exception: BaseException | None = None,
+        attempts: int = 0,
+        endpoint: Any = None,
+        **_: Any,
+    ) -> None:
+        """On botocore's ``needs-retry``: the first time a client of this repository
+        cannot connect and botocore will try again, log it (INFO, on
+        :data:`RETRIES_LOGGER`). Backing off between attempts can take ~20 s before
+        the error; this is what tells a person waiting why. Returns ``None``, so it
+        never changes botocore's decision."""
+        if self._told_unreachable or not isinstance(caught_exception, _UNREACHABLE):
+            return
+        if not will_retry(attempts, total_max_attempts):
+            return
+        self._told_unreachable = True
+        where = redact_url(getattr(endpoint, "host", None)) or "AWS"
+        _retries_log.info(
+            "cannot reach %s (%s); retrying...", where, type(caught_exception).__name__
+        )
 
     async def aclose(self) -> None:
         """Close every client created (and one being created now). Safe to call twice."""

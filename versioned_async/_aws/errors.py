@@ -19,6 +19,7 @@ import aiohttp
 import botocore.exceptions as bce
 
 from .._redact import redact_text
+from .._wording import BOOTSTRAP, Words
 from ..exc import (
     BackendError,
     BackendUnavailableError,
@@ -171,8 +172,7 @@ def aws_errors(what: str) -> Iterator[None]:
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in ("NoSuchBucket", "ResourceNotFoundException"):
             raise RepositoryNotFoundError(
-                f"{what}: {err.response['Error'].get('Message', code)}; "
-                "create the repository with `await repo.bootstrap()`"
+                f"{what}: {err.response['Error'].get('Message', code)}; ", BOOTSTRAP
             ) from err
         if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
             raise BackendError(
@@ -201,8 +201,11 @@ def aws_errors(what: str) -> Iterator[None]:
         ) from scrub(err)
     except bce.NoRegionError as err:
         raise InvalidArgumentError(
-            f"{redact_text(what)}: no AWS region is configured; pass aws_region= to the repository "
-            "(--region on the command line) or set AWS_DEFAULT_REGION"
+            f"{redact_text(what)}: no AWS region is configured; ",
+            Words(
+                "pass aws_region= to the repository (--region on the command line)", "pass --region"
+            ),
+            " or set AWS_DEFAULT_REGION",
         ) from err
     except bce.NoCredentialsError as err:
         raise BackendError(

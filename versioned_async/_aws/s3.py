@@ -24,6 +24,7 @@ import attrs
 import botocore.exceptions as bce
 
 from .. import _layout, _pacing
+from .._wording import BOOTSTRAP
 from ..exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
 from . import s3_upload
 from .clients import AwsClients
@@ -409,8 +410,7 @@ class ObjectStore:
                 if error_code(err) not in _NO_BUCKET:
                     raise
                 raise RepositoryNotFoundError(
-                    f"bucket {self.bucket} does not exist; "
-                    "create the repository with `await repo.bootstrap()`"
+                    f"bucket {self.bucket} does not exist; ", BOOTSTRAP
                 ) from err
 
     async def ensure_bucket(self, region: str | None) -> bool:

@@ -28,6 +28,7 @@ from .._table_writes import (
     PutAliasIfUnchanged,
     TableWrite,
 )
+from .._wording import CANARY, WEIGHT
 from ..exc import InvalidArgumentError
 from . import history as _history
 
@@ -46,16 +47,15 @@ def alias_target(
     primary = _layout.encode_version(version)
     if secondary_version is None:
         if secondary_version_weight is not None:
-            raise InvalidArgumentError(
-                "secondary_version_weight is only allowed with a secondary_version"
-            )
+            raise InvalidArgumentError(WEIGHT, " is only allowed with a ", CANARY)
         return primary, None, None
     secondary = _layout.encode_version(secondary_version)
     weight = _layout.validate_weight(secondary_version_weight)
     if secondary == primary:
         raise InvalidArgumentError(
-            f"version {_layout.decode_version(primary)!r} and secondary_version "
-            f"{_layout.decode_version(secondary)!r} must differ"
+            f"version {_layout.decode_version(primary)!r} and ",
+            CANARY,
+            f" {_layout.decode_version(secondary)!r} must differ",
         )
     return primary, secondary, weight
 

@@ -24,6 +24,8 @@ import stat
 
 import attrs
 
+from .._wording import Words
+
 __all__ = [
     "Fingerprint",
     "AncestorVerdict",
@@ -130,14 +132,23 @@ def judge_ancestor(mode: int, uid: int, *, me: int) -> AncestorVerdict:
 _NOTHING_TO_SAY = AncestorVerdict()
 
 
-def folder_advice(path: str, me: int, refuse: str, *, ancestor: bool = False) -> str:
+def folder_advice(path: str, me: int, refuse: str, *, ancestor: bool = False) -> Words:
     """What the person running the service can do about a refused folder (``ancestor``:
-    one above the cache directory)."""
+    one above the cache directory), in Python's words and the command line's."""
     if ancestor:
-        return f"give LocalCache a cache directory inside a folder of your own (uid {me})"
+        return Words(
+            f"give LocalCache a cache directory inside a folder of your own (uid {me})",
+            f"pass a --cache-dir inside a folder of your own (uid {me})",
+        )
     if "owned by" in refuse:
-        return f"chown -R {me} {path} if it is yours, or give LocalCache another cache directory"
-    return f"remove {path} (LocalCache creates what it needs), or use another cache directory"
+        return Words(
+            f"chown -R {me} {path} if it is yours, or give LocalCache another cache directory",
+            f"chown -R {me} {path} if it is yours, or pass another --cache-dir",
+        )
+    return Words(
+        f"remove {path} (LocalCache creates what it needs), or use another cache directory",
+        f"remove {path} (the cache creates what it needs), or pass another --cache-dir",
+    )
 
 
 # -- content files -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import TypeVar
 import attrs
 
 from .. import _layout
+from .._wording import REASON, STEPS, Words
 from ..exc import (
     ConcurrentModificationError,
     InvalidArgumentError,
@@ -67,22 +68,23 @@ def validate_steps(steps: object) -> tuple[int, ...]:
             f"steps must be a sequence of ints such as (10, 50, 100), not {type(steps).__name__}"
         )
     weights = tuple(steps)
+    given = Words(repr(weights), ",".join(str(w) for w in weights))
     if not weights:
         raise InvalidArgumentError("steps must not be empty: give at least (100,)")
     for weight in weights:
         if isinstance(weight, bool) or not isinstance(weight, int):
             raise InvalidArgumentTypeError(
-                f"steps must be ints (percent of traffic), got {weight!r} in {weights!r}"
+                STEPS, f" must be ints (percent of traffic), got {weight!r} in ", given
             )
         if not 1 <= weight <= 100:
             raise InvalidArgumentError(
-                f"steps must each be from 1 to 100 (percent), got {weight} in {weights!r}"
+                STEPS, f" must each be from 1 to 100 (percent), got {weight} in ", given
             )
     if any(a >= b for a, b in itertools.pairwise(weights)):
-        raise InvalidArgumentError(f"steps must be strictly increasing, got {weights!r}")
+        raise InvalidArgumentError(STEPS, " must be strictly increasing, got ", given)
     if weights[-1] != 100:
         raise InvalidArgumentError(
-            f"steps must end at 100 (all traffic on the new version), got {weights!r}"
+            STEPS, " must end at 100 (all traffic on the new version), got ", given
         )
     return weights
 
@@ -130,8 +132,9 @@ def plan(
     longest = max(len(step.reason) for step in steps)
     if longest > limit:
         raise InvalidArgumentError(
-            f"reason is too long: with the step description it takes {longest} of the "
-            f"{limit} characters a history record keeps; shorten it"
+            REASON,
+            f" is too long: with the step description it takes {longest} of the "
+            f"{limit} characters a history record keeps; shorten it",
         )
     return steps
 
@@ -157,17 +160,22 @@ async def run(
 
     On a failed check (``False`` or an exception) the alias is put back to
     ``start_target`` and :class:`RolloutFailedError` raised, chained from the
-    check's exception. On a write error or a cancellation it is put back
-    and the error re-raised. A :class:`ConcurrentModificationError` means
-    someone else moved the alias: their change stands, nothing is put back.
+    check's exception; the put-back is logged at INFO, as that error says it.
+    On a write error or a cancellation it is put back, logged as a WARNING (the
+    error does not say it), and the error re-raised. A
+    :class:`ConcurrentModificationError` means someone else moved the alias:
+    their change stands, nothing is put back.
     A write in flight when the roll-out is cancelled is awaited first, so the
     put-back knows which state it replaces.
     """
     written: list[Alias] = []
 
-    async def put_back(step: Step, why: str) -> None:
+    async def put_back(step: Step, why: str, *, told: bool = False) -> None:
+        # a warning, unless the error raised next says it (told): a failed check's
+        # RolloutFailedError does; a write error or a cancellation does not
         note = abort_reason(step, why, reason, limit)
-        log.warning("roll-out of alias %r of %r: %s", start.alias, start.name, note)
+        level = logging.INFO if told else logging.WARNING
+        log.log(level, "roll-out of alias %r of %r: %s", start.alias, start.name, note)
         await write(start_target, _history.ROLLBACK, written[-1].update_at, note)
 
     async def write_step(step: Step) -> None:
@@ -206,7 +214,8 @@ async def run(
     if failure is None:
         return written
     why, cause = failure
-    await _to_the_end(put_back(step, why))  # a ConcurrentModificationError: theirs stands
+    # a ConcurrentModificationError: theirs stands
+    await _to_the_end(put_back(step, why, told=True))
     raise RolloutFailedError(start.name, start.alias, step.weight, why) from cause
 
 

@@ -173,12 +173,14 @@ class Database:
                 if fault is CacheFault.LOCKED:
                     raise CacheUnavailableError(
                         f"the local cache database {folder / 'cache.db'} is locked by another "
-                        f"process ({err or 'timed out'}): {failures.advice(fault)}"
+                        f"process ({err or 'timed out'}): ",
+                        failures.advice(fault),
                     ) from err
                 if fault is not CacheFault.DAMAGED or attempt:
                     raise CacheUnavailableError(
                         f"the local cache database {folder / 'cache.db'} cannot be opened "
-                        f"({err}): {failures.advice(fault)}"
+                        f"({err}): ",
+                        failures.advice(fault),
                     ) from err
                 self._move_aside(folder, err, seen)
                 continue
@@ -255,7 +257,7 @@ class Database:
             type(err).__name__,
             err or "timed out",
             BYPASS_SECONDS,
-            failures.advice(fault),
+            failures.advice(fault).python,
         )
 
     @contextlib.contextmanager
@@ -267,7 +269,8 @@ class Database:
             fault = failures.classify(err)
             raise CacheUnavailableError(
                 f"could not {what} in {self.directory}: its database is {fault.value} "
-                f"({err or 'timed out'}); {failures.advice(fault)}"
+                f"({err or 'timed out'}); ",
+                failures.advice(fault),
             ) from err
 
     def content_size(self) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._policy import cache_safety as _cache_safety
+from .._wording import Words
 from ..exc import CacheDirectoryError
 
 __all__ = ["secure_directory"]
@@ -62,7 +63,10 @@ def secure_directory(directory: Path, folders: Sequence[str]) -> Path:
                     str(directory),
                     folder,
                     f"is writable by other users and could not be made private ({err})",
-                    f"chmod 700 {folder}, or give LocalCache another cache directory",
+                    Words(
+                        f"chmod 700 {folder}, or give LocalCache another cache directory",
+                        f"chmod 700 {folder}, or pass another --cache-dir",
+                    ),
                 ) from err
             log.warning(
                 "cache folder %s was open to other users (mode %o); made it private (%o)",

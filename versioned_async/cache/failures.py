@@ -16,6 +16,7 @@ import sqlite3
 
 import diskcache
 
+from .._wording import Words
 from ..exc import CacheUnavailableError
 
 __all__ = ["CacheFault", "advice", "classify", "is_disk_full"]
@@ -70,21 +71,27 @@ def classify(err: BaseException) -> CacheFault:
     return CacheFault.OTHER
 
 
-def advice(fault: CacheFault) -> str:
-    """What the operator can do about ``fault``, in the words of the interface."""
+def advice(fault: CacheFault) -> Words:
+    """What the operator can do about ``fault``, in the words of each interface."""
     if fault is CacheFault.FULL:
-        return (
+        return Words(
             "free space on that disk, lower LocalCache's size_limit, or point the cache "
-            "elsewhere (LocalCache(directory=...), or --cache-dir)"
+            "elsewhere (LocalCache(directory=...), or --cache-dir)",
+            "free space on that disk, or point the cache elsewhere with --cache-dir",
         )
     if fault is CacheFault.LOCKED:
-        return (
+        return _same(
             "find the process holding its cache.db (e.g. `fuser cache.db`); the cache is "
             "tried again in a while"
         )
     if fault is CacheFault.DAMAGED:
-        return "it is moved aside and a fresh database started; the cache refills from S3"
-    return (
+        return _same("it is moved aside and a fresh database started; the cache refills from S3")
+    return _same(
         "check the disk it is on (free space, file-size limits, errors); "
         "the cache is tried again in a while"
     )
+
+
+def _same(text: str) -> Words:
+    """Advice worded the same for every interface."""
+    return Words(text, text)

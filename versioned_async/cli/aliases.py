@@ -17,7 +17,7 @@ from ..models import Alias, AliasChange
 from ..repository import Repository
 from . import streams
 from .output import emit, json_option, print_lines, print_table, target, when
-from .runtime import Settings
+from .runtime import ExitCode, Settings, fail
 
 
 def _show_aliases(name: str, aliases: Sequence[Alias]) -> None:
@@ -61,6 +61,13 @@ def alias_set(
     as_json: bool,
 ) -> None:
     """Point ALIAS of NAME at VERSION, optionally splitting traffic with --canary."""
+    if canary is not None and weight is None:
+        fail(
+            "--canary needs --weight: the percent of traffic (0 to 99) the canary gets",
+            ExitCode.USAGE,
+        )
+    if weight is not None and canary is None:
+        fail("--weight goes with --canary: the version that gets that percent", ExitCode.USAGE)
     made = settings.run(lambda repo: repo.put_alias(name, alias, version, canary, weight))
     emit(made, as_json, lambda made: _show_aliases(name, [made]))
 

@@ -210,9 +210,15 @@ def get(
 @json_option
 @click.pass_obj
 def versions(settings: Settings, name: str, as_json: bool) -> None:
-    """List the visible versions of NAME: LATEST first, then newest to oldest."""
+    """List the visible versions of NAME: LATEST first, then newest to oldest.
+
+    A NAME with no visible version at all (not even LATEST) does not exist:
+    that is exit code 3, as for `get` of it.
+    """
     found = settings.run(lambda repo: repo.list_artifact_versions(name))
-    emit(found, as_json, lambda found: _show_artifacts(name, found), f"{name!r} has no versions")
+    if not found:
+        raise exc.ArtifactNotFoundError(name)
+    emit(found, as_json, lambda found: _show_artifacts(name, found))
 
 
 @click.command("names")

@@ -6,6 +6,7 @@ runs; the other commands start without it.
 
 from __future__ import annotations
 
+import errno
 import shlex
 import signal
 import sys
@@ -39,7 +40,17 @@ from .runtime import ExitCode, fail
 def demo(demo_endpoint_url: str | None, use_aws: bool, aws_bucket: str, aws_region: str) -> None:
     """Walk through the artifact lifecycle on an embedded moto server."""
     from ..demo import main as run_demo  # noqa: PLC0415 - imports moto only when asked
+    from ..testing import require_moto  # noqa: PLC0415
 
+    if demo_endpoint_url is None and not use_aws:
+        try:
+            require_moto()
+        except ImportError as err:
+            fail(
+                f"{err}; or run the demo elsewhere: --endpoint-url URL (any S3 and DynamoDB "
+                "endpoint), or --aws (your AWS account)",
+                ExitCode.ERROR,
+            )
     run_demo(
         demo_endpoint_url,
         aws=use_aws,
@@ -65,7 +76,16 @@ def serve_local(port: int) -> None:
         server = MotoServer(host="127.0.0.1", port=port)
     except ImportError as err:
         fail(str(err), ExitCode.ERROR)
-    endpoint = server.start()
+    try:
+        endpoint = server.start()
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            raise
+        fail(
+            f"port {port} on 127.0.0.1 is in use by another program: stop it, or pick "
+            "another port with --port (--port 0 picks a free one)",
+            ExitCode.ERROR,
+        )
     stop = threading.Event()
 
     def on_terminate(signum: int, frame: FrameType | None) -> None:

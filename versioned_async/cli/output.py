@@ -20,15 +20,25 @@ from rich.filesize import decimal as human_size
 from rich.table import Table
 
 from ..models import Alias
+from .logs import JSON_OUTPUT
 
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_OUTPUT] = value  # notices for a person watching stay off (cli/logs.py)
+    return value
+
+
 def json_option(f: _F) -> _F:
     """The ``--json`` flag of a command that prints a result (see :func:`emit`)."""
     return click.option(
-        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=_remember_json,
+        help="Print one JSON document on stdout.",
     )(f)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .. import exc
+from .._wording import shell_word
 from ..models import Alias, RolloutResult
 from ..repository import Repository
 from .output import emit, json_option, target, when
@@ -131,6 +132,9 @@ def rollout(
         "reason": reason,
     }
 
+    #: exit statuses of the --check runs that failed (the last one stopped the roll-out)
+    failed_checks: list[int] = []
+
     async def work(repo: Repository) -> RolloutResult:
         plan = await repo.rollout(name, alias, to_version, dry_run=True, **options)
         weights = [
@@ -148,6 +152,7 @@ def rollout(
                 say(f"step {number}/{len(plan.steps)}  {target(step)}")
             return plan
         numbers = {target(step): n for n, step in enumerate(plan.steps, start=1)}
+        failed_checks.clear()
 
         async def check(now: Alias) -> bool:
             status = 0 if command is None else await _run_check(command, now)
@@ -160,6 +165,8 @@ def rollout(
             )
             number = numbers.get(target(now), "?")
             say(f"step {number}/{len(plan.steps)}  {target(now)}  {verdict}")
+            if status != 0:
+                failed_checks.append(status)
             return status == 0
 
         return await repo.rollout(name, alias, to_version, check=check, **options)
@@ -167,6 +174,16 @@ def rollout(
     try:
         result = settings.run_dynamodb(
             "rollout", "keeps no alias history to record the steps and roll back from", work
+        )
+    except exc.RolloutFailedError as err:
+        if not failed_checks or err.__cause__ is not None:
+            raise  # not the --check command's verdict: the library's message says what
+        fail(
+            f"roll-out of alias {alias!r} of {name!r} failed at {err.step}%: the --check "
+            f"command exited with {failed_checks[-1]}; the alias was rolled back to where it "
+            f"started (see `versioned-async alias history {shell_word(name)} "
+            f"{shell_word(alias)}`)",
+            ExitCode.ERROR,
         )
     except exc.ConcurrentModificationError as err:
         moment = "it was deleted" if err.actual is None else f"at {when(err.actual)}"

@@ -21,9 +21,11 @@ from aiobotocore.config import AioConfig
 
 from .. import exc
 from .._base import ArtifactRepository
+from .._wording import Interface
 from ..cache import LocalCache
 from ..repository import Repository
 from ..s3_only import S3OnlyRepository
+from .logs import library_log_lines
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=ArtifactRepository)
@@ -88,10 +90,13 @@ class ErrorsAsExitCodes(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with library_log_lines():
+                return super().invoke(ctx)
         except BrokenPipeError:  # the reader went away (`| head`): click exits quietly
             raise
-        except (exc.VersionedError, OSError) as err:
+        except exc.VersionedError as err:
+            fail(err.message_for(Interface.CLI), exit_code_for(err))
+        except OSError as err:
             fail(str(err), exit_code_for(err))
 
 
