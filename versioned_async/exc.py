@@ -7,6 +7,7 @@ conventions keeps working::
 
     VersionedError
     ├── InvalidArgumentError (ValueError)       a value is not allowed; the message says what is
+    │   └── TableMismatchError                  the table serves another bucket/prefix
     ├── InvalidArgumentTypeError (TypeError)    an argument has the wrong type
     ├── NotFoundError (LookupError)
     │   ├── ArtifactNotFoundError               no such artifact or version (or it is deleted)
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 from datetime import datetime
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "RepositoryClosedError",
     "RepositoryNotFoundError",
     "RolloutFailedError",
+    "TableMismatchError",
     "VersionProtectedError",
     "VersionedError",
 ]
@@ -69,6 +72,75 @@ class VersionedError(Exception):
 
 class InvalidArgumentError(VersionedError, ValueError):
     """An argument has a value that is not allowed."""
+
+
+class TableMismatchError(InvalidArgumentError):
+    """The repository's DynamoDB table records that it serves another bucket or prefix.
+
+    Two repositories on one table mix their versions and aliases (one lists the
+    other's, a publish records versions whose objects are in another bucket), so
+    every read and write of this repository is refused: nothing was written, and
+    nothing the table holds was returned. Raised by the first call that would
+    use the table, by ``bootstrap`` and by ``adopt_table``. ``table`` is the
+    table, ``served_bucket``/``served_prefix`` what its record says it serves,
+    ``bucket``/``prefix`` what this repository was given.
+
+    ``str(error)`` gives the advice in Python's words (the ``Repository``
+    arguments); :attr:`cli_message` in the command line's (its options).
+    """
+
+    def __init__(
+        self, table: str, served_bucket: str, served_prefix: str, bucket: str, prefix: str
+    ) -> None:
+        self.table = table
+        self.served_bucket = served_bucket
+        self.served_prefix = served_prefix
+        self.bucket = bucket
+        self.prefix = prefix
+        super().__init__(self._message(self.advice))
+
+    def _message(self, advice: str) -> str:
+        served = _location(self.served_bucket, self.served_prefix)
+        given = _location(self.bucket, self.prefix)
+        return (
+            f"DynamoDB table {self.table!r} serves the repository in {served}, not this one "
+            f"in {given}: nothing was written, and nothing the table holds was returned; "
+            f"{advice}"
+        )
+
+    @property
+    def advice(self) -> str:
+        """What to do, in the words of the Python API."""
+        return (
+            f"give Repository the table's own s3_bucket={self.served_bucket!r} and "
+            f"s3_prefix={self.served_prefix!r}, or a table of its own with "
+            "dynamodb_table_name=... (bootstrap() creates it)"
+        )
+
+    @property
+    def cli_advice(self) -> str:
+        """What to do, in the words of the ``versioned-async`` command line."""
+        return (
+            f"pass --bucket {shlex.quote(self.served_bucket)} "
+            f"--prefix {shlex.quote(self.served_prefix)}, or a table of its own with "
+            "--table NAME (`versioned-async bootstrap` creates it)"
+        )
+
+    @property
+    def cli_message(self) -> str:
+        """The message with :attr:`cli_advice`: what the command line prints."""
+        return self._message(self.cli_advice)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (self.table, self.served_bucket, self.served_prefix, self.bucket, self.prefix),
+        )
+
+
+def _location(bucket: str, prefix: str) -> str:
+    """``s3://bucket/prefix`` (``s3://bucket/`` for the empty prefix)."""
+    return f"s3://{bucket}/{prefix.strip('/')}"
 
 
 class InvalidArgumentTypeError(VersionedError, TypeError):
