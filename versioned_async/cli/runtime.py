@@ -196,6 +196,8 @@ class Settings:
                     return await work(repo)
 
             return asyncio.run(session())
+        except exc.TableMismatchError as err:  # its advice in the command line's words
+            fail(err.cli_message, exit_code_for(err))
         finally:
             if cache is not None:
                 cache.close()
