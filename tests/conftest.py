@@ -44,6 +44,13 @@ BUCKET = "test-artifacts"
 TABLE = "test-versioned-artifacts"
 #: who the tests' repositories record as making alias changes
 TEST_ACTOR = "tests"
+#: the partition of the table record bootstrap writes (issue 17): the table's, no artifact's
+TABLE_RECORD_PK = "__table"
+
+
+def artifact_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items of a table scan but its record of which repository it serves."""
+    return [item for item in items if item["pk"]["S"] != TABLE_RECORD_PK]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ the read path's :class:`~.cache.reader.VersionSource`.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,12 +33,19 @@ from ._watch import check_polling, watch
 from .cache import LocalCache
 from .cache.cached_reader import content_reader
 from .cache.reader import ContentReader
-from .exc import AliasNotFoundError, InvalidArgumentTypeError, RepositoryClosedError
+from .exc import (
+    AliasNotFoundError,
+    IntegrityError,
+    InvalidArgumentTypeError,
+    NotFoundError,
+    RepositoryClosedError,
+)
 from .models import Alias, Artifact, bind
 
 __all__ = ["ArtifactRepository", "BaseRepository"]
 
 _Repo = TypeVar("_Repo", bound="ArtifactRepository")
+_T = TypeVar("_T")
 
 
 class ArtifactRepository:
@@ -72,7 +79,9 @@ class ArtifactRepository:
         # cache keys name the repository (and its layout): one cache can serve several
         identity = settings.repository_id(layout, table_name)
         #: the one read path: through the cache when there is one, else straight
-        self._reader: ContentReader = content_reader(cache, catalog, identity, self._alias)
+        self._reader: ContentReader = content_reader(
+            cache, catalog.content_source(), identity, self._alias
+        )
         self._aws_clients: AwsClients | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -114,6 +123,27 @@ class ArtifactRepository:
         layout the table too, on-demand). Idempotent."""
         await self._catalog.bootstrap(self.aws_region)
 
+    async def check_table(self) -> bool:
+        """Whether the DynamoDB table records that it serves this repository (its bucket
+        and prefix). In the S3-only layout, which has no table: ``False``, no request.
+
+        ``False``: the table records no repository (made by `versioned` 1.0, or
+        before versioned_async recorded one); such a table works as it always did,
+        and :meth:`~versioned_async.Repository.adopt_table` records this repository.
+        Raises :class:`~versioned_async.exc.TableMismatchError` when it records
+        another bucket or prefix: then every call of this repository that uses the
+        table raises it, before writing anything or returning what the table holds.
+
+        The first call of a repository that uses the table makes this check (one
+        GetItem), and the answer is kept for the repository's lifetime: call it
+        yourself to fail at start-up rather than at the first request. Content
+        reads (``get_content``, ``get_alias_content``, ``download``) do not wait
+        for it, since their content is checked against its sha256 on arrival (a
+        restart served by the local cache still makes no request); they check
+        before raising an error.
+        """
+        return await self._catalog.check_serves()
+
     # -- reading content: façade -> reader -> catalog -----------------------------------
 
     async def get_content(self, name: str, version: VersionLike = None) -> bytes:
@@ -124,7 +154,8 @@ class ArtifactRepository:
         TTL is read from local disk without any request.
         """
         _layout.validate_name(name)
-        return await self._reader.get_content(name, _layout.encode_version(version))
+        stored = _layout.encode_version(version)
+        return await self._content(self._reader.get_content(name, stored))
 
     async def get_alias_content(
         self, name: str, alias: str, routing_key: str | bytes | None = None
@@ -134,7 +165,22 @@ class ArtifactRepository:
         Cold, this costs two round trips: the alias, then the version lookup
         and the download together. With a cache, none inside the TTL.
         """
+        return await self._content(self._alias_content(name, alias, routing_key))
+
+    async def _alias_content(self, name: str, alias: str, routing_key: str | bytes | None) -> bytes:
         return await self._reader.get_content(name, await self._route(name, alias, routing_key))
+
+    async def _content(self, read: Awaitable[_T]) -> _T:
+        """``read``, a content read, which does not wait for the check that the table
+        serves this repository: its answer is content checked against the sha256
+        recorded, from this repository's bucket. Its errors are not: a version or alias
+        missing, or content that does not match, may mean the table serves another
+        repository, so that is checked (once per repository) before they are raised."""
+        try:
+            return await read
+        except (NotFoundError, IntegrityError):
+            await self._catalog.check_serves()
+            raise
 
     async def download(
         self,
@@ -153,22 +199,36 @@ class ArtifactRepository:
         """
         _layout.validate_name(name)
         target = download_target(path, version, alias)
+        await self._content(self._download(name, target, version, alias, routing_key))
+        return target
+
+    async def _download(
+        self,
+        name: str,
+        target: Path,
+        version: VersionLike,
+        alias: str | None,
+        routing_key: str | bytes | None,
+    ) -> None:
         stored = (
             _layout.encode_version(version)
             if alias is None
             else await self._route(name, alias, routing_key)
         )
         await self._reader.download(name, stored, target)
-        return target
 
     async def resolve_alias(self, name: str, alias: str) -> Alias:
         """The alias as the read path sees it: from the cache within the TTL, and the
         last known one when AWS is down (stale-if-error). Without a cache, ``get_alias``.
 
-        For routing many keys, resolve once and call ``choose_version`` per key.
+        For routing many keys, resolve once and call ``choose_version`` per key. In the
+        DynamoDB layout the first call of a repository checks that its table serves it
+        (one GetItem, see :meth:`~versioned_async.Repository.check_table`): an alias is
+        metadata, not content checked on arrival.
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
+        await self._catalog.check_serves()
         return await self._reader.resolve_alias(name, alias)
 
     async def _route(self, name: str, alias: str, routing_key: str | bytes | None) -> str:

@@ -177,6 +177,14 @@ def holds_pk(name: str) -> str:
     return f"__{name}-holds"
 
 
+#: the key of the table record: which bucket and prefix the table serves
+#: (:mod:`._policy.table_record`). ``__`` starts no artifact name, and the key ends in
+#: neither ``-alias`` nor ``-holds``: no query of either library (``pk = name``,
+#: ``pk = "__{name}-alias"``) ever meets it.
+TABLE_RECORD_PK: Final = "__table"
+TABLE_RECORD_SK: Final = "serves"
+
+
 def name_from_alias_pk(pk: str) -> str:
     """Inverse of :func:`alias_pk`."""
     return pk.removeprefix("__").removesuffix("-alias")

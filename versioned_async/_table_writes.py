@@ -18,10 +18,18 @@ from datetime import datetime
 
 import attrs
 
-from ._codec.records import AliasItem, ChangeToken, HistoryItem, HoldItem, VersionItem
+from ._codec.records import (
+    AliasItem,
+    ChangeToken,
+    HistoryItem,
+    HoldItem,
+    TableRecord,
+    VersionItem,
+)
 
 __all__ = [
     "AppendHistory",
+    "ClaimTable",
     "CompleteReservation",
     "DeleteAliasIfUnchanged",
     "PinVersion",
@@ -197,6 +205,17 @@ class AppendHistory:
     record: HistoryItem
 
 
+# -- the table itself ---------------------------------------------------------------
+
+
+@attrs.frozen
+class ClaimTable:
+    """Record which repository the table serves (``record``), only where no record is:
+    a table that serves one repository is never given to another."""
+
+    record: TableRecord
+
+
 TableWrite = (
     RecordLatest
     | ReserveNumber
@@ -214,4 +233,5 @@ TableWrite = (
     | DeleteAliasIfUnchanged
     | RequireAliasUnchanged
     | AppendHistory
+    | ClaimTable
 )

@@ -7,6 +7,7 @@ conventions keeps working::
 
     VersionedError
     ├── InvalidArgumentError (ValueError)       a value is not allowed; the message says what is
+    │   └── TableMismatchError                  the table serves another bucket/prefix
     ├── InvalidArgumentTypeError (TypeError)    an argument has the wrong type
     ├── NotFoundError (LookupError)
     │   ├── ArtifactNotFoundError               no such artifact or version (or it is deleted)
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 from datetime import datetime
 
 from ._wording import DOWNLOAD, Interface, Part, Words, create_alias, create_artifact, render
@@ -57,6 +59,7 @@ __all__ = [
     "RepositoryClosedError",
     "RepositoryNotFoundError",
     "RolloutFailedError",
+    "TableMismatchError",
     "VersionProtectedError",
     "VersionedError",
 ]
@@ -93,6 +96,56 @@ class VersionedError(Exception):
 
 class InvalidArgumentError(VersionedError, ValueError):
     """An argument has a value that is not allowed."""
+
+
+class TableMismatchError(InvalidArgumentError):
+    """The repository's DynamoDB table records that it serves another bucket or prefix.
+
+    Two repositories on one table mix their versions and aliases (one lists the
+    other's, a publish records versions whose objects are in another bucket), so
+    every read and write of this repository is refused: nothing was written, and
+    nothing the table holds was returned. Raised by the first call that would
+    use the table, by ``bootstrap`` and by ``adopt_table``. ``table`` is the
+    table, ``served_bucket``/``served_prefix`` what its record says it serves,
+    ``bucket``/``prefix`` what this repository was given.
+
+    ``str(error)`` gives the advice in Python's words (the ``Repository``
+    arguments); ``message_for(Interface.CLI)`` in the command line's (its options).
+    """
+
+    def __init__(
+        self, table: str, served_bucket: str, served_prefix: str, bucket: str, prefix: str
+    ) -> None:
+        self.table = table
+        self.served_bucket = served_bucket
+        self.served_prefix = served_prefix
+        self.bucket = bucket
+        self.prefix = prefix
+        served = _location(served_bucket, served_prefix)
+        given = _location(bucket, prefix)
+        super().__init__(
+            f"DynamoDB table {table!r} serves the repository in {served}, not this one "
+            f"in {given}: nothing was written, and nothing the table holds was returned; ",
+            Words(
+                f"give Repository the table's own s3_bucket={served_bucket!r} and "
+                f"s3_prefix={served_prefix!r}, or a table of its own with "
+                "dynamodb_table_name=... (bootstrap() creates it)",
+                f"pass --bucket {shlex.quote(served_bucket)} "
+                f"--prefix {shlex.quote(served_prefix)}, or a table of its own with "
+                "--table NAME (`versioned-async bootstrap` creates it)",
+            ),
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (self.table, self.served_bucket, self.served_prefix, self.bucket, self.prefix),
+        )
+
+
+def _location(bucket: str, prefix: str) -> str:
+    """``s3://bucket/prefix`` (``s3://bucket/`` for the empty prefix)."""
+    return f"s3://{bucket}/{prefix.strip('/')}"
 
 
 class InvalidArgumentTypeError(VersionedError, TypeError):

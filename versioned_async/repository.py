@@ -158,7 +158,12 @@ class Repository(ArtifactRepository):
     ) -> None:
         """Create the bucket and the table when missing. Idempotent.
 
-        The table is on-demand unless both capacities are given.
+        The table is on-demand unless both capacities are given. The table then
+        records that it serves this repository's bucket and prefix, unless it
+        already records one (see :meth:`adopt_table`): when that is another
+        bucket or prefix, bootstrap raises
+        :class:`~versioned_async.exc.TableMismatchError` and creates nothing more
+        (not the bucket).
         """
         if (dynamodb_write_capacity_units is None) != (dynamodb_read_capacity_units is None):
             raise InvalidArgumentError(
@@ -168,6 +173,24 @@ class Repository(ArtifactRepository):
         await self._catalog.bootstrap(
             self.aws_region, dynamodb_read_capacity_units, dynamodb_write_capacity_units
         )
+
+    # -- which repository the table serves -------------------------------------------
+
+    async def adopt_table(self) -> bool:
+        """Record in the table that it serves this repository, when it records none.
+
+        For a table that `versioned` 1.0 made, or versioned_async before it kept
+        the record (``bootstrap`` records it in the tables it creates or first
+        finds): from then on, a repository given another bucket or prefix with
+        this table is refused with
+        :class:`~versioned_async.exc.TableMismatchError` instead of mixing its
+        versions with this one's. A conditional write: ``True`` when this call
+        wrote the record, ``False`` when the table already served this
+        repository; ``TableMismatchError`` (nothing written) when it serves
+        another. `versioned` 1.0 ignores the record (its ``purge_all`` deletes
+        it: adopt again after one).
+        """
+        return await self._catalog.adopt_table()
 
     # -- aliases, recorded in their history -------------------------------------------
 

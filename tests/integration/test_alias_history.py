@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TABLE, RepoFactory, TableRepoFactory
+from tests.conftest import TABLE, RepoFactory, TableRepoFactory, artifact_items
 from tests.integration.conftest import published
 from tests.proxy import CountingProxy
 from versioned_async import Repository
@@ -337,12 +337,12 @@ async def test_as_of_takes_any_timezone(repo: Repository) -> None:
 async def test_history_lives_in_its_own_partition(repo: Repository, dynamodb: Any) -> None:
     await published(repo, count=1)
     await repo.put_alias("app", "prod", 1)
-    items = (await dynamodb.scan(TableName=TABLE))["Items"]
+    items = artifact_items((await dynamodb.scan(TableName=TABLE))["Items"])
     history = [i for i in items if i["pk"]["S"] == "__app-alias-history"]
     assert len(history) == 1
     assert {i["pk"]["S"] for i in items} == {"app", "__app-alias", "__app-alias-history"}
     await repo.purge_artifact("app")
-    assert (await dynamodb.scan(TableName=TABLE))["Items"] == []
+    assert artifact_items((await dynamodb.scan(TableName=TABLE))["Items"]) == []
 
 
 async def test_records_written_before_sequence_numbers_are_skipped(
@@ -391,7 +391,7 @@ async def test_records_written_before_sequence_numbers_are_skipped(
     with pytest.raises(AliasNotFoundError):
         await repo.get_alias("app", "prod")
     await repo.purge_artifact("app")  # the old records go with the rest
-    assert (await dynamodb.scan(TableName=TABLE))["Items"] == []
+    assert artifact_items((await dynamodb.scan(TableName=TABLE))["Items"]) == []
 
 
 async def test_a_transaction_refused_for_good_is_not_retried_as_a_conflict(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BUCKET, TABLE
+from tests.conftest import BUCKET, TABLE, artifact_items
 from versioned_async import Repository, exc
 
 pytestmark = pytest.mark.both_backends
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.both_backends
 
 async def assert_nothing_written(s3: Any, dynamodb: Any) -> None:
     assert "Contents" not in await s3.list_objects_v2(Bucket=BUCKET)
-    assert (await dynamodb.scan(TableName=TABLE))["Items"] == []
+    assert artifact_items((await dynamodb.scan(TableName=TABLE))["Items"]) == []
 
 
 @pytest.mark.parametrize(

@@ -301,6 +301,7 @@ async def test_dynamodb_400_throttling_is_retried_and_its_code_parsed(
     released: Released, make_proxied_repo: RepoFactory, proxy: CountingProxy, code: str
 ) -> None:
     async with make_proxied_repo() as repo:  # two attempts
+        await repo.check_table()  # once per repository (issue 17): not the GetItem meant
         arm(proxy, [("GetItem", 1, 400, code)])
         assert (await repo.get_artifact_version("app", 1)).sha256 == sha(released.one)
         assert [(r.status, r.injected) for r in of(proxy, "GetItem")] == [(400, True), (200, False)]
@@ -317,6 +318,7 @@ async def test_dynamodb_400_that_is_not_throttling_is_not_retried(
 ) -> None:
     """The control for the tests above: the retry depends on the code in the body."""
     async with make_proxied_repo() as repo:
+        await repo.check_table()  # once per repository (issue 17): not the GetItem meant
         arm(proxy, [("GetItem", 1, 400, "ValidationException")])
         with pytest.raises(exc.BackendError) as info:
             await repo.get_artifact_version("app", 1)

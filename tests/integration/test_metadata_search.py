@@ -51,6 +51,9 @@ def theirs(repo: Repository, make_theirs: Callable[..., Any]) -> Any:
 async def reader(repo: Repository, make_proxied_repo: Any) -> AsyncIterator[Repository]:
     """Our repository on ``repo``'s data, through the counting proxy."""
     async with make_proxied_repo() as proxied:
+        # the table's record is checked once per repository (issue 17): paid here, so
+        # that the requests counted are the reads' own
+        await proxied.check_table()
         yield proxied
 
 
@@ -311,6 +314,7 @@ async def test_our_version_items_record_metadata_even_when_empty(
     await repo.publish_artifact_version("app")
 
     items = (await dynamodb.scan(TableName=TABLE))["Items"]
+    items = [i for i in items if i["pk"]["S"] != "__table"]  # bootstrap's record (issue 17)
 
     assert {i["sk"]["S"]: i["metadata"] for i in items} == {
         "LATEST": {"M": {}},

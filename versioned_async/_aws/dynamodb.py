@@ -35,15 +35,30 @@ BATCH_GET_LIMIT = 100
 _BATCH_GET_TRIES = 5
 
 
+#: what a table asks before its operations: may they go on (raises when not)
+Gate = Callable[["Table"], Awaitable[object]]
+
+
 class Table:
     """The items of one table, through the repository's DynamoDB client (created on
-    first use)."""
+    first use).
 
-    def __init__(self, clients: AwsClients, name: str) -> None:
+    ``gate``, when given, is awaited before every operation but those passed
+    ``checked=False`` and :meth:`ensure_table`: the catalog's check that the
+    table serves its repository (it raises when not). It is called on every
+    operation and must remember its answer; it reads through ``checked=False``.
+    """
+
+    def __init__(self, clients: AwsClients, name: str, gate: Gate | None = None) -> None:
         self._clients = clients
         self._client: Any = None
         self.name = name
+        self._gate = gate
         self._item_lookups = Coalescer(self._get_items, limit=BATCH_GET_LIMIT)
+
+    async def _checked(self) -> None:
+        if self._gate is not None:
+            await self._gate(self)
 
     async def _dynamodb(self) -> Any:
         """The DynamoDB client, asked of the repository's clients once and then kept."""
@@ -51,13 +66,16 @@ class Table:
             self._client = await self._clients.client("dynamodb")
         return self._client
 
-    async def get_item(self, pk: str, sk: str) -> Item | None:
+    async def get_item(self, pk: str, sk: str, *, checked: bool = True) -> Item | None:
         """The item (strongly consistent), or ``None``.
 
         Lookups issued in the same event-loop turn share BatchGetItem requests
         (see :mod:`.._coalesce`): a service starting 100 artifacts at once sends
         one request per step instead of 100. A lone lookup is a GetItem.
+        ``checked=False``: without the gate.
         """
+        if checked:
+            await self._checked()
         with aws_errors(f"GetItem {self.name} {pk!r}/{sk!r}"):
             return await self._item_lookups((pk, sk))
 
@@ -105,8 +123,13 @@ class Table:
         item: Item,
         condition: str | None = None,
         values: Item | None = None,
+        *,
+        checked: bool = True,
     ) -> bool:
-        """Write ``item``; ``False`` when ``condition`` did not hold (nothing written)."""
+        """Write ``item``; ``False`` when ``condition`` did not hold (nothing written).
+        ``checked=False``: without the gate."""
+        if checked:
+            await self._checked()
         kwargs = _expression_kwargs(condition, values)
         return await self._conditional(
             f"PutItem {self.name} {_codec.key_text(item)}",
@@ -123,6 +146,7 @@ class Table:
         names: Mapping[str, str] | None = None,
     ) -> bool:
         """Apply ``update``; ``False`` when ``condition`` did not hold (nothing written)."""
+        await self._checked()
         kwargs = {"UpdateExpression": update, **_expression_kwargs(condition, values, names)}
         return await self._conditional(
             f"UpdateItem {self.name} {pk!r}/{sk!r}",
@@ -135,6 +159,7 @@ class Table:
         self, pk: str, sk: str, condition: str | None = None, values: Item | None = None
     ) -> bool:
         """Delete an item; ``False`` when ``condition`` did not hold (nothing deleted)."""
+        await self._checked()
         kwargs = _expression_kwargs(condition, values)
         return await self._conditional(
             f"DeleteItem {self.name} {pk!r}/{sk!r}",
@@ -147,6 +172,7 @@ class Table:
         """TransactWriteItems; returns the cancellation reason code of each action
         (``"None"`` for those that were fine) when the transaction was cancelled,
         or ``[]`` when it was applied."""
+        await self._checked()
         for entry in items:
             for action in entry.values():
                 action.setdefault("TableName", self.name)
@@ -186,6 +212,7 @@ class Table:
         reading: every item of the partition is still read and paid for, only
         fewer are returned. ``limit`` then counts the items that passed it.
         """
+        await self._checked()
         condition = "pk = :pk"
         values: Item = {":pk": _codec.string(pk), **(filter_values or {})}
         if sk_between is not None:
@@ -226,6 +253,7 @@ class Table:
         page) and is billed for all of it; the filter only trims what comes
         back. Strongly consistent, like :meth:`query`.
         """
+        await self._checked()
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "FilterExpression": filter,
@@ -240,6 +268,7 @@ class Table:
 
     async def scan_keys(self) -> AsyncIterator[Item]:
         """The key of every item in the table."""
+        await self._checked()
         keys = {"TableName": self.name, "ProjectionExpression": "pk, sk"}
         async for item in self._pages("scan", keys, f"Scan {self.name}"):
             yield item
@@ -261,6 +290,7 @@ class Table:
 
     async def batch_delete(self, keys: Sequence[Item]) -> None:
         """Delete items by key, 25 per request, retrying what DynamoDB left unprocessed."""
+        await self._checked()
         dynamodb = await self._dynamodb()
         for start in range(0, len(keys), 25):
             pending: list[dict[str, Any]] = [

@@ -82,6 +82,10 @@ class ObjectCatalog(ObjectsCatalog):
     async def bootstrap(self, region: str | None) -> None:
         await self.objects.ensure_bucket(region)
 
+    def content_source(self) -> ObjectCatalog:
+        """The read path reads through the catalog itself: there is no table to check."""
+        return self
+
     # -- the read path (VersionSource) ------------------------------------------------
 
     async def version_item(self, name: str, stored: str) -> VersionItem:

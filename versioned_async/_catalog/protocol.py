@@ -104,6 +104,17 @@ class Catalog(VersionSource, Protocol):
         """Create what the layout needs when missing (the bucket, on-demand table)."""
         ...
 
+    async def check_serves(self) -> bool:
+        """Whether the layout's store records that it serves this repository (``False``:
+        no record, or no store that keeps one); raises
+        :class:`~versioned_async.exc.TableMismatchError` when it records another."""
+        ...
+
+    def content_source(self) -> VersionSource:
+        """What the read path reads content and resolves aliases through (see
+        :class:`~versioned_async.cache.reader.VersionSource`)."""
+        ...
+
     async def artifact_names(self) -> list[str]:
         """Names of every artifact with content, in any order."""
         ...

@@ -125,6 +125,12 @@ class ObjectsCatalog:
         """The object store, while the repository is open."""
         return not_open() if self._store is None else self._store
 
+    async def check_serves(self) -> bool:
+        """Whether a record says the catalog's store serves this repository: no store of
+        objects alone keeps one (``False``), only a table does
+        (:meth:`.table.TableCatalog.check_serves`)."""
+        return False
+
     async def fetch_object(self, name: str, stored: str) -> tuple[bytes, ObjectInfo] | None:
         return await self.objects.get_object(self.layout.key(name, stored))
 

@@ -32,7 +32,8 @@ from .._layout import LATEST, Layout
 from .._policy import history as _history
 from .._policy import retention as _retention
 from .._policy.alias_change import AliasTarget, ChangeRequest
-from ..cache.reader import Fetched, Streamed
+from .._policy.table_record import Verdict
+from ..cache.reader import Fetched, Streamed, VersionSource
 from ..exc import (
     ArtifactNotFoundError,
     ConflictError,
@@ -44,6 +45,7 @@ from . import store, table_purge
 from .alias_table import AliasTable
 from .protocol import Binding, PurgeRules, Upload, Written
 from .store import BULK_CONCURRENCY, ObjectsCatalog
+from .table_owner import TableOwner
 from .version_table import VersionTable
 
 __all__ = ["TableCatalog"]
@@ -101,11 +103,14 @@ class TableCatalog(ObjectsCatalog):
         self.aliases_table = AliasTable(lambda: self.table)
         self._caller_arn: str | None = _UNKNOWN
         self._identity_lock = asyncio.Lock()
+        #: whether the table serves this repository: checked once, remembered across opens
+        self.owner = TableOwner(table_name, bucket, layout.prefix)
+        self._content_source = _ContentSource(self)
 
     def connect(self, clients: AwsClients) -> None:
         super().connect(clients)
         self._clients = clients
-        self._table = Table(clients, self.table_name)
+        self._table = Table(clients, self.table_name, self.owner.check)
 
     def disconnect(self) -> None:
         super().disconnect()
@@ -126,29 +131,48 @@ class TableCatalog(ObjectsCatalog):
     async def bootstrap(
         self, region: str | None, read: int | None = None, write: int | None = None
     ) -> None:
-        """Create the bucket and the table when missing (on-demand without capacities)."""
-        await gather_or_cancel(
-            self.objects.ensure_bucket(region), self.table.ensure_table(read, write)
-        )
+        """Create the table when missing (on-demand without capacities) and record that it
+        serves this repository (unless it records one: another is refused, before the
+        bucket is created), then create the bucket when missing."""
+        await self.table.ensure_table(read, write)
+        await self.owner.claim(self.table, "bootstrap")
+        await self.objects.ensure_bucket(region)
+
+    async def adopt_table(self) -> bool:
+        """Record that the table serves this repository, if it records none: whether this
+        call wrote the record."""
+        return await self.owner.claim(self.table, "adopt_table")
+
+    async def check_serves(self) -> bool:
+        """Whether the table records this repository (``False``: it records none);
+        :class:`~versioned_async.exc.TableMismatchError` when it records another.
+        Asks the table once per repository."""
+        return await self.owner.check(self.table) is Verdict.SERVES
+
+    def content_source(self) -> VersionSource:
+        """The read path's source: reads whose answer is content, checked against the
+        sha256 the table records, from this repository's own bucket, so they do not wait
+        for :meth:`check_serves` (see :class:`_ContentSource`)."""
+        return self._content_source
 
     # -- the read path (VersionSource) ------------------------------------------------
 
-    async def version_item(self, name: str, stored: str) -> VersionItem:
-        raw = await self.table.get_item(name, stored)
+    async def version_item(self, name: str, stored: str, *, checked: bool = True) -> VersionItem:
+        raw = await self.table.get_item(name, stored, checked=checked)
         item = None if raw is None else _codec.structure_version_item(raw)
         if item is None or not item.is_visible:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return item
 
-    async def alias_item(self, name: str, alias: str) -> AliasItem | None:
-        raw = await self.table.get_item(_layout.alias_pk(name), alias)
+    async def alias_item(self, name: str, alias: str, *, checked: bool = True) -> AliasItem | None:
+        raw = await self.table.get_item(_layout.alias_pk(name), alias, checked=checked)
         return None if raw is None else _codec.structure_alias_item(raw)
 
-    async def fetch(self, name: str, stored: str) -> Fetched:
+    async def fetch(self, name: str, stored: str, *, checked: bool = True) -> Fetched:
         """The item and the object read at once: one round trip."""
         download = asyncio.ensure_future(self.objects.get_object(self.layout.key(name, stored)))
         try:
-            item = await self.version_item(name, stored)
+            item = await self.version_item(name, stored, checked=checked)
             got = await download
         except BaseException:
             download.cancel()
@@ -157,11 +181,11 @@ class TableCatalog(ObjectsCatalog):
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return Fetched(got[0], str(item.sha256), got[1])
 
-    async def stream(self, name: str, stored: str, part: Path) -> Streamed:
+    async def stream(self, name: str, stored: str, part: Path, *, checked: bool = True) -> Streamed:
         key = self.layout.key(name, stored)
         download = asyncio.ensure_future(self.objects.download_to(key, part))
         try:
-            item = await self.version_item(name, stored)
+            item = await self.version_item(name, stored, checked=checked)
             got = await download
         except BaseException:
             download.cancel()
@@ -482,6 +506,47 @@ class TableCatalog(ObjectsCatalog):
         await objects.delete_prefix(self.layout.artifact_dir(name))
 
     async def purge_all(self) -> None:
+        """Every item but the table record (the table still serves this repository)."""
         objects, table = self.objects, self.table
-        await table.batch_delete([raw async for raw in table.scan_keys()])
+        record = (_layout.TABLE_RECORD_PK, _layout.TABLE_RECORD_SK)
+        keys = [raw async for raw in table.scan_keys() if _codec.key_of(raw) != record]
+        await table.batch_delete(keys)
         await objects.delete_prefix(self.layout.root)
+
+
+class _ContentSource:
+    """The read path's view of a :class:`TableCatalog`: its reads skip the table record's
+    check (:meth:`TableCatalog.check_serves`).
+
+    What they return to a caller is content read from this repository's own bucket
+    and checked against the sha256 the table records for it: right whichever
+    repository the table serves. So a cold cached read costs what it did, and a
+    restart served by the cache makes no request at all. The façade asks the
+    check before a failed content read raises (the error would be misleading),
+    and before it hands out an alias resolved here. A repair of LATEST is a
+    write, and so checked like every write.
+    """
+
+    def __init__(self, catalog: TableCatalog) -> None:
+        self._catalog = catalog
+
+    async def version_item(self, name: str, stored: str) -> VersionItem:
+        return await self._catalog.version_item(name, stored, checked=False)
+
+    async def alias_item(self, name: str, alias: str) -> AliasItem | None:
+        return await self._catalog.alias_item(name, alias, checked=False)
+
+    async def fetch(self, name: str, stored: str) -> Fetched:
+        return await self._catalog.fetch(name, stored, checked=False)
+
+    async def stream(self, name: str, stored: str, part: Path) -> Streamed:
+        return await self._catalog.stream(name, stored, part, checked=False)
+
+    async def fetch_object(self, name: str, stored: str) -> tuple[bytes, ObjectInfo] | None:
+        return await self._catalog.fetch_object(name, stored)
+
+    async def stream_object(self, name: str, stored: str, part: Path) -> tuple[str, int] | None:
+        return await self._catalog.stream_object(name, stored, part)
+
+    async def repair_latest(self, name: str, stored: str, actual: str, info: ObjectInfo) -> bool:
+        return await self._catalog.repair_latest(name, stored, actual, info)

@@ -5,7 +5,7 @@ the exact form `versioned` 1.0 writes, so both libraries can work on one
 repository:
 
 - :mod:`.records`: the table's items as records (``VersionItem``,
-  ``AliasItem``, ``HistoryItem``, ``HoldItem``), the one cattrs converter
+  ``AliasItem``, ``HistoryItem``, ``HoldItem``, ``TableRecord``), the one cattrs converter
   between records and plain dicts, DynamoDB's ``{"S": ...}`` form, the public
   models, and the alias objects of the S3-only layout (their JSON). Every read
   goes through it, and through no other module of the codec;
@@ -29,6 +29,7 @@ from .records import (
     HoldItem,
     Item,
     Record,
+    TableRecord,
     VersionItem,
     alias_document,
     change_token,
@@ -48,6 +49,7 @@ from .records import (
     structure_alias_item,
     structure_history_item,
     structure_hold_item,
+    structure_table_record,
     structure_version_item,
     to_attribute_values,
     to_item,
@@ -75,6 +77,7 @@ __all__ = [
     "HoldItem",
     "Item",
     "Record",
+    "TableRecord",
     "VersionItem",
     "alias_document",
     "change_token",
@@ -97,6 +100,7 @@ __all__ = [
     "structure_alias_item",
     "structure_history_item",
     "structure_hold_item",
+    "structure_table_record",
     "structure_version_item",
     "to_attribute_values",
     "to_item",

@@ -128,6 +128,27 @@ class HoldItem:
 
 
 @attrs.frozen
+class TableRecord:
+    """Which repository the table serves: ``pk`` = ``__table``, ``sk`` = ``serves``.
+
+    Written once, by ``bootstrap`` (or ``adopt_table``) when there is none, on
+    the condition that there is none; ``update_at`` is when, in the format of
+    every item's ``update_at``. ``s3_prefix`` is written without leading
+    or trailing slashes (it may be empty); ``recorded_by`` says which call wrote
+    it. `versioned` 1.0 never reads it (no query of its reaches the partition);
+    its ``purge_all``, a Scan that deletes every item, removes it, and the
+    table is unrecorded again.
+    """
+
+    pk: str
+    sk: str
+    s3_bucket: str
+    s3_prefix: str
+    update_at: datetime
+    recorded_by: str
+
+
+@attrs.frozen
 class AliasDocument:
     """An alias object of the S3-only layout: `versioned`'s 8 keys, in its order.
 
@@ -208,7 +229,8 @@ def _make_converter() -> cattrs.Converter:
         conv.register_unstructure_hook(
             nested, make_dict_unstructure_fn(nested, conv, _cattrs_omit_if_default=True)
         )
-    for cls in (VersionItem, AliasItem, AliasState, HistoryItem, AliasDocument):
+    conv.register_unstructure_hook(TableRecord, make_dict_unstructure_fn(TableRecord, conv))
+    for cls in (VersionItem, AliasItem, AliasState, HistoryItem, AliasDocument, TableRecord):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
     conv.register_unstructure_hook(
         HoldItem, make_dict_unstructure_fn(HoldItem, conv, _cattrs_omit_if_default=True)
@@ -222,7 +244,7 @@ converter = _make_converter()
 _T = TypeVar("_T")
 
 
-Record = VersionItem | AliasItem | HistoryItem | HoldItem
+Record = VersionItem | AliasItem | HistoryItem | HoldItem | TableRecord
 
 
 def unstructure(record: Record) -> dict[str, Any]:
@@ -257,6 +279,10 @@ def structure_history_item(item: Item) -> HistoryItem:
 
 def structure_hold_item(item: Item) -> HoldItem:
     return _structure(item, HoldItem)
+
+
+def structure_table_record(item: Item) -> TableRecord:
+    return _structure(item, TableRecord)
 
 
 # -- the low-level AttributeValue form -------------------------------------------

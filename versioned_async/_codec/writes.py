@@ -178,6 +178,8 @@ def _request(write: w.TableWrite) -> _Request:
             return _check(_layout.alias_pk(name), alias, "update_at = :u", {":u": seen.value})
         case w.AppendHistory(record):
             return _put(to_item(record), _ABSENT)
+        case w.ClaimTable(record):
+            return _put(to_item(record), _ABSENT)
     raise TypeError(f"not a table write: {write!r}")
 
 
@@ -224,7 +226,7 @@ class DeleteItemArgs(TypedDict):
     values: Item | None
 
 
-def put_item_args(write: w.RecordLatest | w.ReserveNumber) -> PutItemArgs:
+def put_item_args(write: w.RecordLatest | w.ReserveNumber | w.ClaimTable) -> PutItemArgs:
     """The arguments of ``put_item`` making ``write`` alone."""
     request = _request(write)
     assert request.item is not None

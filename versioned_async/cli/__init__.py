@@ -39,6 +39,7 @@ from .runtime import (
     exit_code_for,
     fail,
 )
+from .table import adopt
 
 __all__ = ["EXIT_CODES", "ExitCode", "exit_code_for", "fail", "main"]
 
@@ -153,6 +154,7 @@ def main(ctx: click.Context, /, backend: str, endpoint_url: str | None, **option
 
 for _command in (
     bootstrap,
+    adopt,
     put,
     publish,
     get,

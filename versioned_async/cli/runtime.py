@@ -68,7 +68,10 @@ def exit_code_for(error: BaseException) -> ExitCode:
 _EXIT_CODE_HELP = {
     ExitCode.OK: "success",
     ExitCode.ERROR: "integrity, conflict, AWS or local file error; roll-out failed (rolled back)",
-    ExitCode.USAGE: "usage error or invalid input (bad option, bad k=v, invalid name/version)",
+    ExitCode.USAGE: (
+        "usage error or invalid input (bad option, bad k=v, invalid name/version; "
+        "a table that serves another bucket or prefix)"
+    ),
     ExitCode.NOT_FOUND: "no such artifact, version or alias; repository not bootstrapped",
     ExitCode.UNAVAILABLE: "S3/DynamoDB unreachable or failing after retries (retry later)",
 }
