@@ -493,7 +493,7 @@ async def test_a_cache_db_other_processes_keep_writing_to_is_waited_for_not_bypa
     await writer.put_artifact("app", b"content")
     directory = tmp_path / "cache"
     cache = LocalCache(directory)  # opened: what waits below is a write transaction
-    busy_for = 2.5 * SQLITE_TIMEOUT
+    busy_for = 1.5 * SQLITE_TIMEOUT  # longer than a stuck lock is waited for
     busy = subprocess.Popen(  # noqa: ASYNC220 (it runs beside the test, which reads its lines)
         [sys.executable, "-c", BUSY_WRITER, str(directory / store / "cache.db"), str(busy_for)],
         stdout=subprocess.PIPE,

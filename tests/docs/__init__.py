@@ -1,0 +1,1 @@
+"""The documentation: README and docs/ pages run as written; the site builds strictly."""
