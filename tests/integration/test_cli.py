@@ -706,21 +706,10 @@ def test_console_script_shows_progress_on_a_terminal(endpoint_url: str, tmp_path
     source.write_bytes(os.urandom(20 << 20))
     subprocess.run([SCRIPT, "bootstrap"], env=env, check=True, capture_output=True, timeout=60)
     for argv in ([SCRIPT, "put", "big", str(source)], [SCRIPT, "get", "big", "-o", "-"]):
-        controller, terminal = pty.openpty()
-        seen = bytearray()
-        reader = threading.Thread(target=read_all, args=(controller, seen), daemon=True)
-        reader.start()
-        try:
-            done = subprocess.run(
-                argv, env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=60, check=False
-            )
-        finally:
-            os.close(terminal)
-        reader.join(timeout=10)
-        os.close(controller)
-        assert done.returncode == 0
-        assert b"big (21.0 MB)" in seen, bytes(seen)
-        assert b"big (21.0 MB)" not in done.stdout  # progress goes to stderr only
+        returncode, stdout, seen = stderr_on_a_terminal(argv, env, timeout=60)
+        assert returncode == 0
+        assert "big (21.0 MB)" in seen, seen
+        assert b"big (21.0 MB)" not in stdout  # progress goes to stderr only
 
 
 def test_python_m_versioned_async_runs_the_same_cli() -> None:
@@ -847,21 +836,24 @@ def test_without_the_local_extra_demo_and_serve_local_say_how_to_install_it(comm
         )
 
 
-def stderr_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``argv`` with its stderr on a pseudo-terminal; its exit code and what it wrote."""
+def stderr_on_a_terminal(
+    argv: list[str], env: dict[str, str], *, timeout: float = 120
+) -> tuple[int, bytes, str]:
+    """Run ``argv`` with its stderr on a pseudo-terminal: its exit code, its stdout, and
+    what it wrote on the terminal."""
     controller, terminal = pty.openpty()
     seen = bytearray()
     reader = threading.Thread(target=read_all, args=(controller, seen), daemon=True)
     reader.start()
     try:
         done = subprocess.run(
-            argv, env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=120, check=False
+            argv, env=env, stdout=subprocess.PIPE, stderr=terminal, timeout=timeout, check=False
         )
     finally:
         os.close(terminal)
     reader.join(timeout=10)
     os.close(controller)
-    return done.returncode, seen.decode().replace("\r\n", "\n")
+    return done.returncode, done.stdout, seen.decode().replace("\r\n", "\n")
 
 
 def test_an_unreachable_endpoint_says_once_on_a_terminal_that_it_retries() -> None:
@@ -871,7 +863,7 @@ def test_an_unreachable_endpoint_says_once_on_a_terminal_that_it_retries() -> No
     env = script_env(dead)
     notice = f"warning: cannot reach {dead} (EndpointConnectionError); retrying..."
 
-    code, stderr = stderr_on_a_terminal([SCRIPT, "--max-attempts", "3", "names"], env)
+    code, _, stderr = stderr_on_a_terminal([SCRIPT, "--max-attempts", "3", "names"], env)
     assert code == ExitCode.UNAVAILABLE
     lines = stderr.splitlines()
     assert lines[0] == notice, stderr
@@ -883,7 +875,7 @@ def test_an_unreachable_endpoint_says_once_on_a_terminal_that_it_retries() -> No
         [SCRIPT, "--max-attempts", "3", "names", "--json"],  # a program reads the output
         [SCRIPT, "--max-attempts", "1", "names"],  # nothing is retried
     ):
-        code, stderr = stderr_on_a_terminal(argv, env)
+        code, _, stderr = stderr_on_a_terminal(argv, env)
         assert code == ExitCode.UNAVAILABLE
         assert [line[:7] for line in stderr.splitlines()] == ["error: "], stderr
 
