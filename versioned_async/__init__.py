@@ -15,6 +15,7 @@ from .cache import CacheStats, LocalCache
 from .models import Alias, AliasChange, AliasHistoryPage, Artifact, Hold, RolloutResult
 from .repository import Repository
 from .s3_only import S3OnlyRepository
+from .transfer_config import TransferConfig
 
 __all__ = [
     "LATEST",
@@ -29,6 +30,7 @@ __all__ = [
     "Repository",
     "RolloutResult",
     "S3OnlyRepository",
+    "TransferConfig",
     "__version__",
     "exc",
 ]

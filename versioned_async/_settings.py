@@ -20,6 +20,8 @@ from ._layout import Layout
 from ._redact import redact_url
 from ._s3_options import S3Options
 from .cache.keys import RepositoryId
+from .exc import InvalidArgumentTypeError
+from .transfer_config import TransferConfig
 
 __all__ = ["ClientSettings"]
 
@@ -37,6 +39,8 @@ class ClientSettings:
     #: the caller's ``client_config``, merged over the defaults
     overrides: AioConfig | None
     s3_options: S3Options
+    #: how large content moves: in parts, several at once
+    transfer: TransferConfig = attrs.field(factory=TransferConfig)
 
     @classmethod
     def of(
@@ -47,11 +51,27 @@ class ClientSettings:
         max_pool_connections: int,
         client_config: AioConfig | None,
         security: tuple[str | None, str | None, str | None],
+        transfer_config: TransferConfig | None = None,
     ) -> ClientSettings:
         """From a repository's arguments; ``security`` is its ``server_side_encryption``,
         ``sse_kms_key_id`` and ``expected_bucket_owner``."""
+        if transfer_config is None:
+            transfer_config = TransferConfig()
+        elif not isinstance(transfer_config, TransferConfig):
+            raise InvalidArgumentTypeError(
+                "transfer_config must be a versioned_async.TransferConfig, not "
+                f"{type(transfer_config).__name__}"
+            )
         defaults = default_config(max_pool_connections, endpoint_url)
-        return cls(aws_region, endpoint_url, session, defaults, client_config, S3Options(*security))
+        return cls(
+            aws_region,
+            endpoint_url,
+            session,
+            defaults,
+            client_config,
+            S3Options(*security),
+            transfer_config,
+        )
 
     def clients(self, services: Sequence[str]) -> AwsClients:
         """The clients of ``services``, each created on its first use."""
@@ -63,6 +83,7 @@ class ClientSettings:
             overrides=self.overrides,
             s3_options=self.s3_options,
             services=services,
+            transfer=self.transfer,
         )
 
     def repository_id(self, layout: Layout, table_name: str) -> RepositoryId:

@@ -38,6 +38,7 @@ from .exc import (
     InvalidArgumentTypeError,
 )
 from .models import Alias, AliasChange, AliasHistoryPage, Hold, RolloutResult
+from .transfer_config import TransferConfig
 
 __all__ = ["Repository"]
 
@@ -75,6 +76,9 @@ class Repository(ArtifactRepository):
     number before it copies; a reservation older than this is taken to be
     left by a publisher that crashed, and the next publish or purge of that
     name reclaims it (see :meth:`publish_artifact_version`).
+
+    ``transfer_config`` (a :class:`~versioned_async.TransferConfig`): how content
+    above 16 MiB moves, in parts of 8 MiB, ten in flight by default.
     """
 
     _SERVICES = ("s3", "dynamodb")
@@ -98,6 +102,7 @@ class Repository(ArtifactRepository):
         expected_bucket_owner: str | None = None,
         actor: str | None = None,
         reservation_timeout_secs: float = retention.RESERVATION_TIMEOUT_SECS,
+        transfer_config: TransferConfig | None = None,
     ) -> None:
         if not isinstance(dynamodb_table_name, str):
             raise InvalidArgumentTypeError(
@@ -119,7 +124,13 @@ class Repository(ArtifactRepository):
         )
         security = (server_side_encryption, sse_kms_key_id, expected_bucket_owner)
         settings = ClientSettings.of(
-            aws_region, endpoint_url, session, max_pool_connections, client_config, security
+            aws_region,
+            endpoint_url,
+            session,
+            max_pool_connections,
+            client_config,
+            security,
+            transfer_config,
         )
         super().__init__(catalog, settings, cache, dynamodb_table_name)
         self.dynamodb_table_name = dynamodb_table_name

@@ -27,6 +27,7 @@ from ._redact import redact_url
 from ._s3_only_layout import S3OnlyLayout
 from ._settings import ClientSettings
 from .cache import LocalCache
+from .transfer_config import TransferConfig
 
 __all__ = ["S3OnlyRepository"]
 
@@ -69,12 +70,19 @@ class S3OnlyRepository(ArtifactRepository):
         server_side_encryption: str | None = None,
         sse_kms_key_id: str | None = None,
         expected_bucket_owner: str | None = None,
+        transfer_config: TransferConfig | None = None,
     ) -> None:
         check_location(s3_bucket, s3_prefix, suffix)
         layout = S3OnlyLayout(bucket=s3_bucket, prefix=s3_prefix, suffix=suffix)
         security = (server_side_encryption, sse_kms_key_id, expected_bucket_owner)
         settings = ClientSettings.of(
-            aws_region, endpoint_url, session, max_pool_connections, client_config, security
+            aws_region,
+            endpoint_url,
+            session,
+            max_pool_connections,
+            client_config,
+            security,
+            transfer_config,
         )
         super().__init__(ObjectCatalog(layout, s3_bucket), settings, cache, "")
 

@@ -31,6 +31,7 @@ from .. import _pacing
 from .._redact import redact_text, redact_url
 from .._s3_options import S3Options
 from ..exc import InvalidArgumentError, RepositoryClosedError
+from ..transfer_config import TransferConfig
 from .errors import aws_errors
 
 __all__ = ["NOT_OPEN", "RETRIES_LOGGER", "AwsClients", "default_config", "will_retry"]
@@ -113,6 +114,7 @@ class AwsClients:
         overrides: AioConfig | None,
         s3_options: S3Options,
         services: Sequence[str],
+        transfer: TransferConfig | None = None,
     ) -> None:
         config = _pacing.client_config(defaults)
         if overrides is not None:
@@ -123,6 +125,8 @@ class AwsClients:
         self._config = config
         # decided now, not on the first request: a default S3Options adds nothing
         self._s3_options = None if s3_options.is_default else s3_options
+        #: how large content moves through these clients (:class:`.ObjectStore` reads it)
+        self.transfer = TransferConfig() if transfer is None else transfer
         self._testing = _pacing.is_testing()
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
