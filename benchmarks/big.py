@@ -18,11 +18,13 @@ from typing import Any
 
 from benchmarks.harness import run_worker, verdict
 from benchmarks.peers import Context
-from versioned_async._aws.s3_upload import MULTIPART_CONCURRENCY, PART_SIZE
+from versioned_async import TransferConfig
 
 KEY = "big_artifact"
-#: the RSS growth target, either direction
-RSS_TARGET_MIB = 64
+#: the transfers' settings: the defaults, which the worker's repositories use
+TRANSFER = TransferConfig()
+#: the RSS growth target, either direction: the parts in flight, plus 16 MiB
+RSS_TARGET_MIB = (TRANSFER.max_concurrency * TRANSFER.multipart_chunksize >> 20) + 16
 
 
 def write_big_file(path: Path, size: int) -> float:
@@ -109,8 +111,8 @@ async def run(ctx: Context) -> None:
         f"one run each (a fresh subprocess per transfer), through the latency proxy "
         f"(RTT {ctx.proxy.rtt_ms:g} ms); throughput in MB/s (10^6 bytes).",
         "upload includes hashing the file (a first read pass) and the multipart upload "
-        f"({PART_SIZE >> 20} MiB parts, {MULTIPART_CONCURRENCY} in flight); requests: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(upload_ops.items())),
+        f"({TRANSFER.multipart_chunksize >> 20} MiB parts, {TRANSFER.max_concurrency} in flight); "
+        "requests: " + ", ".join(f"{k} {v}" for k, v in sorted(upload_ops.items())),
         "download with a cache streams into the cache's staging file and then copies it to "
         "the target; without a cache it streams to the target directly.",
         f"moto_server RSS after the upload: {moto_rss or float('nan'):,.0f} MiB (not ours).",

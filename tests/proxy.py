@@ -141,6 +141,8 @@ class _Fault:
     status: int = 503
     code: str | None = None
     after_bytes: int = 0
+    #: a drop in the middle of the request body: after forwarding this many of its bytes
+    after_request_bytes: int | None = None
     hold: float = math.inf
     reset: bool = True
     on_cut: CutHook | None = field(default=None, repr=False)
@@ -469,6 +471,10 @@ class CountingProxy:
         self.upstream_connections = 0
         #: unexpected exceptions inside the proxy (bugs): a test should expect ``[]``
         self.errors: list[BaseException] = []
+        #: requests of each op between their head's arrival and their exchange's end, now
+        #: and at most (see :meth:`max_in_flight`)
+        self._in_flight: Counter[str] = Counter()
+        self._most_in_flight: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._port = 0
         self._down = False
@@ -531,9 +537,15 @@ class CountingProxy:
         """Requests per operation: ``proxy.counts() == {"GetItem": 1}`` reads well in asserts."""
         return Counter(r.op for r in self.requests)
 
+    def max_in_flight(self, op: str) -> int:
+        """The most requests of ``op`` the proxy held at once: from the arrival of a
+        request's head until its answer was forwarded (or its connection dropped)."""
+        return self._most_in_flight[op]
+
     def reset_counts(self) -> None:
         """Forget the requests and connection counts seen so far (open connections stay)."""
         self.requests = []
+        self._most_in_flight = Counter(self._in_flight)
         self.connections_accepted = 0
         self.connections_dropped = 0
         self.upstream_connections = 0
@@ -648,16 +660,29 @@ class CountingProxy:
         )
 
     def drop_next(
-        self, n: int = 1, *, op: str | None = None, skip: int = 0, forward: bool = False
+        self,
+        n: int = 1,
+        *,
+        op: str | None = None,
+        skip: int = 0,
+        forward: bool = False,
+        after_request_bytes: int | None = None,
     ) -> None:
         """Drop the connection of ``n`` requests without answering them.
 
         ``forward=False``: the request never reaches the upstream. ``forward=True``:
         it is forwarded, the upstream's whole answer is read and thrown away,
         and then the connection is dropped: the write happened, the client
-        cannot know.
+        cannot know. ``after_request_bytes``: the head and that many bytes of
+        the request's body are forwarded, then both connections are reset while
+        the client is still sending (a connection lost in the middle of an upload).
         """
-        self._arm(_Fault("drop", n, op, skip, forward=forward))
+        if after_request_bytes is not None and after_request_bytes < 0:
+            raise ValueError("after_request_bytes must be >= 0")
+        forward = forward or after_request_bytes is not None
+        self._arm(
+            _Fault("drop", n, op, skip, forward=forward, after_request_bytes=after_request_bytes)
+        )
 
     def go_down_at(self, k: int = 1, *, op: str | None = None, forward: bool = False) -> None:
         """Go down (as :meth:`go_down`) at the ``k``-th request (of ``op``) from now on.
@@ -784,6 +809,16 @@ class CountingProxy:
             headers={name: head.get(name) or "" for name, _, _ in head.fields},
         )
         self.requests.append(record)
+        self._in_flight[op] += 1
+        self._most_in_flight[op] = max(self._most_in_flight[op], self._in_flight[op])
+        try:
+            return await self._answer(conn, head, record)
+        finally:
+            self._in_flight[op] -= 1
+
+    async def _answer(self, conn: _Connection, head: _Head, record: RequestRecord) -> bool:
+        """Answer ``record``'s request, or forward it; ``True`` to keep the connection."""
+        op = record.op
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         if self._down:
@@ -852,9 +887,12 @@ class CountingProxy:
         def sent(n: int) -> None:
             record.request_body_bytes += n
 
+        cut_at = None if fault is None else fault.after_request_bytes
+        sink: _Sink = up_writer if cut_at is None else _Cutoff(up_writer, cut_at)
+
         async def forward_request_body() -> None:
             try:
-                await _copy_body(framing, conn.client_reader, up_writer, sent)
+                await _copy_body(framing, conn.client_reader, sink, sent)
             except Exception:
                 conn.abort()  # unblock the response side too
                 raise

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from tests.proxy import CountingProxy
-from versioned_async import Repository, exc
-from versioned_async._aws import s3_upload
+from versioned_async import Repository, TransferConfig, exc
 from versioned_async._catalog import store as catalog_store
 
 OWNER = "123456789012"
@@ -81,15 +80,17 @@ async def test_a_put_carries_the_sha256_checksum_of_its_body(
     assert copy.headers.get("x-amz-checksum-algorithm") == "SHA256"
 
 
+#: multipart from 5 MiB, in parts of 5 MiB (S3's least): a test's upload stays small
+SMALL_PARTS = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
+
+
 async def test_multipart_parts_carry_their_own_checksums(
-    make_proxied_repo: Any, proxy: CountingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_proxied_repo: Any, proxy: CountingProxy, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(s3_upload, "MULTIPART_THRESHOLD", 5 << 20)
-    monkeypatch.setattr(s3_upload, "PART_SIZE", 5 << 20)
     body = os.urandom((12 << 20) + 7)
     source = tmp_path / "model.bin"
     source.write_bytes(body)
-    async with make_proxied_repo() as repo:
+    async with make_proxied_repo(transfer_config=SMALL_PARTS) as repo:
         await repo.bootstrap()
         await repo.put_artifact("model", source)
         assert await repo.get_content("model") == body
@@ -105,11 +106,8 @@ async def test_multipart_parts_carry_their_own_checksums(
 
 
 async def test_a_file_changed_during_a_multipart_upload_is_refused_and_nothing_stored(
-    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3: Any
+    make_repo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3: Any
 ) -> None:
-    monkeypatch.setattr(s3_upload, "MULTIPART_THRESHOLD", 5 << 20)
-    monkeypatch.setattr(s3_upload, "PART_SIZE", 5 << 20)
-    await repo.put_artifact("model", b"the old model")
     source = tmp_path / "model.bin"
     source.write_bytes(os.urandom(11 << 20))
     real_hash_source = catalog_store.hash_source
@@ -119,17 +117,13 @@ async def test_a_file_changed_during_a_multipart_upload_is_refused_and_nothing_s
         source.write_bytes(os.urandom(11 << 20))  # same size, other bytes
         return hashed
 
-    monkeypatch.setattr(catalog_store, "hash_source", hash_then_change_the_file)
-    with pytest.raises(exc.ConflictError, match="changed while it was being uploaded"):
-        await repo.put_artifact("model", source)
-    monkeypatch.undo()
-    assert await repo.get_content("model") == b"the old model"
+    async with make_repo(transfer_config=SMALL_PARTS) as repo:
+        await repo.bootstrap()
+        await repo.put_artifact("model", b"the old model")
+        monkeypatch.setattr(catalog_store, "hash_source", hash_then_change_the_file)
+        with pytest.raises(exc.ConflictError, match="changed while it was being uploaded"):
+            await repo.put_artifact("model", source)
+        monkeypatch.undo()
+        assert await repo.get_content("model") == b"the old model"
     uploads = await s3.list_multipart_uploads(Bucket="test-artifacts")
     assert uploads.get("Uploads", []) == []
-
-
-async def test_bad_security_settings_fail_at_construction(make_repo: Any) -> None:
-    with pytest.raises(exc.InvalidArgumentError, match="12-digit"):
-        make_repo(expected_bucket_owner="me")
-    with pytest.raises(exc.InvalidArgumentError, match="AES256"):
-        make_repo(server_side_encryption="AES-256")

@@ -24,9 +24,10 @@ import attrs
 import botocore.exceptions as bce
 
 from .. import _layout, _pacing
+from .._policy.part_size import uses_multipart
 from .._wording import BOOTSTRAP
 from ..exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
-from . import s3_upload
+from . import progress, s3_upload
 from .clients import AwsClients
 from .errors import aws_errors, error_code, scrub, unless_missing
 from .s3_params import b64_sha256, condition_failed, object_params, write_conditions
@@ -344,28 +345,41 @@ class ObjectStore:
         *,
         if_none_match: bool = False,
     ) -> bool:
-        """Upload bytes or a file; multipart above :data:`.s3_upload.MULTIPART_THRESHOLD`.
+        """Upload bytes or a file: one PutObject, or a multipart upload above the
+        repository's :attr:`~versioned_async.TransferConfig.multipart_threshold`.
 
-        A file is read one part at a time, so memory stays bounded by
-        ``MULTIPART_CONCURRENCY`` parts whatever its size. Every request
-        carries a SHA-256 checksum that S3 verifies: the whole body's
-        (``sha256``, hex) for a single PutObject, each part's for multipart.
-        So a file that changes while it is uploaded is refused, not stored
-        under a hash it does not have. ``if_none_match`` stores it only where
-        no object is; ``False`` when one was.
+        A multipart upload reads a file one part at a time, so memory stays
+        bounded by ``max_concurrency`` parts whatever its size (see
+        :mod:`.s3_upload`). Every request carries a SHA-256 checksum that S3
+        verifies: the whole body's (``sha256``, hex) for a single PutObject,
+        each part's for multipart. So a file that changes while it is uploaded
+        is refused, not stored under a hash it does not have. ``if_none_match``
+        stores it only where no object is; ``False`` when one was. The bytes
+        sent are told to :func:`.progress.moved`.
         """
-        if size <= s3_upload.MULTIPART_THRESHOLD:
+        transfer = self._clients.transfer
+        if not uses_multipart(size, transfer.multipart_threshold):
             body = (
                 source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
             )
             etag = await self.put_object(
                 key, body, metadata, content_type, tags, sha256, if_none_match=if_none_match
             )
+            if etag is not None:
+                progress.moved(len(body))
             return etag is not None
         params = object_params(metadata, content_type, tags)
         s3 = await self._s3()
         return await s3_upload.upload_in_parts(
-            s3, self.bucket, key, source, size, params, sha256, if_none_match=if_none_match
+            s3,
+            self.bucket,
+            key,
+            source,
+            size,
+            params,
+            sha256,
+            transfer=transfer,
+            if_none_match=if_none_match,
         )
 
     async def list_folders(self, prefix: str) -> list[str]:

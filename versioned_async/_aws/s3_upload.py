@@ -1,11 +1,22 @@
-"""A large object uploaded in parts, with bounded memory and every part checksummed.
+"""A large object uploaded in parts, several at once, with bounded memory and every
+part checksummed.
 
-Why: a single PutObject holds the whole body in memory and restarts from
-nothing when it fails. Above :data:`MULTIPART_THRESHOLD` the body goes in
-parts of :data:`PART_SIZE`, :data:`MULTIPART_CONCURRENCY` at a time, each with
-its SHA-256 for S3 to verify; a file is read one part at a time and hashed
-again on the way, so one that changes while it is uploaded is refused rather
-than stored under a hash it does not have.
+Why: one S3 connection carries far less than an instance's network, and a
+single PutObject holds the whole body in memory and restarts from nothing when
+it fails. Above :attr:`~versioned_async.TransferConfig.multipart_threshold`
+the body goes as one multipart upload in parts of ``multipart_chunksize``
+(adjusted to S3's limits: :mod:`.._policy.part_size`), ``max_concurrency`` of
+them in flight. A part is read only when it may be sent (``os.pread`` in a
+thread: parts share no file position), so memory holds at most
+``max_concurrency`` parts whatever the size. Each part carries its SHA-256 for
+S3 to verify; a failed part is retried on its own by botocore (5xx, throttling,
+a connection reset before the answer), never the whole upload.
+
+A file is hashed again as it is read, in order (each part waits until the
+parts before it were hashed; they are already in memory, so the wait is one
+hash), so one that changed since ``put_artifact`` hashed it is refused rather
+than stored under a hash it does not have. Parts may still be sent and
+finish in any order.
 """
 
 from __future__ import annotations
@@ -14,23 +25,22 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions as bce
 
 from .._gather import gather_or_cancel
+from .._policy.part_size import part_count, part_size
 from ..exc import ConflictError
+from ..transfer_config import TransferConfig
+from . import progress
 from .errors import aws_errors
 from .s3_params import condition_failed, write_conditions
 
-__all__ = ["MULTIPART_CONCURRENCY", "MULTIPART_THRESHOLD", "PART_SIZE", "upload_in_parts"]
-
-#: uploads above this use multipart, in parts of PART_SIZE, a few at a time
-MULTIPART_THRESHOLD = 16 << 20
-PART_SIZE = 8 << 20
-MULTIPART_CONCURRENCY = 2  # parts in flight: memory stays under ~32 MiB whatever the size
+__all__ = ["upload_in_parts"]
 
 
 async def upload_in_parts(
@@ -42,12 +52,13 @@ async def upload_in_parts(
     params: Mapping[str, Any],
     sha256: str | None,
     *,
+    transfer: TransferConfig,
     if_none_match: bool,
 ) -> bool:
     """Upload ``source`` (``size`` bytes, the object's ``params``: see
-    :func:`.s3_params.object_params`) as one multipart upload; ``False`` when
-    ``if_none_match`` found an object there. Aborted, never left half-done, when
-    anything fails (or the caller is cancelled)."""
+    :func:`.s3_params.object_params`) as one multipart upload, as ``transfer``
+    says; ``False`` when ``if_none_match`` found an object there. Aborted, never
+    left half-done, when anything fails (or the caller is cancelled)."""
     what = f"multipart upload s3://{bucket}/{key}"
     with aws_errors(what):
         created = await s3.create_multipart_upload(
@@ -55,7 +66,7 @@ async def upload_in_parts(
         )
     upload = {"Bucket": bucket, "Key": key, "UploadId": created["UploadId"]}
     try:
-        parts = await _upload_parts(s3, upload, source, size, sha256)
+        parts = await _Parts(s3, upload, source, size, sha256, transfer).send()
         with aws_errors(what):
             try:
                 await s3.complete_multipart_upload(
@@ -76,65 +87,98 @@ async def upload_in_parts(
     return True
 
 
-async def _upload_parts(
-    s3: Any, upload: Mapping[str, str], source: bytes | Path, size: int, sha256: str | None
-) -> list[dict[str, Any]]:
-    """Every part of ``upload`` (its bucket, key and id), in order, as
-    CompleteMultipartUpload takes them."""
-    view = memoryview(source) if isinstance(source, bytes) else None
-    handle = None if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115, ASYNC230
-    read_lock = asyncio.Lock()
-    slots = asyncio.Semaphore(MULTIPART_CONCURRENCY)
-    # a file is re-hashed as its parts are read (in order: the semaphore and the
-    # lock are FIFO), so one that changed since put_artifact hashed it is caught
-    rehash = hashlib.sha256()
-    read_next = [1]
+class _Parts:
+    """The parts of one multipart upload, read, checksummed and sent by
+    ``max_concurrency`` workers that take part numbers in order."""
 
-    async def part(number: int) -> dict[str, Any]:
-        start = (number - 1) * PART_SIZE
-        async with slots:
-            if view is not None:
-                body: bytes | memoryview = view[start : start + PART_SIZE]
-            else:
-                assert handle is not None
-                async with read_lock:
-                    handle.seek(start)
-                    body = await asyncio.to_thread(handle.read, PART_SIZE)
-                    if read_next[0] == number:
-                        rehash.update(body)
-                        read_next[0] += 1
-            data = bytes(body) if isinstance(body, memoryview) else body
-            checksum = await _part_checksum(data)
-            with aws_errors(f"UploadPart {number} s3://{upload['Bucket']}/{upload['Key']}"):
-                resp = await s3.upload_part(
-                    **upload,
-                    PartNumber=number,
-                    Body=data,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum,
-                )
-            return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
+    def __init__(
+        self,
+        s3: Any,
+        upload: Mapping[str, str],
+        source: bytes | Path,
+        size: int,
+        sha256: str | None,
+        transfer: TransferConfig,
+    ) -> None:
+        self._s3 = s3
+        self._upload = upload
+        self._source = source
+        self._size = size
+        self._sha256 = sha256
+        self._workers = transfer.max_concurrency
+        self._chunk = part_size(transfer.multipart_chunksize, size)
+        self._count = part_count(self._chunk, size)
+        self._numbers: Iterator[int] = iter(range(1, self._count + 1))
+        self._is_file = isinstance(source, Path)
+        self._fd: int | None = None
+        # the file hashed again in order: the number of the last part hashed, and the
+        # condition a part waits on for its turn
+        self._rehash = hashlib.sha256()
+        self._hashed = 0
+        self._turn = asyncio.Condition()
 
-    try:
-        count = max(1, -(-size // PART_SIZE))
-        parts = list(await gather_or_cancel(*(part(n) for n in range(1, count + 1))))
-    finally:
-        if handle is not None:
-            handle.close()
-    changed = (
-        isinstance(source, Path)
-        and read_next[0] == count + 1
-        and sha256 is not None
-        and rehash.hexdigest() != sha256
-    )
-    if changed:
-        raise ConflictError(
-            f"{str(source)!r} changed while it was being uploaded; nothing was stored. "
+    async def send(self) -> list[dict[str, Any]]:
+        """Every part sent; their numbers, ETags and checksums, in order, as
+        CompleteMultipartUpload takes them."""
+        if isinstance(self._source, Path):
+            self._fd = await asyncio.to_thread(os.open, self._source, os.O_RDONLY)
+        fd = self._fd
+        try:
+            done: dict[int, dict[str, Any]] = {}
+            workers = min(self._workers, self._count)
+            await gather_or_cancel(*(self._work(done) for _ in range(workers)))
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if self._is_file and self._sha256 is not None and self._rehash.hexdigest() != self._sha256:
+            raise self._changed()
+        return [done[n] for n in range(1, self._count + 1)]
+
+    async def _work(self, done: dict[int, dict[str, Any]]) -> None:
+        """Send parts, one at a time, until none is left to take."""
+        for number in self._numbers:  # shared: each number is taken by one worker
+            done[number] = await self._part(number)
+
+    async def _part(self, number: int) -> dict[str, Any]:
+        data, checksum = await asyncio.to_thread(self._read, number)
+        if self._is_file:
+            await self._hash_in_order(number, data)
+        upload = self._upload
+        with aws_errors(f"UploadPart {number} s3://{upload['Bucket']}/{upload['Key']}"):
+            resp = await self._s3.upload_part(
+                **upload,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+            )
+        progress.moved(len(data))  # the whole part, once S3 has it
+        return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
+
+    def _read(self, number: int) -> tuple[bytes, str]:
+        """Part ``number``'s bytes and their SHA-256 (base64), in a worker thread."""
+        start = (number - 1) * self._chunk
+        length = min(self._chunk, self._size - start)
+        if self._fd is None:
+            assert isinstance(self._source, bytes)
+            data = self._source[start : start + length]
+        else:
+            data = os.pread(self._fd, length, start)
+            if len(data) != length:  # shorter than when it was hashed
+                raise self._changed()
+        return data, base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+    async def _hash_in_order(self, number: int, data: bytes) -> None:
+        """Add part ``number`` to the whole file's hash once the parts before it are in."""
+        async with self._turn:
+            await self._turn.wait_for(lambda: self._hashed == number - 1)
+            # under the condition's lock: no other part hashes meanwhile
+            await asyncio.to_thread(self._rehash.update, data)
+            self._hashed = number
+            self._turn.notify_all()
+
+    def _changed(self) -> ConflictError:
+        return ConflictError(
+            f"{str(self._source)!r} changed while it was being uploaded; nothing was stored. "
             "Retry once the file is complete"
         )
-    return parts
-
-
-async def _part_checksum(data: bytes) -> str:
-    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
-    return base64.b64encode(digest).decode("ascii")

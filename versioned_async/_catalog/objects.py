@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .. import _codec, _layout
 from .._aws.s3 import ListedObject, ObjectInfo, ObjectStore
-from .._aws.s3_upload import MULTIPART_THRESHOLD
 from .._codec import AliasItem, VersionItem
 from .._gather import bounded_gather, gather_or_cancel
 from .._layout import LATEST
@@ -41,6 +40,9 @@ from .store import BULK_CONCURRENCY, ObjectsCatalog
 __all__ = ["ObjectCatalog"]
 
 log = logging.getLogger("versioned_async")
+
+#: LATEST larger than this is snapshotted to a scratch file rather than into memory
+_SNAPSHOT_IN_MEMORY_BYTES = 16 << 20
 
 #: how many numbers a publisher tries after losing a race before giving up
 _PUBLISH_ATTEMPTS = 100
@@ -258,7 +260,7 @@ class ObjectCatalog(ObjectsCatalog):
         objects = self.objects
         key = self.layout.key(name, LATEST)
         body: bytes | Path
-        if listed_size > MULTIPART_THRESHOLD:
+        if listed_size > _SNAPSHOT_IN_MEMORY_BYTES:
             streamed = await objects.download_to(key, scratch)
             if streamed is None:
                 raise ArtifactNotFoundError(name, LATEST)
