@@ -39,6 +39,7 @@ from .runtime import (
     exit_code_for,
     fail,
 )
+from .sizes import size_option
 from .table import adopt
 
 __all__ = ["EXIT_CODES", "ExitCode", "exit_code_for", "fail", "main"]
@@ -116,6 +117,31 @@ __all__ = ["EXIT_CODES", "ExitCode", "exit_code_for", "fail", "main"]
     show_envvar=True,
     type=click.IntRange(min=1),
     help="Attempts per AWS call, first one included (default 5); 1 or 2 fail fast.",
+)
+@click.option(
+    "--multipart-threshold",
+    envvar="VERSIONED_MULTIPART_THRESHOLD",
+    show_envvar=True,
+    metavar="SIZE",
+    callback=size_option,
+    help="Content larger than this is transferred in parts (default 16MiB). Sizes: bytes, "
+    "or KiB/MiB/GiB (KB/MB/GB mean the same, as in the AWS CLI).",
+)
+@click.option(
+    "--multipart-chunksize",
+    envvar="VERSIONED_MULTIPART_CHUNKSIZE",
+    show_envvar=True,
+    metavar="SIZE",
+    callback=size_option,
+    help="Size of each part (default 8MiB; an upload's parts are raised to S3's 5MiB "
+    "least, and as needed to stay within 10,000 parts).",
+)
+@click.option(
+    "--max-concurrency",
+    envvar="VERSIONED_MAX_CONCURRENCY",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    help="Parts in flight at once, per transfer (default 10); memory holds about this many parts.",
 )
 @click.pass_context
 def main(ctx: click.Context, /, backend: str, endpoint_url: str | None, **options: Any) -> None:

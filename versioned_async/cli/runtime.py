@@ -25,6 +25,7 @@ from .._wording import Interface
 from ..cache import LocalCache
 from ..repository import Repository
 from ..s3_only import S3OnlyRepository
+from ..transfer_config import TransferConfig
 from .logs import library_log_lines
 
 _T = TypeVar("_T")
@@ -123,6 +124,20 @@ class Settings:
     backend: str = BACKEND_DYNAMODB
     #: where a table name other than the default came from ("--table", "VERSIONED_TABLE")
     table_given_by: str | None = None
+    #: the transfer settings given (--multipart-threshold ...); ``None``: the default
+    multipart_threshold: int | None = None
+    multipart_chunksize: int | None = None
+    max_concurrency: int | None = None
+
+    def transfer_config(self) -> TransferConfig:
+        """The repository's :class:`TransferConfig`: the options given, the defaults
+        for the others."""
+        given = {
+            "multipart_threshold": self.multipart_threshold,
+            "multipart_chunksize": self.multipart_chunksize,
+            "max_concurrency": self.max_concurrency,
+        }
+        return TransferConfig(**{name: v for name, v in given.items() if v is not None})
 
     def open_cache(self) -> LocalCache | None:
         return None if self.cache_dir is None else LocalCache(self.cache_dir)
@@ -158,6 +173,7 @@ class Settings:
             "suffix": self.suffix,
             "endpoint_url": self.endpoint_url,
             "client_config": config,
+            "transfer_config": self.transfer_config(),
         }
 
     def dynamodb_repository(self, cache: LocalCache | None) -> Repository:
