@@ -700,16 +700,24 @@ def read_all(fd: int, into: bytearray) -> None:
 
 
 def test_console_script_shows_progress_on_a_terminal(endpoint_url: str, tmp_path: Path) -> None:
-    """The counterpart of the test above: with stderr on a terminal, a bar is drawn."""
-    env = script_env(endpoint_url, COLUMNS="100")
+    """The counterpart of the test above: with stderr on a terminal, a bar is drawn,
+    with the bytes moved of the total (the last frame is drawn as the bar stops)."""
+    env = script_env(endpoint_url, COLUMNS="120")
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(20 << 20))
     subprocess.run([SCRIPT, "bootstrap"], env=env, check=True, capture_output=True, timeout=60)
-    for argv in ([SCRIPT, "put", "big", str(source)], [SCRIPT, "get", "big", "-o", "-"]):
+    for argv, bytes_shown in (
+        # an upload reports each part as S3 takes it: the bar reaches the total
+        ([SCRIPT, "put", "big", str(source)], "21.0/21.0 MB"),
+        # the total, whatever the download reports on the way
+        ([SCRIPT, "get", "big", "-o", "-"], "/21.0 MB"),
+    ):
         returncode, stdout, seen = stderr_on_a_terminal(argv, env, timeout=60)
         assert returncode == 0
         assert "big (21.0 MB)" in seen, seen
+        assert bytes_shown in seen, seen
         assert b"big (21.0 MB)" not in stdout  # progress goes to stderr only
+        assert b"21.0 MB" not in stdout
 
 
 def test_python_m_versioned_async_runs_the_same_cli() -> None:
