@@ -63,8 +63,16 @@ async def test_parts_in_flight_never_exceed_max_concurrency(
         proxy.delay = 0
         assert proxy.max_in_flight("UploadPart") == in_flight
         assert sorted(part_numbers(proxy)) == [1, 2, 3, 4]
-        sizes = sorted(r.request_body_bytes for r in proxy.requests if r.op == "UploadPart")
-        assert sizes == [1 * MiB, 5 * MiB, 5 * MiB, 5 * MiB]
+        parts = [r for r in proxy.requests if r.op == "UploadPart"]
+        assert sorted(r.request_body_bytes for r in parts) == [1 * MiB, 5 * MiB, 5 * MiB, 5 * MiB]
+        # each with its length up front, as S3 wants it: streamed, never chunked
+        assert sorted(int(r.headers["content-length"]) for r in parts) == [
+            1 * MiB,
+            5 * MiB,
+            5 * MiB,
+            5 * MiB,
+        ]
+        assert all("transfer-encoding" not in r.headers for r in parts)
         assert proxy.count("CreateMultipartUpload") == proxy.count("CompleteMultipartUpload") == 1
         assert await repo.get_content("model") == body
 

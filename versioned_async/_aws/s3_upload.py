@@ -113,8 +113,9 @@ class _Parts:
         self._numbers: Iterator[int] = iter(range(1, self._count + 1))
         self._is_file = isinstance(source, Path)
         self._fd: int | None = None
-        # the file hashed again in order: the number of the last part hashed, and the
-        # condition a part waits on for its turn
+        # a file is hashed again in order when there is a hash to compare with: the
+        # number of the last part hashed, and the condition a part waits on for its turn
+        self._rehashing = self._is_file and sha256 is not None
         self._rehash = hashlib.sha256()
         self._hashed = 0
         self._turn = asyncio.Condition()
@@ -132,7 +133,7 @@ class _Parts:
         finally:
             if fd is not None:
                 os.close(fd)
-        if self._is_file and self._sha256 is not None and self._rehash.hexdigest() != self._sha256:
+        if self._rehashing and self._rehash.hexdigest() != self._sha256:
             raise self._changed()
         return [done[n] for n in range(1, self._count + 1)]
 
@@ -146,7 +147,7 @@ class _Parts:
 
     async def _part(self, number: int, buffer: memoryview | None) -> dict[str, Any]:
         data, checksum = await asyncio.to_thread(self._read, number, buffer)
-        if self._is_file:
+        if self._rehashing:
             await self._hash_in_order(number, data)
         upload = self._upload
         with aws_errors(f"UploadPart {number} s3://{upload['Bucket']}/{upload['Key']}"):
