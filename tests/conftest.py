@@ -20,6 +20,7 @@ from hypothesis import settings
 
 from versioned_async import ArtifactRepository, LocalCache, Repository, S3OnlyRepository
 from versioned_async.testing import MotoServer, fake_aws_environment, is_testing, set_testing
+from versioned_async.transfer_config import TransferConfig
 
 if TYPE_CHECKING:  # typing.Unpack is 3.11+; only the type checker reads it here
     from typing_extensions import Unpack
@@ -181,6 +182,7 @@ class RepoSettings(TypedDict, total=False):
     server_side_encryption: str | None
     sse_kms_key_id: str | None
     expected_bucket_owner: str | None
+    transfer_config: TransferConfig | None
 
 
 class TableRepoSettings(RepoSettings, total=False):
