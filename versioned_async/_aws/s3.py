@@ -24,7 +24,7 @@ import aiohttp
 import attrs
 import botocore.exceptions as bce
 
-from .. import _layout, _pacing
+from .. import _layout, _pacing, _staging
 from .._wording import BOOTSTRAP
 from ..exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
 from . import progress, s3_download, s3_upload
@@ -325,7 +325,8 @@ class ObjectStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def download_to(self, key: str, path: Path) -> tuple[str, int, ObjectInfo] | None:
-        """Stream an object into a new file at ``path`` (mode 0600), hashing as it goes.
+        """Stream an object into a new file at ``path`` (mode 0600; or the staging file
+        claimed there, see :mod:`.._staging`), hashing as it goes.
 
         Returns ``(sha256, size, info)``, or ``None`` when the object does not
         exist; the file is complete when this returns (on failure the caller
@@ -338,9 +339,7 @@ class ObjectStore:
             resp = await self._get_object_or_none(key)
             if resp is None:
                 return None
-            target = s3_download.FileTarget(
-                os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            )
+            target = s3_download.FileTarget(_staging.open_new(path))
             try:
                 for _ in range(MAX_RESUMES + 1):
                     if not s3_download.in_parts(_length(resp), self._clients.transfer):
