@@ -19,10 +19,12 @@ from typing import Any
 from benchmarks.harness import run_worker, verdict
 from benchmarks.peers import Context
 from versioned_async._aws.s3_upload import MULTIPART_CONCURRENCY, PART_SIZE
+from versioned_async.transfer_config import MiB, TransferConfig
 
 KEY = "big_artifact"
-#: the RSS growth target, either direction
-RSS_TARGET_MIB = 64
+#: the RSS growth target, either direction: the parts in flight at the default
+#: TransferConfig (each at most a part) plus 16 MiB (issue 18's bound)
+RSS_TARGET_MIB = TransferConfig().max_concurrency * TransferConfig().multipart_chunksize // MiB + 16
 
 
 def write_big_file(path: Path, size: int) -> float:

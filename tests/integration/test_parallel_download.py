@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import RepoFactory
 from tests.proxy import CountingProxy, RequestRecord
 from versioned_async import LocalCache, TransferConfig, exc
+from versioned_async._aws import progress
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -172,3 +173,26 @@ async def test_a_deleted_object_is_not_found_and_leaves_nothing(
         with pytest.raises(exc.ArtifactNotFoundError):
             await repo.download("model", tmp_path / "a.bin", version=1)
     assert sorted(os.listdir(tmp_path)) == []
+
+
+async def test_every_byte_received_is_reported_to_a_progress_watcher(
+    make_proxied_repo: RepoFactory, proxy: CountingProxy, tmp_path: Path
+) -> None:
+    small, large = content(100 * KiB), content(2 * MiB)
+    seen: list[int] = []
+    async with make_proxied_repo(transfer_config=PARTS) as repo:
+        await repo.bootstrap()
+        await repo.put_artifact("small", small)
+        await repo.put_artifact("large", large)
+        with progress.reporting(seen.append):
+            await repo.download("small", tmp_path / "small")
+            assert sum(seen) == len(small)  # one stream reports too
+            seen.clear()
+            assert await repo.get_content("large") == large
+            assert sum(seen) == len(large)
+            assert max(seen) <= PART  # chunk by chunk, as they land
+            seen.clear()
+            proxy.cut_next(op="GetObject", skip=1, after_bytes=10 * KiB)
+            await repo.download("large", tmp_path / "large")
+    assert proxy.pending_faults == []
+    assert sum(seen) == len(large)  # a resumed part asks only for its rest

@@ -52,7 +52,7 @@ import botocore.exceptions as bce
 from .. import _pacing
 from .._gather import gather_or_cancel
 from .._policy.parts import ContiguousPrefix, Part, plan_parts
-from ..exc import BackendUnavailableError
+from ..exc import BackendError, BackendUnavailableError
 from ..transfer_config import TransferConfig
 from . import progress
 from .errors import error_code, scrub
@@ -176,9 +176,9 @@ async def read_in_parts(
         async with slots:
             for cut in range(max_resumes + 1):
                 if opened is None:
-                    opened = await _get_range(get, part, landed.landed(part.index), etag)
+                    opened = await _get_range(get, part, landed.landed(part.index), etag, where)
                 try:
-                    await _land(part, opened)
+                    await land(part, opened)
                     return
                 except stream_errors as err:
                     if cut == max_resumes:
@@ -200,7 +200,7 @@ async def read_in_parts(
                 opened = None
                 await _pacing.pause(random.uniform(0, min(0.05 * 2**cut, 1.0)))
 
-    async def _land(part: Part, resp: dict[str, Any]) -> None:
+    async def land(part: Part, resp: dict[str, Any]) -> None:
         """Write the part's missing bytes from ``resp``'s body, chunk by chunk, at their place."""
         async with resp["Body"] as stream:
             while (left := part.size - landed.landed(part.index)) > 0:
@@ -238,16 +238,29 @@ async def read_in_parts(
     return True
 
 
-async def _get_range(get: GetObject, part: Part, received: int, etag: str | None) -> dict[str, Any]:
+async def _get_range(
+    get: GetObject, part: Part, received: int, etag: str | None, where: str
+) -> dict[str, Any]:
     """What is left of ``part``, pinned to ``etag``: :class:`Replaced` on 412."""
+    asked = part.range_header(received)
     try:
-        resp = await get(Range=part.range_header(received), IfMatch=etag)
+        resp = await get(Range=asked, IfMatch=etag)
     except bce.ClientError as err:
         if error_code(err) in ("PreconditionFailed", "412"):
             raise Replaced() from err
         raise
     if resp is None:
         raise _Gone()
+    served = str(resp.get("ContentRange", ""))
+    if not served.startswith(f"bytes {part.start + received}-"):
+        # a server that ignores Range sends the object from its first byte: never
+        # write that at this part's place
+        resp["Body"].close()
+        raise BackendError(
+            f"GetObject {where}: asked for {asked}, the server answered with "
+            f"{served or 'the whole object'}; an S3 endpoint that serves byte ranges is "
+            "needed, or a TransferConfig(multipart_threshold=...) above the content's size"
+        )
     return resp
 
 
