@@ -255,6 +255,11 @@ class _Connection:
         self.client_writer = writer
         self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
+    def client_gone(self) -> bool:
+        """Whether the client closed its side (reset or end of stream): the proxy learns
+        it from the event loop at once, while it may still be pushing a response."""
+        return self.client_writer.transport.is_closing() or self.client_reader.at_eof()
+
     async def close_upstream(self) -> None:
         if self.upstream is not None:
             writer = self.upstream[1]
@@ -471,10 +476,9 @@ class CountingProxy:
         self.upstream_connections = 0
         #: unexpected exceptions inside the proxy (bugs): a test should expect ``[]``
         self.errors: list[BaseException] = []
-        #: requests of each op between their head's arrival and their exchange's end, now
-        #: and at most (see :meth:`max_in_flight`)
-        self._in_flight: Counter[str] = Counter()
-        self._most_in_flight: Counter[str] = Counter()
+        #: per operation, the most requests of it in flight at once (see :meth:`peak_in_flight`)
+        self.peak: Counter[str] = Counter()
+        self._in_flight: dict[int, tuple[RequestRecord, _Connection]] = {}
         self._server: asyncio.Server | None = None
         self._port = 0
         self._down = False
@@ -537,15 +541,32 @@ class CountingProxy:
         """Requests per operation: ``proxy.counts() == {"GetItem": 1}`` reads well in asserts."""
         return Counter(r.op for r in self.requests)
 
-    def max_in_flight(self, op: str) -> int:
-        """The most requests of ``op`` the proxy held at once: from the arrival of a
-        request's head until its answer was forwarded (or its connection dropped)."""
-        return self._most_in_flight[op]
+    def peak_in_flight(self, op: str) -> int:
+        """The most requests of ``op`` that were in flight at once.
+
+        A request is in flight from its head's arrival until its response has
+        been forwarded, or its client hung up: a client that closes a body it
+        stopped reading no longer counts (the proxy sees the reset or the end of
+        stream at once, the client's next request comes later), though the proxy
+        may still be pushing the rest of it. Counted as each request arrives. The
+        proxy learns of a hang-up from the event loop, an iteration or two after
+        the client's close: a client that releases a slot before its next request
+        (an ``asyncio.Semaphore``) is always seen right.
+        """
+        return self.peak[op]
+
+    def in_flight(self, op: str) -> int:
+        """How many requests of ``op`` are in flight now (see :meth:`peak_in_flight`)."""
+        return sum(
+            1
+            for record, conn in self._in_flight.values()
+            if record.op == op and not conn.client_gone()
+        )
 
     def reset_counts(self) -> None:
         """Forget the requests and connection counts seen so far (open connections stay)."""
+        self.peak = Counter()
         self.requests = []
-        self._most_in_flight = Counter(self._in_flight)
         self.connections_accepted = 0
         self.connections_dropped = 0
         self.upstream_connections = 0
@@ -809,16 +830,20 @@ class CountingProxy:
             headers={name: head.get(name) or "" for name, _, _ in head.fields},
         )
         self.requests.append(record)
-        self._in_flight[op] += 1
-        self._most_in_flight[op] = max(self._most_in_flight[op], self._in_flight[op])
+        self._in_flight[id(record)] = (record, conn)
         try:
             return await self._answer(conn, head, record)
         finally:
-            self._in_flight[op] -= 1
+            del self._in_flight[id(record)]
+
+    def _count_in_flight(self, op: str) -> None:
+        """Raise ``op``'s peak to the requests of it now in flight."""
+        self.peak[op] = max(self.peak[op], self.in_flight(op))
 
     async def _answer(self, conn: _Connection, head: _Head, record: RequestRecord) -> bool:
-        """Answer ``record``'s request, or forward it; ``True`` to keep the connection."""
+        """Answer or forward the request ``record`` describes; ``True`` to keep the connection."""
         op = record.op
+        self._count_in_flight(op)
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         if self._down:

@@ -67,6 +67,6 @@ async def test_put_uploads_in_the_parts_the_options_say(
     proxy.delay = 0
     assert done.exit_code == 0, done.output
     assert proxy.count("UploadPart") == 3  # 5 + 5 + 2 MiB (the default: one PutObject)
-    assert proxy.max_in_flight("UploadPart") == 2
+    assert proxy.peak_in_flight("UploadPart") == 2
     got = await asyncio.to_thread(invoke, proxy.endpoint_url, "get", "model")
     assert got.stdout_bytes == source.read_bytes()

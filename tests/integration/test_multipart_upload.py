@@ -61,7 +61,7 @@ async def test_parts_in_flight_never_exceed_max_concurrency(
         proxy.delay = 0.05  # every request waits a little: parts that may overlap do
         await repo.put_artifact("model", source)
         proxy.delay = 0
-        assert proxy.max_in_flight("UploadPart") == in_flight
+        assert proxy.peak_in_flight("UploadPart") == in_flight
         assert sorted(part_numbers(proxy)) == [1, 2, 3, 4]
         parts = [r for r in proxy.requests if r.op == "UploadPart"]
         assert sorted(r.request_body_bytes for r in parts) == [1 * MiB, 5 * MiB, 5 * MiB, 5 * MiB]

@@ -479,6 +479,41 @@ async def test_bodies_are_streamed_not_buffered(origin: tuple[Origin, CountingPr
     ]
 
 
+async def test_peak_in_flight_counts_requests_at_once_not_a_client_that_hung_up(
+    origin: tuple[Origin, CountingProxy],
+) -> None:
+    server, proxy = origin
+    url = f"{proxy.endpoint_url}/download"  # holds its second MiB until told
+    async with http_client() as http:
+        async with http.get(f"{proxy.endpoint_url}/sized") as resp:
+            await resp.read()
+        op = proxy.requests[-1].op  # (the proxy names both routes as S3 would)
+        assert proxy.peak_in_flight(op) == 1
+        async with http.get(url) as one, http.get(url) as two:
+            assert len(await one.content.readexactly(MiB)) == MiB
+            assert len(await two.content.readexactly(MiB)) == MiB
+            server.download_half_read.set()
+            assert len(await one.read()) + len(await two.read()) == 2 * MiB
+        assert proxy.requests[-1].op == op
+        assert proxy.peak_in_flight(op) == 2
+
+        proxy.reset_counts()
+        server.download_half_read.clear()
+        # a client that stops reading and closes: the proxy's exchange of it goes on
+        # (the origin still holds the rest), but it is not in flight any more
+        first = await http.get(url)
+        await first.content.readexactly(MiB)
+        first.close()
+        await proxy.wait_for(lambda: proxy.in_flight(op) == 0, what="the hang-up noticed")
+        async with http.get(url) as second:
+            await second.content.readexactly(MiB)
+            assert len(proxy._in_flight) == 2  # both exchanges still going in the proxy
+            assert proxy.in_flight(op) == 1
+            server.download_half_read.set()
+            await second.read()
+    assert proxy.peak_in_flight(op) == 1
+
+
 async def test_go_down_closes_open_connections_and_drops_new_ones(
     origin: tuple[Origin, CountingProxy],
 ) -> None:

@@ -4,7 +4,8 @@
 metadata. Expected outcomes (a missing object, a write whose condition
 failed) are return values; everything else leaves as a library error
 (:func:`.errors.aws_errors`). Downloads resume where a cut transfer stopped;
-large uploads go in parts (:mod:`.s3_upload`).
+large downloads go in parallel parts (:mod:`.s3_download`), large uploads in
+parts (:mod:`.s3_upload`).
 """
 
 from __future__ import annotations
@@ -17,20 +18,23 @@ import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
 import botocore.exceptions as bce
 
-from .. import _layout, _pacing
+from .. import _layout, _pacing, _staging
 from .._policy.part_size import uses_multipart
 from .._wording import BOOTSTRAP
 from ..exc import BackendError, BackendUnavailableError, RepositoryNotFoundError
-from . import progress, s3_upload
+from . import progress, s3_download, s3_upload
 from .clients import AwsClients
 from .errors import aws_errors, error_code, scrub, unless_missing
 from .s3_params import b64_sha256, condition_failed, object_params, write_conditions
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 __all__ = ["CHUNK_SIZE", "MAX_RESUMES", "ListedObject", "ObjectInfo", "ObjectStore"]
 
@@ -58,6 +62,11 @@ _STREAM_ERRORS = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+
+def _length(resp: Mapping[str, Any]) -> int:
+    """The object's size, as a (whole-object) GetObject response says."""
+    return int(resp.get("ContentLength", 0))
 
 
 @attrs.frozen
@@ -221,17 +230,29 @@ class ObjectStore:
         """The whole body and info, or ``None`` when the object does not exist.
 
         A transfer cut in the middle resumes where it stopped (see
-        :meth:`_read_body`).
+        :meth:`_read_body`); a large object is read in parts, in parallel, into
+        one preallocated buffer (:mod:`.s3_download`).
         """
-        chunks: list[bytes] = []
         with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
-            resp = await self._get_object_or_none(key)
-            if resp is None:
-                return None
-            resp = await self._read_body(key, resp, chunks.append, chunks.clear)
-            if resp is None:
-                return None
-        return b"".join(chunks), ObjectInfo.from_response(resp)
+            for _ in range(MAX_RESUMES + 1):
+                resp = await self._get_object_or_none(key)
+                if resp is None:
+                    return None
+                if not s3_download.in_parts(_length(resp), self._clients.transfer):
+                    chunks: list[bytes] = []
+                    came_from = await self._read_body(key, resp, chunks.append, chunks.clear)
+                    if came_from is None:
+                        return None
+                    return b"".join(chunks), ObjectInfo.from_response(came_from)
+                target = s3_download.BufferTarget(_length(resp))
+                try:
+                    if not await self._read_in_parts(key, resp, target):
+                        return None
+                except s3_download.Replaced:
+                    self._log_replaced(key)
+                    continue
+                return target.release(), ObjectInfo.from_response(resp)
+            raise self._replaced_too_often(key)
 
     async def _get_object_or_none(self, key: str, **kwargs: Any) -> dict[str, Any] | None:
         """GetObject's response (its body still to read), or ``None`` for a missing key."""
@@ -267,6 +288,7 @@ class ObjectStore:
                     while chunk := await stream.read(CHUNK_SIZE):
                         sink(chunk)
                         received += len(chunk)
+                        progress.moved(len(chunk))
                 return resp
             except _STREAM_ERRORS as err:
                 if cut == MAX_RESUMES:
@@ -304,34 +326,96 @@ class ObjectStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def download_to(self, key: str, path: Path) -> tuple[str, int, ObjectInfo] | None:
-        """Stream an object into a new file at ``path`` (mode 0600), hashing as it goes.
+        """Stream an object into a new file at ``path`` (mode 0600; or the staging file
+        claimed there, see :mod:`.._staging`), hashing as it goes.
 
-        Returns ``(sha256, size, info)``, or ``None`` when the object does not exist.
-        Memory stays at one chunk whatever the object's size; a cut transfer
-        resumes (:meth:`_read_body`).
+        Returns ``(sha256, size, info)``, or ``None`` when the object does not
+        exist; the file is complete when this returns (on failure the caller
+        removes it). Memory stays at one chunk per request in flight whatever
+        the object's size; a cut transfer resumes (:meth:`_read_body`); a
+        large object is read in parts, in parallel, each written at its offset
+        (:mod:`.s3_download`).
         """
         with aws_errors(f"GetObject s3://{self.bucket}/{key}"):
             resp = await self._get_object_or_none(key)
             if resp is None:
                 return None
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with open(fd, "wb") as out:  # noqa: ASYNC230 - a local file, written chunk by chunk
-                digest = [hashlib.sha256()]
+            target = s3_download.FileTarget(_staging.open_new(path))
+            try:
+                for _ in range(MAX_RESUMES + 1):
+                    if not s3_download.in_parts(_length(resp), self._clients.transfer):
+                        return await self._stream_to(key, resp, target)
+                    digest = hashlib.sha256()
+                    try:
+                        if not await self._read_in_parts(key, resp, target, digest):
+                            return None
+                    except s3_download.Replaced:
+                        self._log_replaced(key)
+                        target.truncate()
+                        again = await self._get_object_or_none(key)
+                        if again is None:
+                            return None
+                        resp = again
+                        continue
+                    return digest.hexdigest(), _length(resp), ObjectInfo.from_response(resp)
+                raise self._replaced_too_often(key)
+            finally:
+                os.close(target.fd)
 
-                def write(chunk: bytes) -> None:
-                    digest[0].update(chunk)
-                    out.write(chunk)
+    async def _stream_to(
+        self, key: str, resp: dict[str, Any], target: s3_download.FileTarget
+    ) -> tuple[str, int, ObjectInfo] | None:
+        """One GetObject stream into ``target``, hashed chunk by chunk on the way."""
+        digest = [hashlib.sha256()]
+        written = [0]
 
-                def start_over() -> None:
-                    out.seek(0)
-                    out.truncate()
-                    digest[0] = hashlib.sha256()
+        def write(chunk: bytes) -> None:
+            digest[0].update(chunk)
+            target.write_at(written[0], chunk)
+            written[0] += len(chunk)
 
-                came_from = await self._read_body(key, resp, write, start_over)
-                if came_from is None:
-                    return None
-                size = out.tell()
-        return digest[0].hexdigest(), size, ObjectInfo.from_response(came_from)
+        def start_over() -> None:
+            target.truncate()
+            digest[0] = hashlib.sha256()
+            written[0] = 0
+
+        came_from = await self._read_body(key, resp, write, start_over)
+        if came_from is None:
+            return None
+        return digest[0].hexdigest(), written[0], ObjectInfo.from_response(came_from)
+
+    async def _read_in_parts(
+        self,
+        key: str,
+        first: dict[str, Any],
+        target: s3_download.Target,
+        digest: _Hash | None = None,
+    ) -> bool:
+        """:func:`.s3_download.read_in_parts` for ``key``, whose plain GetObject is ``first``."""
+
+        async def get(**request: Any) -> dict[str, Any] | None:
+            return await self._get_object_or_none(key, **request)
+
+        return await s3_download.read_in_parts(
+            get,
+            first,
+            target,
+            self._clients.transfer,
+            f"s3://{self.bucket}/{key}",
+            stream_errors=_STREAM_ERRORS,
+            max_resumes=MAX_RESUMES,
+            read_size=CHUNK_SIZE,
+            digest=digest,
+        )
+
+    def _log_replaced(self, key: str) -> None:
+        log.info("s3://%s/%s was replaced while being read; reading it again", self.bucket, key)
+
+    def _replaced_too_often(self, key: str) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"GetObject s3://{self.bucket}/{key}: the object was replaced {MAX_RESUMES + 1} "
+            "times while it was read; retry once it stops changing"
+        )
 
     async def upload(
         self,

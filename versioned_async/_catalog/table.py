@@ -176,6 +176,7 @@ class TableCatalog(ObjectsCatalog):
             got = await download
         except BaseException:
             download.cancel()
+            await asyncio.wait([download])  # its requests end before the caller hears
             raise
         if got is None:
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
@@ -189,6 +190,7 @@ class TableCatalog(ObjectsCatalog):
             got = await download
         except BaseException:
             download.cancel()
+            await asyncio.wait([download])  # nothing writes to part once it is removed
             part.unlink(missing_ok=True)
             raise
         if got is None:

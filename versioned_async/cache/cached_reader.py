@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import attrs
 
-from .. import _codec, _layout
+from .. import _codec, _layout, _staging
 from .._codec import AliasItem, VersionItem
 from .._policy.freshness import Freshness, freshness, may_serve_stale
 from ..exc import (
@@ -279,30 +279,32 @@ class CachedContentReader:
             # item is looked up at the same time. A version found missing is forgotten
             part = self._content.new_staging_path()
             fill = partial(self._direct.fill, key.name, key.version, part)
-            # every way out (a cut, a cancellation, a full disk) removes the staged file
-            try:
+            # every way out (a cut, a cancellation, a full disk) removes the staged file;
+            # while it is written it is claimed, so a crash's leftover is told apart
+            with _staging.claimed(part):
                 try:
-                    got = await self._direct.verified(key.name, key.version, fill, expected)
-                except ArtifactNotFoundError:
-                    await self._lookups.forget(key)
-                    raise
-                sha = got.sha256
-                size = part.stat().st_size
-                await self._lookups.remember(key, (sha, size))
-                try:
-                    path = await self._content.publish(Staged(part, sha, size))
-                except CACHE_FAILURES as err:
-                    if not _is_cache_failure(err):
+                    try:
+                        got = await self._direct.verified(key.name, key.version, fill, expected)
+                    except ArtifactNotFoundError:
+                        await self._lookups.forget(key)
                         raise
-                    # verified but not stored (a full disk, a locked database): serve it
-                    self._db.degrade(err)
-                    if size > _SERVE_UNSTORED_BYTES:
-                        return None  # a caller streams it from S3 instead
-                    body = await asyncio.to_thread(part.read_bytes)
-                    return ContentRef(sha, str(part), size, body)
-                return None if path is None else ContentRef(sha, path, size)
-            finally:
-                part.unlink(missing_ok=True)
+                    sha = got.sha256
+                    size = part.stat().st_size
+                    await self._lookups.remember(key, (sha, size))
+                    try:
+                        path = await self._content.publish(Staged(part, sha, size))
+                    except CACHE_FAILURES as err:
+                        if not _is_cache_failure(err):
+                            raise
+                        # verified but not stored (a full disk, a locked database): serve it
+                        self._db.degrade(err)
+                        if size > _SERVE_UNSTORED_BYTES:
+                            return None  # a caller streams it from S3 instead
+                        body = await asyncio.to_thread(part.read_bytes)
+                        return ContentRef(sha, str(part), size, body)
+                    return None if path is None else ContentRef(sha, path, size)
+                finally:
+                    part.unlink(missing_ok=True)
 
     # -- aliases -----------------------------------------------------------------------
 

@@ -26,13 +26,13 @@ import secrets
 import sqlite3
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 import diskcache
 
+from .. import _staging
 from .._policy import cache_safety as _cache_safety
 from .._policy.cache_safety import Fingerprint
 from .events import ContentDamaged, Events
@@ -47,8 +47,6 @@ __all__ = ["ContentDisk", "ContentStore", "DamagedContent", "Staged"]
 
 log = logging.getLogger("versioned_async")
 
-#: staged files older than this are left over from a crashed process
-_STALE_STAGING_SECONDS = 3600.0
 #: below this, reading a cached file inline is cheaper than a thread hop (~140 us)
 _READ_INLINE_BYTES = 1 << 20
 _COPY_CHUNK = 1 << 20
@@ -479,9 +477,7 @@ class ContentStore:
             )
 
     def _sweep_staging(self) -> None:
-        """Remove downloads a crashed process left half-way."""
-        cutoff = time.time() - _STALE_STAGING_SECONDS
-        for part in self.staging.glob("*.part"):
-            with contextlib.suppress(OSError):
-                if part.stat().st_mtime < cutoff:
-                    part.unlink()
+        """Remove downloads a crashed process left half-way: the staging files no live
+        process holds (:mod:`.._staging`)."""
+        for part in _staging.sweep(self.staging, "*.part"):
+            log.info("removed %s, a download a stopped process left half-way", part)

@@ -17,6 +17,7 @@ repaired by the source; anything else is an
 from __future__ import annotations
 
 import asyncio
+import glob
 import hashlib
 import logging
 import os
@@ -27,7 +28,7 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 
-from .. import _layout
+from .. import _layout, _staging
 from .._aws.s3 import ObjectInfo
 from .._codec import AliasItem, VersionItem
 from .._layout import LATEST
@@ -312,14 +313,30 @@ class DirectReader:
         """No cache: nothing to forget."""
 
 
+#: the random part of a staging file's name beside a target (hex: twice as many digits)
+_PART_TOKEN_BYTES = 6
+
+
+def _part_pattern(target: Path) -> str:
+    """The names of ``target``'s staging files, for :func:`glob`."""
+    return f".{glob.escape(target.name)}.{'[0-9a-f]' * 2 * _PART_TOKEN_BYTES}.part"
+
+
 async def write_file(target: Path, fill: Callable[[Path], Awaitable[None]]) -> None:
     """Have ``fill`` write a file beside ``target``, then rename it into place: the file
     appears complete and verified, or not at all. A full disk is
-    :class:`~versioned_async.exc.DiskFullError`, saying what to do."""
-    part = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+    :class:`~versioned_async.exc.DiskFullError`, saying what to do.
+
+    The staging file is claimed (:mod:`.._staging`) while it is written: a
+    download killed half-way leaves it behind, and the next download to the
+    same target removes it (never one a live process is writing).
+    """
+    await asyncio.to_thread(_staging.sweep, target.parent, _part_pattern(target))
+    part = target.with_name(f".{target.name}.{secrets.token_hex(_PART_TOKEN_BYTES)}.part")
     try:
-        await fill(part)
-        os.replace(part, target)
+        with _staging.claimed(part):
+            await fill(part)
+            os.replace(part, target)
     except BaseException as err:
         part.unlink(missing_ok=True)
         if (
