@@ -18,8 +18,11 @@ two reasons moto cannot serve:
 
 One ``weed server`` process runs master, volume server, filer and S3 gateway,
 every one bound to 127.0.0.1 on a port picked free here (their gRPC ports
-too: by default each would take its HTTP port + 10000), with its data, logs
-and unix sockets in a temporary directory, telemetry off. Any key pair is
+too: by default each would take its HTTP port + 10000; the Iceberg and Lance
+listeners, on fixed ports by default, are off), with its data, logs and the unix
+sockets it lets us place in a temporary directory, telemetry off. Its gRPC unix
+sockets are always ``/tmp/seaweedfs-<service>-grpc-<port>.sock`` (named by the
+free ports, so servers side by side do not collide): :meth:`stop` removes them. Any key pair is
 accepted. It runs in its own session (a Ctrl-C meant for pytest does not
 reach it), dies with the process that started it (Linux), and :meth:`stop`
 leaves no process and no directory behind.
@@ -107,6 +110,7 @@ class SeaweedServer:
         self.attempts = attempts
         self.endpoint_url = ""
         self.port = 0
+        self._sockets: list[Path] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -135,6 +139,7 @@ class SeaweedServer:
             "-master.volumeSizeLimitMB=1024",
             "-volume.max=0",
             "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             f"-filer.localSocket={data}/filer.sock",
             f"-s3.localSocket={data}/s3.sock",
         ]
@@ -157,6 +162,10 @@ class SeaweedServer:
                 self.port = ports[_SERVICES.index("s3")]
                 self.endpoint_url = f"http://{HOST}:{self.port}"
                 volume_port = ports[_SERVICES.index("volume")]
+                self._sockets += [
+                    Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock")
+                    for service, port in zip(_SERVICES, ports[len(_SERVICES) :], strict=True)
+                ]
                 with open(self.log_path, "ab") as log:  # the child keeps its own copy
                     self._process = subprocess.Popen(
                         self.command(data, ports),
@@ -215,6 +224,9 @@ class SeaweedServer:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        for socket_file in self._sockets:
+            socket_file.unlink(missing_ok=True)
+        self._sockets = []
 
     def stop(self) -> None:
         """Stop the server and remove its directory (idempotent)."""

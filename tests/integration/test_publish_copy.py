@@ -239,3 +239,32 @@ async def test_on_moto_the_probe_says_unsupported_and_publish_uploads(
         "CopyObject": 0,
         "DeleteObject": 0,
     }
+
+
+async def test_a_probe_it_may_not_write_means_no_copy_and_is_not_asked_again(
+    seaweed_proxy: CountingProxy, bucket: str, aio_session: AioSession
+) -> None:
+    """A role that may not write the probe object (403) still publishes, the way any
+    server allows: downloaded and uploaded; the answer is kept."""
+    async with repository(seaweed_proxy.endpoint_url, bucket, aio_session) as repo:
+        await repo.bootstrap()
+        await repo.put_artifact(NAME, body("one"))
+        seaweed_proxy.reset_counts()
+        seaweed_proxy.inject_errors(1, 403, code="AccessDenied", op="PutObject")
+        first = await repo.publish_artifact_version(NAME)
+        refused = seaweed_proxy.counts()
+        await repo.put_artifact(NAME, body("two"))
+        seaweed_proxy.reset_counts()
+        second = await repo.publish_artifact_version(NAME)
+        again = seaweed_proxy.counts()
+        assert await repo.get_content(NAME, version=2) == body("two")
+    assert seaweed_proxy.pending_faults == []
+    assert (first.version, second.version) == ("1", "2")
+    # the refused probe, then today's path: LATEST read, the version written
+    assert object_ops(refused) == {
+        "GetObject": 1,
+        "PutObject": 2,
+        "CopyObject": 0,
+        "DeleteObject": 0,
+    }
+    assert object_ops(again) == {"GetObject": 1, "PutObject": 1, "CopyObject": 0, "DeleteObject": 0}

@@ -263,45 +263,45 @@ class ObjectStore:
         The probe copies a new empty object at ``probe_key`` onto itself with the
         condition: a server that enforces it answers 412; one that ignores it (moto)
         rewrites the probe with itself, which harms nothing. The probe is deleted
-        after. An unexpected answer (no permission, not implemented...) counts as
-        "no" for this call and is asked again next time: the caller then takes the
-        path that never relies on the condition.
+        after. Any other answer (no permission to write the probe, not implemented...)
+        is a "no" too: the caller then takes the path that never relies on the
+        condition. Only an unreachable server raises.
         """
         async with self._probe_lock:
             if self._conditional_copy is None:
-                verdict = await self._probe_conditional_copy(probe_key)
-                if verdict is None:
-                    return False
-                self._conditional_copy = verdict
+                self._conditional_copy = await self._probe_conditional_copy(probe_key)
             return self._conditional_copy
 
-    async def _probe_conditional_copy(self, probe_key: str) -> bool | None:
+    async def _probe_conditional_copy(self, probe_key: str) -> bool:
         s3 = await self._s3()
         where = f"s3://{self.bucket}/{probe_key}"
-        with aws_errors(f"PutObject {where}"):
-            await s3.put_object(Bucket=self.bucket, Key=probe_key, Body=b"")
-        try:
-            with aws_errors(f"CopyObject {where} onto itself"):
-                try:
-                    await s3.copy_object(
-                        Bucket=self.bucket,
-                        Key=probe_key,
-                        CopySource={"Bucket": self.bucket, "Key": probe_key},
-                        MetadataDirective="REPLACE",
-                        Metadata={"probe": "conditional-copy"},
-                        IfNoneMatch="*",
-                    )
-                except bce.ClientError as err:
-                    code = error_code(err)
-                    if code in ("PreconditionFailed", "412"):
-                        return True
-                    log.debug("conditional CopyObject probe on %s: %s; not used", where, code)
-                    return None
-            log.info("%s does not enforce If-None-Match on CopyObject", self.bucket)
-            return False
-        finally:
-            with aws_errors(f"DeleteObject {where}"):
+        with aws_errors(f"conditional CopyObject probe {where}"):
+            try:
+                await s3.put_object(Bucket=self.bucket, Key=probe_key, Body=b"")
+            except bce.ClientError as err:
+                log.info("could not write %s (%s): publish will not copy", where, error_code(err))
+                return False
+            try:
+                await s3.copy_object(
+                    Bucket=self.bucket,
+                    Key=probe_key,
+                    CopySource={"Bucket": self.bucket, "Key": probe_key},
+                    MetadataDirective="REPLACE",
+                    Metadata={"probe": "conditional-copy"},
+                    IfNoneMatch="*",
+                )
+            except bce.ClientError as err:
+                verdict = error_code(err) in ("PreconditionFailed", "412")
+                if not verdict:
+                    log.info("%s: CopyObject under If-None-Match gave %s", where, error_code(err))
+            else:
+                log.info("%s does not enforce If-None-Match on CopyObject", self.bucket)
+                verdict = False
+            try:
                 await s3.delete_object(Bucket=self.bucket, Key=probe_key)
+            except bce.ClientError as err:
+                log.warning("could not delete %s (%s); delete it", where, error_code(err))
+        return verdict
 
     async def get_object(self, key: str) -> tuple[bytes, ObjectInfo] | None:
         """The whole body and info, or ``None`` when the object does not exist.
