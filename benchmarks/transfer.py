@@ -33,6 +33,7 @@ nothing. Uploads are ``put_artifact(name, Path)``, which hashes the file first.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import statistics
 import subprocess
@@ -100,7 +101,9 @@ def _run(args: Sequence[str], timeout: float) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+@functools.cache
 def _s3(endpoint: str, pool: int = PARALLEL) -> Any:
+    """A boto3 client, made once per endpoint and pool (clients are thread-safe)."""
     import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
