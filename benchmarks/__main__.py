@@ -25,6 +25,7 @@ from benchmarks import (
     routing,
     scaling,
     startup,
+    transfer,
     verify_on_read,
     warm_hits,
 )
@@ -51,7 +52,10 @@ SCENARIOS = {
     "backends": backends.run,
     "verify-on-read": verify_on_read.run,
     "restart": restart.run,
+    "transfer": transfer.run,
 }
+#: scenarios that bring their own server (SeaweedFS) and need no moto
+OWN_SERVER = frozenset({"transfer"})
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -77,6 +81,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--big-size", type=parse_size, default=1 << 30, help="scenario 4's size (1GiB)"
     )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument(
+        "--transfer-size", type=parse_size, default=256 << 20, help="scenario 10's size (256MiB)"
+    )
+    parser.add_argument(
+        "--transfer-rounds", type=int, default=3, help="scenario 10's rounds, rotated (3)"
+    )
+    parser.add_argument(
+        "--transfer-cap-mib-s",
+        type=float,
+        default=24.0,
+        help="scenario 10's cap per connection, MiB/s each way (24)",
+    )
+    parser.add_argument(
+        "--transfer-aggregate-mib-s",
+        type=float,
+        default=160.0,
+        help="scenario 10's cap over all connections, MiB/s each way (160; 0: none)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON results file")
     return parser.parse_args(argv)
 
@@ -141,9 +163,14 @@ async def amain(args: argparse.Namespace, workdir: Path) -> int:
     proxy: ProxyProcess | None = None
     failures: list[str] = []
     started = time.monotonic()
+    selected = args.only or list(SCENARIOS)
+    needs_moto = not OWN_SERVER.issuperset(selected)
     try:
-        moto.start()
-        proxy = ProxyProcess(moto.port, args.rtt_ms).start()
+        if needs_moto:
+            moto.start()
+        proxy = ProxyProcess(moto.port, args.rtt_ms)
+        if needs_moto:
+            proxy.start()
         ctx = Context(
             args=args,
             moto=moto,
@@ -155,12 +182,13 @@ async def amain(args: argparse.Namespace, workdir: Path) -> int:
         )
         import versioned_async as va  # noqa: PLC0415
 
-        async with va.Repository(
-            REGION, BUCKET, dynamodb_table_name=TABLE, endpoint_url=moto.endpoint_url
-        ) as repo:
-            await repo.bootstrap()
-        await server_baseline(ctx)
-        for name in args.only or list(SCENARIOS):
+        if needs_moto:
+            async with va.Repository(
+                REGION, BUCKET, dynamodb_table_name=TABLE, endpoint_url=moto.endpoint_url
+            ) as repo:
+                await repo.bootstrap()
+            await server_baseline(ctx)
+        for name in selected:
             began = time.monotonic()
             try:
                 await SCENARIOS[name](ctx)

@@ -108,9 +108,17 @@ class MotoProcess:
 class ProxyProcess:
     """:mod:`benchmarks.proxy` as a subprocess, with its control channel."""
 
-    def __init__(self, upstream_port: int, rtt_ms: float) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        rtt_ms: float,
+        cap_mib_s: float = 0.0,
+        aggregate_mib_s: float = 0.0,
+    ) -> None:
         self.upstream_port = upstream_port
         self.rtt_ms = rtt_ms
+        self.cap_mib_s = cap_mib_s
+        self.aggregate_mib_s = aggregate_mib_s
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.control_port = 0
@@ -129,6 +137,10 @@ class ProxyProcess:
                 str(self.upstream_port),
                 "--rtt-ms",
                 str(self.rtt_ms),
+                "--cap-mib-s",
+                str(self.cap_mib_s),
+                "--aggregate-mib-s",
+                str(self.aggregate_mib_s),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -164,6 +176,12 @@ class ProxyProcess:
     def set_rtt(self, rtt_ms: float) -> None:
         self.command(f"rtt {rtt_ms}")
         self.rtt_ms = rtt_ms
+
+    def set_caps(self, cap_mib_s: float, aggregate_mib_s: float) -> None:
+        """Per-connection and aggregate bandwidth caps, MiB/s each way (0: none)."""
+        self.command(f"cap {cap_mib_s}")
+        self.command(f"aggregate {aggregate_mib_s}")
+        self.cap_mib_s, self.aggregate_mib_s = cap_mib_s, aggregate_mib_s
 
     def stop(self) -> None:
         if self.proc is None:

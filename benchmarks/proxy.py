@@ -13,10 +13,18 @@ would. A request therefore costs one RTT more than it costs against the
 upstream directly, and concurrent requests overlap their delays as they do
 against AWS.
 
+Bandwidth caps, as a real link has (``--cap-mib-s``, ``--aggregate-mib-s``):
+each connection may carry at most ``cap`` MiB/s in each direction, and all of
+them together at most ``aggregate`` MiB/s in each direction. Each is a token
+bucket (:class:`TokenBucket`) that a chunk must pass before it is written,
+after its latency delay: a connection waits for the slower of its own bucket
+and the shared one. 0 means no cap.
+
 The client-to-server stream is parsed just enough (request heads,
 Content-Length and chunked bodies) to count requests by operation. The
 control port speaks one line at a time: ``stats`` (a JSON line back),
-``reset`` (zero the counters), ``rtt <ms>``, ``quit``.
+``reset`` (zero the counters), ``rtt <ms>``, ``cap <MiB/s>`` (per connection;
+0 lifts it), ``aggregate <MiB/s>``, ``quit``.
 
 Only 127.0.0.1 is ever bound or dialled.
 """
@@ -36,6 +44,38 @@ READ_SIZE = 256 * 1024
 #: chunks in flight per direction before the reader waits (back-pressure)
 QUEUE_DEPTH = 64
 _HEAD_LIMIT = 1 << 20
+MIB = 1 << 20
+#: what a bucket lets through at once when it has been idle: one read's worth
+BURST = READ_SIZE
+
+
+class TokenBucket:
+    """A token bucket in bytes: ``rate`` bytes a second flow in, up to ``burst``.
+
+    Pure arithmetic on the times it is given. :meth:`reserve` takes the tokens for
+    a chunk at once, going into debt when there are too few, and says how long
+    to wait before sending it: a sender that waits as told is held at ``rate``
+    on average, with at most ``burst`` bytes ahead. Debt rather than refusal
+    keeps the chunks of a stream in order and lets several buckets be asked
+    for the same chunk (wait for the longest).
+    """
+
+    def __init__(self, burst: float = BURST) -> None:
+        self.burst = burst
+        self.tokens = burst
+        self.stamp: float | None = None
+
+    def reserve(self, size: int, now: float, rate: float) -> float:
+        """Seconds to wait before sending ``size`` bytes at ``now``, at ``rate``
+        bytes a second (0 or less: no cap, never wait)."""
+        if rate <= 0:
+            self.tokens, self.stamp = self.burst, now
+            return 0.0
+        if self.stamp is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        self.tokens -= size
+        return 0.0 if self.tokens >= 0 else -self.tokens / rate
 
 
 class RequestCounter:
@@ -145,9 +185,19 @@ class Stats:
 
 
 class LatencyProxy:
-    def __init__(self, upstream_port: int, rtt_ms: float) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        rtt_ms: float,
+        cap_mib_s: float = 0.0,
+        aggregate_mib_s: float = 0.0,
+    ) -> None:
         self.upstream_port = upstream_port
         self.rtt = rtt_ms / 1000.0
+        #: bytes a second, per connection and direction / all connections, per direction
+        self.cap = cap_mib_s * MIB
+        self.aggregate = aggregate_mib_s * MIB
+        self.shared = {True: TokenBucket(), False: TokenBucket()}  # by direction: upstream?
         self.stats = Stats()
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -180,6 +230,12 @@ class LatencyProxy:
                 elif command == "rtt":
                     self.rtt = float(arg) / 1000.0
                     reply = {"ok": True, "rtt_ms": self.rtt * 1000}
+                elif command == "cap":
+                    self.cap = float(arg) * MIB
+                    reply = {"ok": True, "cap_mib_s": self.cap / MIB}
+                elif command == "aggregate":
+                    self.aggregate = float(arg) * MIB
+                    reply = {"ok": True, "aggregate_mib_s": self.aggregate / MIB}
                 elif command == "quit":
                     writer.write(b'{"ok": true}\n')
                     await writer.drain()
@@ -251,12 +307,22 @@ class LatencyProxy:
                 if not data:
                     return
 
+        own, shared = TokenBucket(), self.shared[upstream]
+
         async def write() -> None:
             while True:
                 due, data = await queue.get()
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if data and (self.cap > 0 or self.aggregate > 0):
+                    now = loop.time()
+                    wait = max(
+                        own.reserve(len(data), now, self.cap),
+                        shared.reserve(len(data), now, self.aggregate),
+                    )
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 if not data:
                     if writer.can_write_eof():
                         with contextlib.suppress(OSError):
@@ -279,8 +345,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream-port", type=int, required=True)
     parser.add_argument("--rtt-ms", type=float, default=20.0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--cap-mib-s", type=float, default=0.0, help="per connection and direction (0: none)"
+    )
+    parser.add_argument(
+        "--aggregate-mib-s", type=float, default=0.0, help="all connections, per direction"
+    )
     args = parser.parse_args(argv)
-    proxy = LatencyProxy(args.upstream_port, args.rtt_ms)
+    proxy = LatencyProxy(args.upstream_port, args.rtt_ms, args.cap_mib_s, args.aggregate_mib_s)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(proxy.run(args.port))
     sys.stdout.flush()

@@ -46,11 +46,18 @@ SCENARIOS = (
 )
 
 
+#: the scenarios that bring their own server, smoke-tested on their own below
+OWN_SERVER = ("transfer",)
+
+
 def test_quick_benchmark_run_prints_every_table_and_writes_json(tmp_path: Path) -> None:
+    from benchmarks.__main__ import SCENARIOS as CLI_NAMES  # noqa: PLC0415
+
     output = tmp_path / "latest.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    only = [f"--only={name}" for name in CLI_NAMES if name not in OWN_SERVER]
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "benchmarks", "--quick", *only, "--output", str(output)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -94,3 +101,38 @@ def assert_backend_requests(data: dict[str, Any]) -> None:
         }
     assert requests["S3-only"]["bootstrap"]["named"] == {"HeadBucket": 1, "CreateBucket": 1}
     assert requests["DynamoDB"]["bootstrap"]["named"]["CreateTable"] == 1
+
+
+def test_quick_transfer_benchmark_runs_every_contender_on_seaweedfs(tmp_path: Path) -> None:
+    """``--only transfer --quick``: SeaweedFS, the capped proxy, each contender once
+    (8 MiB, all at once); the tables come out complete. No figure is judged."""
+    output = tmp_path / "transfer.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    command = ["-m", "benchmarks", "--quick", "--only", "transfer", "--output", str(output)]
+    proc = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for title in ("### 10a. A 8 MiB artifact", "### 10b. What the link", "### 10c. Transfer"):
+        assert title in proc.stdout, f"no table {title!r} in:\n{proc.stdout}"
+    results = json.loads(output.read_text())
+    assert results["failures"] == []
+    scenario = results["scenarios"]
+    runs = scenario["transfer"]["data"]["runs"]
+    assert sorted(runs) == ["capped download", "capped upload"]
+    for label, by_contender in runs.items():
+        for contender, measured in by_contender.items():
+            assert len(measured) == 1, (label, contender)
+            if contender != "floor":
+                assert measured[0]["bytes"] == 8 << 20, (label, contender)
+    capacity = scenario["transfer-link"]["data"]["capacity"]
+    assert all(value > 0 for value in capacity.values())
+    targets = scenario["transfer-targets"]["tables"][0]["rows"]
+    assert len(targets) == 6  # three a direction on the capped link
+    assert all(row[-1] in ("PASS", "MISS") for row in targets)  # every one judged

@@ -113,6 +113,9 @@ class ObjectStore:
         self._clients = clients
         self._client: Any = None
         self.bucket = bucket
+        #: whether the server enforces CopyObject's If-None-Match (None: not asked yet)
+        self._conditional_copy: bool | None = None
+        self._probe_lock = asyncio.Lock()
 
     async def _s3(self) -> Any:
         """The S3 client, asked of the repository's clients once and then kept."""
@@ -225,6 +228,90 @@ class ObjectStore:
                 _NO_SUCH_KEY,
             )
         return copied is not None
+
+    async def copy_if_absent(
+        self,
+        src_key: str,
+        src_etag: str,
+        dst_key: str,
+        metadata: Mapping[str, str],
+        content_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> bool:
+        """Server-side copy of the object ``src_etag`` names onto ``dst_key``, only where
+        no object is (``If-None-Match: *``); metadata, content type and tags replaced by
+        those given. ``False`` when refused: ``dst_key`` exists, or ``src_key`` is no
+        longer that object (``x-amz-copy-source-if-match``) or is gone.
+
+        Only for a server that enforces both conditions (see
+        :meth:`honours_conditional_copy`): moto ignores them and copies anyway.
+        """
+        s3 = await self._s3()
+        kwargs = object_params(metadata, content_type, tags)
+        kwargs.update(write_conditions(None, if_none_match=True))
+        with aws_errors(f"CopyObject s3://{self.bucket}/{src_key} to {dst_key}"):
+            try:
+                await s3.copy_object(
+                    Bucket=self.bucket,
+                    Key=dst_key,
+                    CopySource={"Bucket": self.bucket, "Key": src_key},
+                    CopySourceIfMatch=src_etag,
+                    MetadataDirective="REPLACE",
+                    TaggingDirective="REPLACE",
+                    **kwargs,
+                )
+            except bce.ClientError as err:
+                if condition_failed(err, src_etag, if_none_match=True):
+                    return False
+                raise
+        return True
+
+    async def honours_conditional_copy(self, probe_key: str) -> bool:
+        """Whether this server refuses a CopyObject with ``If-None-Match: *`` onto an
+        existing object, asked once per store and remembered.
+
+        The probe copies a new empty object at ``probe_key`` onto itself with the
+        condition: a server that enforces it answers 412; one that ignores it (moto)
+        rewrites the probe with itself, which harms nothing. The probe is deleted
+        after. Any other answer (no permission to write the probe, not implemented...)
+        is a "no" too: the caller then takes the path that never relies on the
+        condition. Only an unreachable server raises.
+        """
+        async with self._probe_lock:
+            if self._conditional_copy is None:
+                self._conditional_copy = await self._probe_conditional_copy(probe_key)
+            return self._conditional_copy
+
+    async def _probe_conditional_copy(self, probe_key: str) -> bool:
+        s3 = await self._s3()
+        where = f"s3://{self.bucket}/{probe_key}"
+        with aws_errors(f"conditional CopyObject probe {where}"):
+            try:
+                await s3.put_object(Bucket=self.bucket, Key=probe_key, Body=b"")
+            except bce.ClientError as err:
+                log.info("could not write %s (%s): publish will not copy", where, error_code(err))
+                return False
+            try:
+                await s3.copy_object(
+                    Bucket=self.bucket,
+                    Key=probe_key,
+                    CopySource={"Bucket": self.bucket, "Key": probe_key},
+                    MetadataDirective="REPLACE",
+                    Metadata={"probe": "conditional-copy"},
+                    IfNoneMatch="*",
+                )
+            except bce.ClientError as err:
+                verdict = error_code(err) in ("PreconditionFailed", "412")
+                if not verdict:
+                    log.info("%s: CopyObject under If-None-Match gave %s", where, error_code(err))
+            else:
+                log.info("%s does not enforce If-None-Match on CopyObject", self.bucket)
+                verdict = False
+            try:
+                await s3.delete_object(Bucket=self.bucket, Key=probe_key)
+            except bce.ClientError as err:
+                log.warning("could not delete %s (%s); delete it", where, error_code(err))
+        return verdict
 
     async def get_object(self, key: str) -> tuple[bytes, ObjectInfo] | None:
         """The whole body and info, or ``None`` when the object does not exist.

@@ -11,6 +11,7 @@ cannot (soft deletes, alias history, holds, transactions) is not here.
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 from collections.abc import Mapping
 from datetime import datetime
@@ -46,6 +47,11 @@ _SNAPSHOT_IN_MEMORY_BYTES = 16 << 20
 
 #: how many numbers a publisher tries after losing a race before giving up
 _PUBLISH_ATTEMPTS = 100
+#: the largest object one CopyObject can copy (S3's limit): above, publish uploads
+COPY_LIMIT = 5 << 30
+#: where the conditional-copy probe writes (and deletes) its object, under the root:
+#: a file, not a folder, so no listing of artifacts ever shows it
+_PROBE_STEM = ".versioned-async-conditional-copy-probe-"
 
 
 def _top_holding(listed: list[tuple[str, ListedObject]], etag: str) -> str | None:
@@ -212,6 +218,82 @@ class ObjectCatalog(ObjectsCatalog):
         listed = await self._listed_versions(name, limit=2)
         if listed and (top := _top_holding(listed, listed[0][1].etag)) is not None:
             return Written(await self.version_item(name, top), new=False)
+        if (
+            listed
+            and listed[0][0] == LATEST
+            and listed[0][1].size <= COPY_LIMIT
+            and await self.objects.honours_conditional_copy(self._probe_key())
+        ):
+            copied = await self._publish_by_copy(name, listed)
+            if copied is not None:
+                return copied
+        return await self._publish_by_upload(name, listed)
+
+    def _probe_key(self) -> str:
+        return f"{self.layout.root}{_PROBE_STEM}{secrets.token_hex(8)}"
+
+    async def _publish_by_copy(
+        self, name: str, listed: list[tuple[str, ListedObject]]
+    ) -> Written | None:
+        """Publish without moving the content through this process: a server-side copy
+        of LATEST, pinned to the LATEST object read (``x-amz-copy-source-if-match``: its
+        ETag) and claiming the number with ``If-None-Match: *``. The sha256 recorded is
+        the one in that object's metadata, so a LATEST replaced meanwhile refuses the
+        copy (412) instead of being published under the sha256 of its predecessor; the
+        publisher then reads LATEST again. ``None`` when LATEST carries no sha256 (some
+        other tool wrote it) or grew past :data:`COPY_LIMIT`: the upload path hashes it.
+
+        Only where the server enforces both conditions
+        (:meth:`ObjectStore.honours_conditional_copy`).
+        """
+        objects = self.objects
+        latest_key = self.layout.key(name, LATEST)
+        info: ObjectInfo | None = None
+        sha256, tags = "", {}
+        for _attempt in range(_PUBLISH_ATTEMPTS):
+            if info is None or listed[0][1].etag != info.etag:  # first, or LATEST replaced
+                info = await objects.head_object(latest_key)
+                if info is None:
+                    raise ArtifactNotFoundError(name, LATEST)
+                if info.sha256 is None or info.size > COPY_LIMIT:
+                    return None
+                sha256 = info.sha256
+                tags = await objects.get_tags(latest_key) or {}
+            number = _next_number(name, listed)
+            stored = _layout.encode_version(number)
+            meta = {_layout.META_NAME: name, _layout.META_SHA256: sha256, **info.metadata}
+            key = self.layout.key(name, stored)
+            if await objects.copy_if_absent(
+                latest_key, info.etag, key, meta, info.content_type, tags
+            ):
+                return await self._read_back(name, number, stored, sha256)
+            log.info("%s: version %d taken, or LATEST replaced, meanwhile; again", name, number)
+            listed = await self._listed_versions(name, limit=2)
+            if not listed or listed[0][0] != LATEST:
+                raise ArtifactNotFoundError(name, LATEST)
+            if (top := _top_holding(listed, listed[0][1].etag)) is not None:
+                # a winner published LATEST as it is now: that is our version too
+                return Written(await self.version_item(name, top), new=False)
+        raise ConflictError(f"could not claim a version number for {name!r}; retry")
+
+    async def _read_back(self, name: str, number: int, stored: str, sha256: str) -> Written:
+        """The version just written, checked to still hold the sha256 it was given."""
+        written = await self.objects.head_object(self.layout.key(name, stored))
+        if written is None:
+            raise ConflictError(f"version {number} of {name!r} vanished while publishing; retry")
+        if written.sha256 != sha256:
+            raise ConflictError(
+                f"version {number} of {name!r} was overwritten by a writer that does not use "
+                "conditional writes (`versioned` 1.0?) just after it was published; "
+                "publish again"
+            )
+        return Written(store.describe_object(name, stored, sha256, written), new=True)
+
+    async def _publish_by_upload(
+        self, name: str, listed: list[tuple[str, ListedObject]]
+    ) -> Written:
+        """LATEST downloaded (verified against its sha256) and uploaded to the next number
+        with ``If-None-Match: *``: the path for any server, moto included."""
         objects = self.objects
         with tempfile.TemporaryDirectory(prefix="versioned-async-") as scratch:
             size = listed[0][1].size if listed and listed[0][0] == LATEST else 0
@@ -240,16 +322,7 @@ class ObjectCatalog(ObjectsCatalog):
                     return Written(await self.version_item(name, top), new=False)
             else:
                 raise ConflictError(f"could not claim a version number for {name!r}; retry")
-        written = await objects.head_object(self.layout.key(name, stored))
-        if written is None:
-            raise ConflictError(f"version {number} of {name!r} vanished while publishing; retry")
-        if written.sha256 != info.sha256:
-            raise ConflictError(
-                f"version {number} of {name!r} was overwritten by a writer that does not use "
-                "conditional writes (`versioned` 1.0?) just after it was published; "
-                "publish again"
-            )
-        return Written(store.describe_object(name, stored, info.sha256, written), new=True)
+        return await self._read_back(name, number, stored, info.sha256)
 
     async def _snapshot_latest(
         self, name: str, listed_size: int, scratch: Path
