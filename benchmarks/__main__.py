@@ -90,14 +90,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--transfer-cap-mib-s",
         type=float,
-        default=24.0,
-        help="scenario 10's cap per connection, MiB/s each way (24)",
+        default=10.0,
+        help="scenario 10's cap per connection, MiB/s each way (10)",
     )
     parser.add_argument(
         "--transfer-aggregate-mib-s",
         type=float,
-        default=160.0,
-        help="scenario 10's cap over all connections, MiB/s each way (160; 0: none)",
+        default=80.0,
+        help="scenario 10's cap over all connections, MiB/s each way (80; 0: none)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON results file")
     return parser.parse_args(argv)
