@@ -38,6 +38,17 @@ def _bound_repository(model: object) -> BaseRepository:
     return repo
 
 
+def _snapshot(model: object) -> dict[str, Any]:
+    """A model's pickled state: its fields, not the repository bound to it (open clients
+    and locks, which do not pickle, and mean nothing in another process). So a model
+    read here is a snapshot a worker of another process (Dask, Spark,
+    multiprocessing) can route keys with; it reads content through a repository of
+    its own."""
+    state = dict(model.__dict__)
+    state.pop(_REPO_ATTR, None)
+    return state
+
+
 def bind(model: Any, repo: BaseRepository) -> None:
     """Attach the repository a model was read from (not a field: invisible to eq/repr)."""
     object.__setattr__(model, _REPO_ATTR, repo)
@@ -65,6 +76,9 @@ class Artifact:
     size: int | None = None
     content_type: str | None = None
     metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
+
+    #: pickled as a snapshot, without its repository (see :func:`_snapshot`)
+    __getstate__ = _snapshot
 
     @property
     def is_latest(self) -> bool:
@@ -96,6 +110,9 @@ class Alias:
     secondary_version_weight: int | None
     version_s3uri: str
     secondary_version_s3uri: str | None
+
+    #: pickled as a snapshot, without its repository (see :func:`_snapshot`)
+    __getstate__ = _snapshot
 
     @property
     def is_split(self) -> bool:

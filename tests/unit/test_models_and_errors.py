@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import pickle
+import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import attrs
 import pytest
 
 from versioned_async import Alias, Artifact, exc
+from versioned_async.exc import RepositoryClosedError
 from versioned_async.models import bind
 
 WHEN = datetime(2026, 11, 24, 22, 20, 19, 929848, tzinfo=timezone.utc)
@@ -271,3 +275,35 @@ def test_errors_survive_a_pickle_round_trip(err: Exception) -> None:
     assert str(copy) == str(err)
     for field in FIELDS:
         assert getattr(copy, field, "absent") == getattr(err, field, "absent")
+
+
+# -- snapshots for other processes ----------------------------------------------------
+
+
+class _UnpicklableRepository:
+    """Like a real repository: open clients and locks, which do not pickle."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+@pytest.mark.parametrize("make", [make_alias, make_artifact], ids=["Alias", "Artifact"])
+def test_a_model_read_from_a_repository_pickles_as_a_snapshot_without_it(
+    make: Callable[..., object],
+) -> None:
+    bound = make()
+    bind(bound, _UnpicklableRepository())  # type: ignore[arg-type]
+    copy = pickle.loads(pickle.dumps(bound))
+    assert copy == bound
+    assert not hasattr(copy, "_versioned_async_repository")
+    assert hasattr(bound, "_versioned_async_repository")  # the original keeps it
+
+
+def test_a_pickled_alias_routes_as_the_original_and_says_how_to_read_content() -> None:
+    bound = make_alias()
+    bind(bound, _UnpicklableRepository())  # type: ignore[arg-type]
+    copy = pickle.loads(pickle.dumps(bound))
+    keys = [f"user-{n}" for n in range(200)]
+    assert copy.choose_versions(keys) == bound.choose_versions(keys)
+    with pytest.raises(RepositoryClosedError, match="get_content"):
+        asyncio.run(copy.get_version_content())
