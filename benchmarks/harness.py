@@ -319,10 +319,13 @@ def payload(size: int, seed: str) -> bytes:
 # -- subprocesses ----------------------------------------------------------------------
 
 
-def run_worker(args: Sequence[str], timeout: float) -> dict[str, Any]:
-    """Run ``python -m benchmarks.worker ARGS``; its last stdout line is JSON."""
+def run_worker(
+    args: Sequence[str], timeout: float, module: str = "benchmarks.worker"
+) -> dict[str, Any]:
+    """Run ``python -m MODULE ARGS`` (``benchmarks.worker`` by default); its last stdout
+    line is JSON."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", *args],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         env=bench_env(),
@@ -332,7 +335,8 @@ def run_worker(args: Sequence[str], timeout: float) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         raise RuntimeError(
-            f"worker {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
+            f"{module} {' '.join(args[:2])} failed ({proc.returncode}): "
+            f"{proc.stderr.strip()[-2000:]}"
         )
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 

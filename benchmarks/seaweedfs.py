@@ -31,7 +31,6 @@ leaves no process and no directory behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -41,9 +40,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+
+from tests.engines import die_with_parent, log_tail
 
 __all__ = ["SeaweedServer", "weed_executable"]
 
@@ -77,29 +77,6 @@ def _free_ports(count: int) -> list[int]:
             sock.bind((HOST, 0))
             ports.append(int(sock.getsockname()[1]))
         return ports
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has Linux SIGKILL the child when this process dies."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
-def _tail(path: Path, limit: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except OSError:
-        return "(no log)"
 
 
 class SeaweedServer:
@@ -175,7 +152,7 @@ class SeaweedServer:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        preexec_fn=_die_with_parent(),  # noqa: PLW1509 (one libc call)
+                        preexec_fn=die_with_parent(),  # noqa: PLW1509 (one libc call)
                     )
                 if self._wait_ready(volume_port):
                     return self.endpoint_url
@@ -183,7 +160,7 @@ class SeaweedServer:
                 if attempt == self.attempts:
                     raise RuntimeError(
                         "SeaweedFS (weed server) exited before it was ready; the end of its "
-                        f"log:\n{_tail(self.log_path)}"
+                        f"log:\n{log_tail(self.log_path)}"
                     )
         except BaseException:
             self.stop()
@@ -210,7 +187,7 @@ class SeaweedServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"SeaweedFS not ready on {self.endpoint_url} after {START_TIMEOUT:.0f} s; "
-                    f"the end of its log:\n{_tail(self.log_path)}"
+                    f"the end of its log:\n{log_tail(self.log_path)}"
                 )
             time.sleep(0.1)
         return False

@@ -36,8 +36,6 @@ from __future__ import annotations
 import functools
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +44,7 @@ from typing import Any
 
 import versioned_async as va
 from benchmarks.big import write_big_file
-from benchmarks.harness import REGION, ROOT, ProxyProcess, bench_env, verdict
+from benchmarks.harness import REGION, ProxyProcess, run_worker, verdict
 from benchmarks.peers import Context
 from benchmarks.seaweedfs import SeaweedServer
 
@@ -85,20 +83,7 @@ def _rotated(items: Sequence[str], by: int) -> list[str]:
 
 
 def _run(args: Sequence[str], timeout: float) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.transfer_worker", *args],
-        capture_output=True,
-        text=True,
-        env=bench_env(),
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"transfer worker {args[:2]} failed: {proc.stderr.strip()[-2000:]}")
-    import json  # noqa: PLC0415
-
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_worker(args, timeout, module="benchmarks.transfer_worker")
 
 
 @functools.cache

@@ -41,8 +41,10 @@ from types import TracebackType
 __all__ = [
     "MINISTACK_VERSION",
     "MinistackServer",
+    "die_with_parent",
     "ensure_ministack",
     "installer_environment",
+    "log_tail",
 ]
 
 MINISTACK_VERSION = "1.5.33"
@@ -90,7 +92,8 @@ def installer_environment(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _tail(path: Path, limit: int = 4000) -> str:
+def log_tail(path: Path, limit: int = 4000) -> str:
+    """The end of a server's log, for an error that says why it did not start."""
     try:
         text = path.read_text(errors="replace")
     except OSError as err:
@@ -149,7 +152,7 @@ def ensure_ministack(directory: Path = ENGINES_DIR) -> Path:
                     status = "timed out" if code is None else f"exited {code}"
                     raise RuntimeError(
                         f"installing ministack {MINISTACK_VERSION} failed ({status}); "
-                        f"the end of {log}:\n{_tail(log)}\nto try by hand: {by_hand}"
+                        f"the end of {log}:\n{log_tail(log)}\nto try by hand: {by_hand}"
                     )
         if not executable.exists():
             raise RuntimeError(f"pip installed ministack but {executable} is missing: see {log}")
@@ -167,7 +170,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that has Linux SIGKILL the child when this process dies.
 
     So a pytest killed outright (SIGKILL, OOM) leaves no server behind. ``None``
@@ -252,16 +255,16 @@ class MinistackServer:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        preexec_fn=_die_with_parent(),  # noqa: PLW1509 (one libc call)
+                        preexec_fn=die_with_parent(),  # noqa: PLW1509 (one libc call)
                     )
                 if self._wait_ready(state / f"ministack-{port}.pid"):
                     return self.endpoint_url
                 # it exited: most likely someone took the port between our probe and its bind
                 self._close()
-                if attempt == self.attempts or "in use" not in _tail(self.log_path):
+                if attempt == self.attempts or "in use" not in log_tail(self.log_path):
                     raise RuntimeError(
                         "ministack exited before it was ready; the end of its log:\n"
-                        + _tail(self.log_path)
+                        + log_tail(self.log_path)
                     )
         except BaseException:
             self.stop()
@@ -286,7 +289,7 @@ class MinistackServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"ministack not ready on {self.endpoint_url} after {START_TIMEOUT:.0f} s; "
-                    f"the end of its log:\n{_tail(self.log_path)}"
+                    f"the end of its log:\n{log_tail(self.log_path)}"
                 )
             time.sleep(0.05)
         return False
