@@ -204,6 +204,7 @@ async def parquet_by_alias(make_repo: RepoFactory) -> Any:
     return table
 
 
+@pytest.mark.filterwarnings("error::ResourceWarning")  # pyarrow leaves the file to the GC
 def test_pandas_reads_a_parquet_artifact_by_alias(
     parquet_by_alias: Any, options: dict[str, Any]
 ) -> None:
@@ -213,6 +214,7 @@ def test_pandas_reads_a_parquet_artifact_by_alias(
     assert frame.to_dict("list") == parquet_by_alias.to_pydict()
 
 
+@pytest.mark.filterwarnings("error::ResourceWarning")
 def test_pyarrow_reads_a_parquet_artifact_through_fsspec(
     parquet_by_alias: Any, options: dict[str, Any]
 ) -> None:
