@@ -12,6 +12,7 @@ import gc
 import hashlib
 import io
 import json
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def test_the_default_install_does_not_import_fsspec() -> None:
 @pytest.mark.both_backends
 @pytest.mark.usefixtures("seeded")
 def test_a_path_reads_latest_a_version_or_an_alias_from_plain_sync_code(
-    options: dict[str, Any],
+    options: dict[str, Any], tmp_path: Path
 ) -> None:
     with fsspec.open("versioned://model", **options) as latest:
         assert latest.read() == LATEST
@@ -113,6 +114,10 @@ def test_a_path_reads_latest_a_version_or_an_alias_from_plain_sync_code(
     with fs.open("model@2") as file:
         file.seek(3)
         assert file.read() == V2[3:]
+    fs.get("versioned://model@prod", str(tmp_path / "prod.bin"))
+    assert (tmp_path / "prod.bin").read_bytes() == V1
+    # as Dask hands it to workers: by its storage options, reopened on first use
+    assert pickle.loads(pickle.dumps(fs)).cat("model@staging") == V2
 
 
 @pytest.mark.usefixtures("seeded")
