@@ -161,34 +161,44 @@ class _Connection:
         self._options = options
         self.repository: ArtifactRepository | None = None
         self.cache: LocalCache | None = None
+        #: the loop the repository is open (or opening) in; its clients belong to it
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: the one opening, which concurrent first calls wait for together
+        self._opening: asyncio.Task[ArtifactRepository] | None = None
 
     async def open(self) -> ArtifactRepository:
         loop = asyncio.get_running_loop()
+        if self.loop is not None and self.loop is not loop:
+            raise RuntimeError(
+                "this VersionedFileSystem's repository is open in another event loop: "
+                "`await fs.aclose()` in that loop first, or make one filesystem per loop "
+                "(VersionedFileSystem(..., asynchronous=True, skip_instance_cache=True))"
+            )
         if self.repository is not None:
-            if self.loop is not loop:
-                raise RuntimeError(
-                    "this VersionedFileSystem's repository is open in another event loop: "
-                    "`await fs.aclose()` in that loop first, or make one filesystem per loop "
-                    "(VersionedFileSystem(..., asynchronous=True, skip_instance_cache=True))"
-                )
             return self.repository
+        if self._opening is None:
+            self.loop = loop
+            self._opening = loop.create_task(self._open())
+        return await asyncio.shield(self._opening)
+
+    async def _open(self) -> ArtifactRepository:
         cache = self._options.open_cache()
         try:
             repository = self._options.repository(cache)
-            # kept before the first await: concurrent first calls share one repository
-            self.repository, self.cache, self.loop = repository, cache, loop
             await repository.open()
         except BaseException:
-            self.repository = self.loop = self.cache = None
+            self.loop = self._opening = None
             if cache is not None:
                 cache.close()
             raise
+        self.repository, self.cache = repository, cache
         return repository
 
     async def close(self) -> None:
+        if self._opening is not None and not self._opening.done():
+            await asyncio.wait([self._opening])  # closed once opened: nothing half-open
         repository, cache = self.repository, self.cache
-        self.repository = self.cache = self.loop = None
+        self.repository = self.cache = self.loop = self._opening = None
         try:
             if repository is not None:
                 await repository.close()
@@ -237,7 +247,8 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
     :param max_attempts: attempts per AWS call (``VERSIONED_MAX_ATTEMPTS``; default 5).
     :param routing_key: an alias path serves the version the alias's canary routing
         picks for this key (:meth:`~versioned_async.Alias.choose_version`); unset, the
-        alias's primary version.
+        alias's primary version. A call may give its own (``fs.cat(path,
+        routing_key=...)``, ``open``, ``info``, ``get``), so one filesystem serves many keys.
     """
 
     protocol: ClassVar[str | tuple[str, ...]] = PROTOCOL
@@ -323,15 +334,23 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
 
     # -- resolving a path --------------------------------------------------------------
 
-    async def _stored_version(self, repository: ArtifactRepository, where: VersionedPath) -> str:
-        """The version a path reads now (an alias resolved, through the cache's TTL)."""
+    async def _stored_version(
+        self, repository: ArtifactRepository, where: VersionedPath, call: Mapping[str, Any]
+    ) -> str:
+        """The version a path reads now (an alias resolved, through the cache's TTL), for
+        the call's ``routing_key=`` or else the filesystem's."""
         if where.alias is None:
             assert where.version is not None
             return where.version
+        routing_key = call.get("routing_key", self.routing_key)
         alias = await repository.resolve_alias(where.name, where.alias)
-        if self.routing_key is None:
+        if routing_key is None:
             return alias.version
-        return alias.choose_version(self.routing_key)
+        if not isinstance(routing_key, str):
+            raise InvalidArgumentTypeError(
+                f"routing_key must be a str, not {type(routing_key).__name__}"
+            )
+        return alias.choose_version(routing_key)
 
     def _info_of(self, path: str, artifact: Artifact, alias: str | None) -> dict[str, Any]:
         return {
@@ -357,7 +376,7 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
             return {"name": path, "type": "directory", "size": 0}
         where = VersionedPath.parse(path)
         async with self._reading(path) as repository:
-            version = await self._stored_version(repository, where)
+            version = await self._stored_version(repository, where, kwargs)
             artifact = await repository.get_artifact_version(where.name, version)
         return self._info_of(path, artifact, where.alias)
 
@@ -426,7 +445,7 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
         path = self._strip_protocol(path)
         where = VersionedPath.parse(path)
         async with self._reading(path) as repository:
-            version = await self._stored_version(repository, where)
+            version = await self._stored_version(repository, where, kwargs)
             content = await repository.get_content(where.name, version)
         if start is None and end is None:
             return content
@@ -437,10 +456,10 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
         path = self._strip_protocol(rpath)
         where = VersionedPath.parse(path)
         async with self._reading(path) as repository:
-            version = await self._stored_version(repository, where)
+            version = await self._stored_version(repository, where, kwargs)
             await repository.download(where.name, lpath, version=version)
 
-    async def _local_copy(self, path: str) -> IO[bytes]:
+    async def _local_copy(self, path: str, call: Mapping[str, Any]) -> IO[bytes]:
         """The content in a private temporary file, opened for reading and unlinked (its
         bytes live as long as the handle): verified, at bounded memory whatever its size."""
         where = VersionedPath.parse(path)
@@ -448,7 +467,7 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
         try:
             target = folder / "content"
             async with self._reading(path) as repository:
-                version = await self._stored_version(repository, where)
+                version = await self._stored_version(repository, where, call)
                 await repository.download(where.name, target, version=version)
             return _ContentFile(io.FileIO(target, "rb"))
         finally:
@@ -466,7 +485,7 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
         """A local, seekable file of the content (see :meth:`_local_copy`)."""
         if mode != "rb":
             raise ReadOnlyFileSystemError(f"open(mode={mode!r})")
-        return self._sync(self._local_copy, self._strip_protocol(path))
+        return self._sync(self._local_copy, self._strip_protocol(path), kwargs)
 
     def ukey(self, path: str) -> str:
         """The content's sha256: what fsspec's caching layers key a file by."""

@@ -133,6 +133,14 @@ def test_a_routing_key_picks_the_version_the_canary_routing_picks(
     assert canary.info("model@prod")["version"] == "2"
     assert primary.cat("model@prod") == V1
     assert canary.cat("model@1") == V1  # a version path is that version, whatever the key
+    # or per call, so one filesystem serves every key
+    fs = fsspec.filesystem("versioned", **options)
+    assert fs.cat("model@prod", routing_key=below) == V2
+    assert fs.info("model@prod", routing_key=below)["version"] == "2"
+    with fs.open("model@prod", routing_key=below) as file:
+        assert file.read() == V2
+    assert primary.cat("model@prod", routing_key=below) == V2
+    assert fs.cat("model@prod") == V1
 
 
 @pytest.mark.both_backends
