@@ -21,6 +21,7 @@ import click
 from click.core import ParameterSource
 
 from .. import _layout
+from .._repository_options import FROM_ENVIRONMENT, FROM_OPTION, environment_endpoint
 from .._version import __version__
 from .aliases import alias_group, resolve
 from .artifacts import bootstrap, get, names, publish, put, versions
@@ -156,24 +157,20 @@ def main(ctx: click.Context, /, backend: str, endpoint_url: str | None, **option
     every command but rollout and `alias history`.
     """
     # `options` are the other global options, named as the fields of Settings
-    services = ("S3",) if backend == BACKEND_S3 else ("S3", "DYNAMODB")
-    source = ctx.get_parameter_source("endpoint_url")
-    if source is ParameterSource.ENVIRONMENT and any(
-        os.environ.get(f"AWS_ENDPOINT_URL_{service}") for service in services
-    ):
-        endpoint_url = None  # botocore applies the service-specific endpoints itself
+    if ctx.get_parameter_source("endpoint_url") is ParameterSource.ENVIRONMENT:
+        endpoint_url = environment_endpoint(backend, os.environ)
     table_source = ctx.get_parameter_source("table")
-    table_given_by = (
-        "--table"
+    table_from = (
+        FROM_OPTION
         if table_source is ParameterSource.COMMANDLINE
-        else "VERSIONED_TABLE"
+        else FROM_ENVIRONMENT
         if table_source is ParameterSource.ENVIRONMENT
         else None
     )
     ctx.obj = Settings(
         backend=backend,
         endpoint_url=endpoint_url or None,
-        table_given_by=table_given_by,
+        table_from=table_from,
         **options,
     )
 

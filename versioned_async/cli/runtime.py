@@ -17,15 +17,13 @@ from typing import Any, NoReturn, TypeVar
 
 import attrs
 import click
-from aiobotocore.config import AioConfig
 
+from .. import _repository_options as _options
 from .. import exc
 from .._base import ArtifactRepository
 from .._wording import Interface
 from ..cache import LocalCache
 from ..repository import Repository
-from ..s3_only import S3OnlyRepository
-from ..transfer_config import TransferConfig
 from .logs import library_log_lines
 
 _T = TypeVar("_T")
@@ -105,42 +103,14 @@ class ErrorsAsExitCodes(click.Group):
 
 
 #: the --backend choices: the `versioned` 1.0 layouts
-BACKEND_DYNAMODB = "dynamodb"
-BACKEND_S3 = "s3"
+BACKEND_DYNAMODB = _options.BACKEND_DYNAMODB
+BACKEND_S3 = _options.BACKEND_S3
 
 
 @attrs.frozen
-class Settings:
-    """The global options: where the repository is and how to reach it."""
-
-    bucket: str | None
-    prefix: str
-    table: str
-    region: str | None
-    endpoint_url: str | None
-    cache_dir: Path | None
-    suffix: str
-    max_attempts: int | None
-    backend: str = BACKEND_DYNAMODB
-    #: where a table name other than the default came from ("--table", "VERSIONED_TABLE")
-    table_given_by: str | None = None
-    #: the transfer settings given (--multipart-threshold ...); ``None``: the default
-    multipart_threshold: int | None = None
-    multipart_chunksize: int | None = None
-    max_concurrency: int | None = None
-
-    def transfer_config(self) -> TransferConfig:
-        """The repository's :class:`TransferConfig`: the options given, the defaults
-        for the others."""
-        given = {
-            "multipart_threshold": self.multipart_threshold,
-            "multipart_chunksize": self.multipart_chunksize,
-            "max_concurrency": self.max_concurrency,
-        }
-        return TransferConfig(**{name: v for name, v in given.items() if v is not None})
-
-    def open_cache(self) -> LocalCache | None:
-        return None if self.cache_dir is None else LocalCache(self.cache_dir)
+class Settings(_options.RepositoryOptions):
+    """The global options: where the repository is and how to reach it (the record the
+    ``versioned://`` filesystem shares), and how a command runs with them."""
 
     def require_cache_dir(self) -> Path:
         if self.cache_dir is None:
@@ -157,42 +127,12 @@ class Settings:
                 f"the S3-only layout {missing}"
             )
 
-    def _where(self) -> dict[str, Any]:
-        """The arguments both layouts take: where the repository is, how to reach it."""
-        if not self.bucket:
-            raise click.UsageError("no bucket: pass --bucket or set VERSIONED_BUCKET")
-        config = (
-            None
-            if self.max_attempts is None
-            else AioConfig(retries={"mode": "standard", "total_max_attempts": self.max_attempts})
-        )
-        return {
-            "aws_region": self.region,
-            "s3_bucket": self.bucket,
-            "s3_prefix": self.prefix,
-            "suffix": self.suffix,
-            "endpoint_url": self.endpoint_url,
-            "client_config": config,
-            "transfer_config": self.transfer_config(),
-        }
-
-    def dynamodb_repository(self, cache: LocalCache | None) -> Repository:
-        """The DynamoDB layout's repository the global options name."""
-        return Repository(dynamodb_table_name=self.table, cache=cache, **self._where())
-
-    def repository(self, cache: LocalCache | None) -> ArtifactRepository:
-        """The repository the global options name, in the layout ``--backend`` says."""
-        if self.backend == BACKEND_DYNAMODB:
-            return self.dynamodb_repository(cache)
-        where = self._where()
-        if self.table_given_by is not None:
-            undo = "drop --table" if self.table_given_by == "--table" else "unset VERSIONED_TABLE"
-            raise click.UsageError(
-                f"{self.table_given_by} names a DynamoDB table, and --backend {BACKEND_S3} "
-                f"uses none (everything is in the bucket): {undo}, or use "
-                f"--backend {BACKEND_DYNAMODB}"
-            )
-        return S3OnlyRepository(cache=cache, **where)
+    def check(self) -> None:
+        """A missing or contradictory option is a usage error, in the command line's words."""
+        try:
+            super().check()
+        except _options.SettingsError as err:
+            raise click.UsageError(err.message_for(Interface.CLI)) from None
 
     def run(self, work: Callable[[ArtifactRepository], Awaitable[_T]]) -> _T:
         """Open one repository, run ``work`` on it in a fresh event loop, close it."""
