@@ -27,13 +27,14 @@ from .models import Alias
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
+    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no type hints
 
 __all__ = ["route_partition", "route_partitions"]
 
 
 def route_partition(
-    partition: Any, alias: Alias, key: str = "user_id", column: str = "version"
-) -> Any:
+    partition: pd.DataFrame, alias: Alias, key: str = "user_id", column: str = "version"
+) -> pd.DataFrame:
     """A copy of the pandas DataFrame ``partition`` with a ``column`` holding, for each
     row, the version of ``alias`` that serves its ``key`` column's value.
 
@@ -67,7 +68,7 @@ def route_partitions(
     that are numbers, a ``column`` that exists) are refused here, before any
     work is sent.
     """
-    import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
     from dask.delayed import delayed  # noqa: PLC0415  # the optional extra, only when used
 
     _check_alias(alias)
@@ -108,7 +109,7 @@ def _check_columns(columns: list[Any], key: str, column: str) -> None:
         )
 
 
-def _bad_key(partition: Any, keys: list[Any], key: str) -> InvalidArgumentTypeError:
+def _bad_key(partition: pd.DataFrame, keys: list[Any], key: str) -> InvalidArgumentTypeError:
     """The error for the first key that is not a str or bytes, naming its row."""
     import pandas as pd  # noqa: PLC0415
 
