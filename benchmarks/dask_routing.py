@@ -86,7 +86,7 @@ def on_cluster(
             n_workers=workers,
             processes=True,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never a clash
             silence_logs=40,
         ) as cluster,
         Client(cluster) as client,
@@ -184,6 +184,7 @@ async def run(ctx: Context) -> None:
             ]
         )
     oversubscribed = [w for w in sizes if w > cores]
+    load = os.getloadavg()[0]
     notes = [
         f"{partitions} partitions, persisted on the workers before timing; each round routes "
         "every key and keeps the result there: wait(route_partitions(frame, alias).persist()).",
@@ -200,7 +201,9 @@ async def run(ctx: Context) -> None:
             "workers cannot be faster there."
             if oversubscribed
             else "."
-        ),
+        )
+        + f" Load average at the end: {load:.1f}"
+        + (" (other work shared the cores)." if load > cores else "."),
     ]
     if any(not m["equal"] for m in clusters.values()):
         raise AssertionError("a cluster's assignment differs from the one process's")
@@ -222,6 +225,7 @@ async def run(ctx: Context) -> None:
         data={
             "count": count,
             "cores": cores,
+            "load_average": load,
             "single_s": alone,
             "clusters": {str(w): m for w, m in clusters.items()},
         },

@@ -44,7 +44,7 @@ def cluster_client() -> Iterator[Any]:
             n_workers=2,
             processes=True,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never a clash
             silence_logs=40,
         ) as cluster,
         Client(cluster) as client,
