@@ -141,12 +141,14 @@ class Alias:
         answers, about 3x faster than calling it in a loop."""
         if self.secondary_version is None:
             return [self.version for _ in routing.key_list(routing_keys)]
-        weight, secondary = self.secondary_version_weight, self.secondary_version
-        by_bucket = [
-            secondary if routing.goes_to_secondary(bucket, weight) else self.version
-            for bucket in range(routing.BUCKETS)
-        ]
-        return routing.route_keys(self.name, self.alias, routing_keys, by_bucket)
+        return routing.route_keys(
+            self.name,
+            self.alias,
+            routing_keys,
+            routing.outcome_by_bucket(
+                self.secondary_version_weight, self.secondary_version, self.version
+            ),
+        )
 
     def random_artifact(self, rng: random.Random | None = None) -> str:
         """The s3uri of a version picked at random by weight, as `versioned` does."""

@@ -460,3 +460,12 @@ def test_a_bad_key_is_named_whichever_batch_path_meets_it(keys: list[object]) ->
     position = len(keys) - 1
     with pytest.raises(exc.InvalidArgumentTypeError, match=rf"routing_keys\[{position}\]"):
         split.choose_versions(keys)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("weight", [None, -5, 0, 1, 37, 99, 100, 250])
+def test_the_outcome_of_each_bucket_is_what_goes_to_secondary_says(weight: int | None) -> None:
+    table = routing.outcome_by_bucket(weight, "canary", "main")
+    assert table == [
+        "canary" if routing.goes_to_secondary(bucket, weight) else "main"
+        for bucket in range(routing.BUCKETS)
+    ]
