@@ -48,8 +48,8 @@ def route_partition(
     keys = partition[key].tolist()
     try:
         versions = alias.choose_versions(keys)
-    except InvalidArgumentTypeError:
-        raise _bad_key(partition, keys, key) from None
+    except InvalidArgumentTypeError as error:
+        raise _bad_key(partition, keys, key, error) from None
     return partition.assign(**{column: versions})
 
 
@@ -109,11 +109,17 @@ def _check_columns(columns: list[Any], key: str, column: str) -> None:
         )
 
 
-def _bad_key(partition: pd.DataFrame, keys: list[Any], key: str) -> InvalidArgumentTypeError:
-    """The error for the first key that is not a str or bytes, naming its row."""
+def _bad_key(
+    partition: pd.DataFrame, keys: list[Any], key: str, error: InvalidArgumentTypeError
+) -> InvalidArgumentTypeError:
+    """``error`` (which names a position in the batch) told in the frame's terms: the row
+    of the first key that is not a str or bytes, and what to do about it."""
     import pandas as pd  # noqa: PLC0415
 
-    position = next(i for i, k in enumerate(keys) if not isinstance(k, str | bytes))
+    keys_ok = str | bytes | bytearray | memoryview  # what choose_versions accepts
+    position = next((i for i, k in enumerate(keys) if not isinstance(k, keys_ok)), None)
+    if position is None:
+        return error
     value = keys[position]
     label = partition.index[position]
     label = label.item() if hasattr(label, "item") else label  # numpy's int64(8): 8

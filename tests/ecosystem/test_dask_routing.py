@@ -168,3 +168,14 @@ def test_what_the_schema_shows_is_refused_before_any_work_is_sent() -> None:
         route_partitions(frame, alias, key="user_id", column="arm")
     with pytest.raises(exc.InvalidArgumentTypeError, match="alias must be an Alias"):
         route_partitions(frame, "prod", key="user_id", column="arm")  # type: ignore[arg-type]
+
+
+def test_a_bad_key_after_bytes_like_keys_is_the_one_named() -> None:
+    import pandas as pd  # noqa: PLC0415
+
+    from versioned_async.dask import route_partition  # noqa: PLC0415
+
+    keys = ["a", bytearray(b"b"), memoryview(b"c"), 4.5]
+    part = pd.DataFrame({"user_id": keys}, index=["w", "x", "y", "z"], dtype=object)
+    with pytest.raises(exc.InvalidArgumentTypeError, match=r"row 'z': .*4\.5 \(float\)"):
+        route_partition(part, split_alias())
