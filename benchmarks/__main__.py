@@ -20,6 +20,7 @@ from aiobotocore.session import AioSession
 from benchmarks import (
     backends,
     big,
+    dask_routing,
     per_op,
     restart,
     routing,
@@ -53,9 +54,12 @@ SCENARIOS = {
     "verify-on-read": verify_on_read.run,
     "restart": restart.run,
     "transfer": transfer.run,
+    "dask": dask_routing.run,
 }
 #: scenarios that bring their own server (SeaweedFS) and need no moto
 OWN_SERVER = frozenset({"transfer"})
+#: scenarios that need no server at all (they compute, they do not request)
+NO_SERVER = frozenset({"dask"})
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -164,7 +168,7 @@ async def amain(args: argparse.Namespace, workdir: Path) -> int:
     failures: list[str] = []
     started = time.monotonic()
     selected = args.only or list(SCENARIOS)
-    needs_moto = not OWN_SERVER.issuperset(selected)
+    needs_moto = not (OWN_SERVER | NO_SERVER).issuperset(selected)
     try:
         if needs_moto:
             moto.start()

@@ -141,12 +141,14 @@ class Alias:
         answers, about 3x faster than calling it in a loop."""
         if self.secondary_version is None:
             return [self.version for _ in routing.key_list(routing_keys)]
-        weight = self.secondary_version_weight or 0
-        primary, secondary = self.version, self.secondary_version
-        return [
-            secondary if bucket < weight else primary
-            for bucket in routing.buckets_for_keys(self.name, self.alias, routing_keys)
-        ]
+        return routing.route_keys(
+            self.name,
+            self.alias,
+            routing_keys,
+            routing.outcome_by_bucket(
+                self.secondary_version_weight, self.secondary_version, self.version
+            ),
+        )
 
     def random_artifact(self, rng: random.Random | None = None) -> str:
         """The s3uri of a version picked at random by weight, as `versioned` does."""

@@ -31,6 +31,8 @@ TITLES = (
     "### 7c. Backends: per operation",
     "### 8. verify_on_read",
     "### 9. Restart on a filled cache",
+    "### 11a. Routing per core",
+    "### 11b. Routing on Dask",
 )
 SCENARIOS = (
     "server",
@@ -43,6 +45,8 @@ SCENARIOS = (
     "backends",
     "verify_on_read",
     "restart",
+    "routing-per-core",
+    "dask",
 )
 
 
@@ -79,6 +83,9 @@ def test_quick_benchmark_run_prints_every_table_and_writes_json(tmp_path: Path) 
             assert table["rows"], (key, table["title"])
             assert all(len(row) == len(table["headers"]) for row in table["rows"])
     assert_backend_requests(results["scenarios"]["backends"]["data"])
+    clusters = results["scenarios"]["dask"]["data"]["clusters"]
+    assert clusters
+    assert all(measured["equal"] is True for measured in clusters.values())
 
 
 def assert_backend_requests(data: dict[str, Any]) -> None:

@@ -430,3 +430,42 @@ def test_choose_versions_gives_the_same_answers_as_choose_version() -> None:
         secondary_version_s3uri=None,
     )
     assert whole.choose_versions(["a", "b"]) == ["2", "2"]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [f"user-{i}" for i in range(300)],
+        [f"user-{i}".encode() for i in range(300)],
+        ["user-1", b"user-2", bytearray(b"user-3"), memoryview(b"user-4"), "caf\u00e9", b""],
+        [b"user-1", "user-2"],
+    ],
+    ids=["all str", "all bytes", "mixed, str first", "mixed, bytes first"],
+)
+def test_every_batch_path_routes_each_key_as_choose_version(keys: list[str | bytes]) -> None:
+    """choose_versions hashes an all-str, an all-bytes and a mixed batch each its own
+    way (for speed); each gives what one call per key gives."""
+    split = make_alias(weight=37)
+    assert split.choose_versions(keys) == [split.choose_version(k) for k in keys]
+    assert routing.buckets_for_keys("app", "prod", keys) == [
+        routing.bucket_for_key("app", "prod", k) for k in keys
+    ]
+
+
+@pytest.mark.parametrize(
+    "keys", [["a", "b", 3], [b"a", b"b", 3], ["a", b"b", None], [3.0]], ids=str
+)
+def test_a_bad_key_is_named_whichever_batch_path_meets_it(keys: list[object]) -> None:
+    split = make_alias(weight=37)
+    position = len(keys) - 1
+    with pytest.raises(exc.InvalidArgumentTypeError, match=rf"routing_keys\[{position}\]"):
+        split.choose_versions(keys)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("weight", [None, -5, 0, 1, 37, 99, 100, 250])
+def test_the_outcome_of_each_bucket_is_what_goes_to_secondary_says(weight: int | None) -> None:
+    table = routing.outcome_by_bucket(weight, "canary", "main")
+    assert table == [
+        "canary" if routing.goes_to_secondary(bucket, weight) else "main"
+        for bucket in range(routing.BUCKETS)
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import random
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from ..exc import InvalidArgumentTypeError
 BUCKETS = 100
 
 _K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def key_bytes(routing_key: object, what: str = "routing_key") -> bytes:
@@ -80,6 +82,16 @@ def goes_to_secondary(bucket: int, weight: int | None) -> bool:
     return weight is not None and bucket < weight
 
 
+def outcome_by_bucket(weight: int | None, secondary: _V, primary: _V) -> list[_V]:
+    """What serves each bucket, 0 to 99: ``secondary`` below ``weight``, else ``primary``.
+
+    :func:`goes_to_secondary` for every bucket at once, by slicing rather than 100 calls,
+    so a small batch of :func:`route_keys` costs no more to set up than a large one.
+    """
+    below = min(max(weight or 0, 0), BUCKETS)
+    return [secondary] * below + [primary] * (BUCKETS - below)
+
+
 def choose(
     name: str,
     alias: str,
@@ -116,25 +128,52 @@ def _fast_sha256() -> Callable[[bytes], Any]:
 
 
 _sha256 = _fast_sha256()
+#: the digest's first 8 bytes as a big-endian integer, read in place: about 10% faster
+#: per key than ``int.from_bytes(digest[:8], "big")``, which copies the slice first
+_first_uint64 = struct.Struct(">Q").unpack_from
+#: every bucket is its own outcome: :func:`route_keys` with this table gives the buckets
+_BUCKETS = tuple(range(BUCKETS))
+
+
+def route_keys(
+    name: str, alias: str, routing_keys: Iterable[str | bytes], outcomes: Sequence[_V]
+) -> list[_V]:
+    """``outcomes[bucket]`` for each key's bucket (:func:`bucket_for_key`), in one pass.
+
+    ``outcomes`` has one entry per bucket (100), so the weight comparison is a
+    lookup made once per bucket, not once per key. Measured per key, this loop
+    is the cost of a batch (about 0.5 us a key on one core), so it is written
+    for speed: one comprehension per key type, no function call of ours per
+    key. A batch of str keys (the common case: user ids) takes the first
+    comprehension, which encodes with ``str.encode`` unbound, so a key of
+    another type stops it with ``TypeError`` instead of being checked key by
+    key; a batch of bytes takes the second the same way; only a mixed batch
+    pays a type check per key. A key that is neither str nor bytes raises
+    :class:`InvalidArgumentTypeError` naming its position.
+    """
+    keys = _as_sequence(routing_keys)
+    prefix = b"%s\x00%s\x00" % (name.encode(), alias.encode())
+    sha, first, encode = _sha256, _first_uint64, str.encode
+    try:  # all str
+        return [outcomes[first(sha(prefix + encode(k)).digest())[0] % BUCKETS] for k in keys]  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    try:  # all bytes (bytearray and memoryview concatenate as bytes too)
+        return [outcomes[first(sha(prefix + k).digest())[0] % BUCKETS] for k in keys]  # type: ignore[operator]
+    except TypeError:
+        pass
+    try:  # a mix: the str keys encoded, then all hashed as bytes
+        encoded = [encode(k) if isinstance(k, str) else k for k in keys]
+        return [outcomes[first(sha(prefix + k).digest())[0] % BUCKETS] for k in encoded]
+    except TypeError:
+        key_list(keys)  # raises, naming the first key that is not a str or bytes
+        raise
 
 
 def buckets_for_keys(name: str, alias: str, routing_keys: Iterable[str | bytes]) -> list[int]:
     """:func:`bucket_for_key` for many keys at once, about 3x faster than a loop of it.
 
     A key of another type raises :class:`InvalidArgumentTypeError` naming its
-    position; the types are checked only when hashing fails, so valid keys pay
-    nothing for it.
+    position (see :func:`route_keys`).
     """
-    keys = _as_sequence(routing_keys)
-    prefix = b"%s\x00%s\x00" % (name.encode(), alias.encode())
-    sha = _sha256
-    from_bytes = int.from_bytes
-    try:
-        return [
-            from_bytes(sha(prefix + (k.encode() if isinstance(k, str) else k)).digest()[:8], "big")
-            % BUCKETS
-            for k in keys
-        ]
-    except TypeError:
-        key_list(keys)  # raises, naming the first key that is not a str or bytes
-        raise
+    return route_keys(name, alias, routing_keys, _BUCKETS)
