@@ -161,7 +161,7 @@ def _why(key: str, follow: Follow[Any], repo: ArtifactRepository, err: BaseExcep
 _RepositorySource = ArtifactRepository | Callable[[], ArtifactRepository]
 
 
-class LiveArtifacts(Mapping[str, Loaded[Any]]):
+class LiveArtifacts:
     """Artifacts loaded by alias at start-up and swapped in when their alias moves.
 
     :param repository: a function that makes the repository (called at each start,
@@ -170,7 +170,8 @@ class LiveArtifacts(Mapping[str, Loaded[Any]]):
         with its cache. Or a repository: opened if it is not open yet and then
         closed at shutdown; its cache is left to you.
     :param artifacts: key -> :class:`Follow` (or a ``(name, alias)`` tuple, for the
-        content as bytes). Handlers read ``artifacts[key]``, a :class:`Loaded`.
+        content as bytes). Handlers read ``artifacts[key]``, a :class:`Loaded`; ``key
+        in artifacts``, ``len`` and iteration (the keys) work as on a dict.
     :param routing_key: which side of a split alias this service serves, sticky
         across restarts (an instance id); without it the primary ``version``.
     :param watch: follow the aliases and swap new versions in (``False``: load once).
@@ -247,7 +248,11 @@ class LiveArtifacts(Mapping[str, Loaded[Any]]):
             )
         return self._served[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._follows or key in self._keys
+
     def __iter__(self) -> Iterator[str]:
+        """The keys, as given to the constructor."""
         return iter(self._follows)
 
     def __len__(self) -> int:
@@ -298,7 +303,7 @@ class LiveArtifacts(Mapping[str, Loaded[Any]]):
             left open.
         """
         if self._repository is not None:
-            raise InvalidArgumentError("these LiveArtifacts are started already")
+            raise RepositoryClosedError("these LiveArtifacts are started already")
         repo = self._source() if callable(self._source) else self._source
         if not isinstance(repo, ArtifactRepository):
             raise InvalidArgumentTypeError(

@@ -55,6 +55,7 @@ async def swapped(artifacts: LiveArtifacts, key: str, version: str) -> Loaded[ob
     return artifacts[key]
 
 
+@pytest.mark.both_backends
 async def test_start_up_loads_every_artifact_and_handlers_read_them(
     released: ArtifactRepository, make_repo: RepoFactory, tmp_path: Path
 ) -> None:
@@ -80,12 +81,18 @@ async def test_start_up_loads_every_artifact_and_handlers_read_them(
         assert artifacts["rules"].value == b"rules 1"
         assert (artifacts.ready, artifacts.versions) == (True, {"model": "1", "rules": "1"})
         assert sorted(artifacts) == ["model", "rules"]
+        assert ("rules" in artifacts, model in artifacts, "other" in artifacts) == (
+            True,
+            True,
+            False,
+        )
     assert threads
     assert threads[0] is not threading.main_thread()  # load ran off the event loop
     with pytest.raises(exc.RepositoryClosedError, match=r"lifespan=artifacts\.lifespan"):
         artifacts["model"]
 
 
+@pytest.mark.both_backends
 async def test_a_moved_alias_is_swapped_in_without_a_restart(
     released: ArtifactRepository, make_repo: RepoFactory
 ) -> None:
