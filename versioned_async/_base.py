@@ -35,6 +35,7 @@ from .cache.cached_reader import content_reader
 from .cache.reader import ContentReader
 from .exc import (
     AliasNotFoundError,
+    BackendUnavailableError,
     IntegrityError,
     InvalidArgumentTypeError,
     NotFoundError,
@@ -224,11 +225,18 @@ class ArtifactRepository:
         For routing many keys, resolve once and call ``choose_version`` per key. In the
         DynamoDB layout the first call of a repository checks that its table serves it
         (one GetItem, see :meth:`~versioned_async.Repository.check_table`): an alias is
-        metadata, not content checked on arrival.
+        metadata, not content checked on arrival. When AWS cannot be reached that check
+        waits for the next call that reaches it, and a repository with a cache answers
+        from the cache: the alias its own reads stored there, as ``get_alias_content``
+        does, so a service restarted during an outage still starts.
         """
         _layout.validate_name(name)
         _layout.validate_alias(alias)
-        await self._catalog.check_serves()
+        try:
+            await self._catalog.check_serves()
+        except BackendUnavailableError:
+            if self.cache is None:
+                raise
         return await self._reader.resolve_alias(name, alias)
 
     async def _route(self, name: str, alias: str, routing_key: str | bytes | None) -> str:

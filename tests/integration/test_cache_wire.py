@@ -124,6 +124,30 @@ async def test_a_fresh_cache_on_the_same_directory_starts_with_the_backend_down(
     assert restarted.stats().stale_serves == 2
 
 
+async def test_a_restart_with_the_backend_down_resolves_the_alias_from_the_cache(
+    released: Repository,
+    reader: Repository,
+    proxy: CountingProxy,
+    make_proxied_repo: Any,
+    tmp_path: Path,
+    clock: FakeClock,
+) -> None:
+    """What a service's start-up reads (the alias, to know which version it serves)
+    comes from the cache too: the table check waits for AWS to be back."""
+    served = await reader.resolve_alias("app", "prod")
+    await reader.get_content("app", served.version)
+    proxy.go_down()
+    clock.advance(86_400)
+    restarted = LocalCache(tmp_path / "cache", ttl=30.0, clock=clock)
+    async with make_proxied_repo(cache=restarted) as service:
+        prod = await service.resolve_alias("app", "prod")
+        assert (prod.version, await service.get_content("app", prod.version)) == (
+            "1",
+            b"version one",
+        )
+    assert restarted.stats().stale_serves == 2  # the alias and the version lookup
+
+
 async def test_a_lookup_never_seen_fails_clearly_during_an_outage(
     released: Repository, reader: Repository, proxy: CountingProxy
 ) -> None:
