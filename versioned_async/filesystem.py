@@ -259,13 +259,36 @@ class VersionedFileSystem(AsyncFileSystem):  # type: ignore[misc]
     def __init__(
         self,
         *,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        backend: str | None = None,
+        table: str | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        suffix: str | None = None,
+        max_attempts: int | str | None = None,
         routing_key: str | None = None,
         asynchronous: bool = False,
         loop: asyncio.AbstractEventLoop | None = None,
         batch_size: int | None = None,
-        **options: Any,
+        **unknown_options: Any,
     ) -> None:
-        unknown = sorted(set(options) - set(REPOSITORY_OPTIONS))
+        # named, so they are typed and documented; anything else is a typo, refused
+        # with the list rather than Python's bare "unexpected keyword argument"
+        options = {
+            "bucket": bucket,
+            "prefix": prefix,
+            "backend": backend,
+            "table": table,
+            "region": region,
+            "endpoint_url": endpoint_url,
+            "cache_dir": cache_dir,
+            "suffix": suffix,
+            "max_attempts": max_attempts,
+        }
+        assert tuple(options) == REPOSITORY_OPTIONS  # one list: _repository_options.ENVIRONMENT
+        unknown = sorted(unknown_options)
         if unknown:
             known = ", ".join([*REPOSITORY_OPTIONS, *OWN_OPTIONS, *FSSPEC_OPTIONS])
             raise InvalidArgumentTypeError(
