@@ -25,6 +25,7 @@ from benchmarks import (
     routing,
     scaling,
     startup,
+    telemetry,
     transfer,
     verify_on_read,
     warm_hits,
@@ -53,6 +54,8 @@ SCENARIOS = {
     "verify-on-read": verify_on_read.run,
     "restart": restart.run,
     "transfer": transfer.run,
+    # last: it measures a warm hit before anything imports OpenTelemetry
+    "telemetry": telemetry.run,
 }
 #: scenarios that bring their own server (SeaweedFS) and need no moto
 OWN_SERVER = frozenset({"transfer"})

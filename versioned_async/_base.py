@@ -29,7 +29,7 @@ from ._layout import VersionLike
 from ._policy import routing as _routing
 from ._policy.alias_change import alias_target
 from ._settings import ClientSettings
-from ._telemetry import traced
+from ._telemetry import traced, traced_as
 from ._watch import check_polling, watch
 from .cache import LocalCache
 from .cache.cached_reader import content_reader
@@ -263,8 +263,11 @@ class ArtifactRepository:
         _telemetry.annotate(_telemetry.ARTIFACT_VERSION, chosen, _layout.decode_version)
         return chosen
 
+    @traced_as("Artifact.get_content")
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""
+        _telemetry.annotate(_telemetry.ARTIFACT_NAME, artifact.name)
+        _telemetry.annotate(_telemetry.ARTIFACT_VERSION, artifact.version)
         return await self._reader.read_artifact(artifact)
 
     # -- artifacts -------------------------------------------------------------------

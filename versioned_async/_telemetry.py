@@ -55,6 +55,7 @@ __all__ = [
     "cache_metrics",
     "report_outcome",
     "traced",
+    "traced_as",
     "tracing",
 ]
 
@@ -239,7 +240,28 @@ def traced(
     A call that another traced call of the same name and repository makes (an
     override calling ``super()``) is part of that span, not a second one.
     """
-    name = f"versioned.{method.__name__}"
+    return traced_as(method.__name__)(method)
+
+
+def traced_as(
+    operation: str,
+) -> Callable[
+    [Callable[Concatenate[_S, _P], Awaitable[_R]]], Callable[Concatenate[_S, _P], Awaitable[_R]]
+]:
+    """:func:`traced`, the span named ``versioned.<operation>``: for a method that
+    serves another public one (``Artifact.get_content``)."""
+
+    def decorate(
+        method: Callable[Concatenate[_S, _P], Awaitable[_R]],
+    ) -> Callable[Concatenate[_S, _P], Awaitable[_R]]:
+        return _traced(f"versioned.{operation}", method)
+
+    return decorate
+
+
+def _traced(
+    name: str, method: Callable[Concatenate[_S, _P], Awaitable[_R]]
+) -> Callable[Concatenate[_S, _P], Awaitable[_R]]:
     parameters = list(inspect.signature(method).parameters)[1:]  # after self
     positions = [
         (index, parameter, _PARAMETER_ATTRIBUTES[parameter])

@@ -167,6 +167,8 @@ async def test_each_public_call_is_one_span_named_and_described(
     await repo.get_alias("app", "prod")  # the DynamoDB layout's override: one span
     await repo.list_artifact_versions("app")
     await repo.download("app", tmp_path / "file", alias="prod")
+    artifact = await repo.get_artifact_version("app", 1)
+    assert await artifact.get_content() == b"one"  # the model's read: its own span
 
     names = [span.name for span in spans.ours()]
     assert names == [
@@ -181,6 +183,8 @@ async def test_each_public_call_is_one_span_named_and_described(
         "versioned.get_alias",
         "versioned.list_artifact_versions",
         "versioned.download",
+        "versioned.get_artifact_version",
+        "versioned.Artifact.get_content",
     ]
     by_name = {span.name: attributes(span) for span in spans.ours()}
     assert all(a["versioned.backend"] == backend for a in by_name.values())
@@ -205,6 +209,12 @@ async def test_each_public_call_is_one_span_named_and_described(
     assert by_name["versioned.download"]["versioned.artifact.version"] == "2"
     assert by_name["versioned.download"]["versioned.content.size"] == len(b"second")
     assert by_name["versioned.resolve_alias"]["versioned.alias.name"] == "prod"
+    assert by_name["versioned.Artifact.get_content"] == {
+        "versioned.backend": backend,
+        "versioned.artifact.name": "app",
+        "versioned.artifact.version": "1",
+        "versioned.content.size": 3,
+    }
     # no cache, no cache outcome
     assert not any(OUTCOME in a for a in by_name.values())
 
