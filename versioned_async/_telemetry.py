@@ -28,6 +28,7 @@ import contextvars
 import enum
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -87,12 +88,6 @@ class CacheOutcome(enum.Enum):
 
 
 _RANK = {outcome: rank for rank, outcome in enumerate(CacheOutcome)}
-
-
-def _api_loaded() -> bool:
-    """Whether the application imported the OpenTelemetry trace API (without it, no SDK
-    can be configured): never imported here."""
-    return "opentelemetry.trace" in sys.modules
 
 
 # -- one operation: its span, and what the read path reports to it ---------------------------
@@ -160,15 +155,23 @@ class _OpenTelemetryTracing:
         self._given = provider
         self._provider: object = None
         self._tracer: Any = None
+        #: a provider the API makes from the environment, at its first lookup
+        self._from_environment = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
     def _current_provider(self) -> TracerProvider | None:
         if self._given is not None:
             return self._given
-        if not _api_loaded():
+        trace: Any = sys.modules.get("opentelemetry.trace")  # loaded by the application
+        if trace is None:
             return None
-        from opentelemetry import trace  # noqa: PLC0415 - the optional API, already loaded
-
-        provider = trace.get_tracer_provider()
+        # the global as set_tracer_provider() leaves it (set once; None until then), read
+        # without get_tracer_provider()'s look at the environment, which costs 2 us a call;
+        # that look is what makes a provider named by OTEL_PYTHON_TRACER_PROVIDER
+        provider: TracerProvider | None = getattr(trace, "_TRACER_PROVIDER", None)
+        if provider is None:
+            if not self._from_environment and hasattr(trace, "_TRACER_PROVIDER"):
+                return None
+            provider = trace.get_tracer_provider()
         # the API's proxy (no SDK set yet) or its no-op: nothing would be recorded
         if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
             return None

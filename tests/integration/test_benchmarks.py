@@ -31,6 +31,7 @@ TITLES = (
     "### 7c. Backends: per operation",
     "### 8. verify_on_read",
     "### 9. Restart on a filled cache",
+    "### 10. OpenTelemetry on a warm hit",
 )
 SCENARIOS = (
     "server",
@@ -43,6 +44,7 @@ SCENARIOS = (
     "backends",
     "verify_on_read",
     "restart",
+    "telemetry",
 )
 
 
