@@ -29,7 +29,14 @@ from aiobotocore.session import AioSession
 from tests.conftest import BUCKET, REGION, TABLE, TEST_ACTOR
 from tests.integration.conftest import FakeClock
 from tests.proxy import CountingProxy
-from versioned_async import ArtifactRepository, LocalCache, Repository, S3OnlyRepository, exc
+from versioned_async import (
+    ArtifactRepository,
+    LocalCache,
+    Repository,
+    S3OnlyRepository,
+    TransferConfig,
+    exc,
+)
 
 OUTCOME = "versioned.cache.outcome"
 
@@ -333,6 +340,25 @@ async def test_aws_calls_are_children_of_the_operation_span(
         "0:versioned.get_alias_content": ["DynamoDB.GetItem", "DynamoDB.GetItem", "S3.GetObject"],
         "1:versioned.download": ["DynamoDB.GetItem", "S3.GetObject"],
         "2:versioned.get_alias_content": ["DynamoDB.GetItem", "DynamoDB.GetItem", "S3.GetObject"],
+    }
+
+
+async def test_a_parallel_download_s_ranged_gets_are_children_of_its_span(
+    endpoint_url: str, aio_session: AioSession, aws_spans: Spans, tmp_path: Path
+) -> None:
+    parts = TransferConfig(multipart_threshold=256 << 10, multipart_chunksize=256 << 10)
+    content = os.urandom(1 << 20)  # four parts, three of them ranged GETs in parallel
+    async with build(
+        "dynamodb", endpoint_url, aio_session, aws_spans, transfer_config=parts
+    ) as repo:
+        await repo.bootstrap()
+        await repo.put_artifact("big", content)
+        aws_spans.clear()
+        assert await repo.get_content("big") == content
+        await repo.download("big", tmp_path / "big")
+    assert children_by_parent(aws_spans) == {
+        "0:versioned.get_content": ["DynamoDB.GetItem", *["S3.GetObject"] * 4],
+        "1:versioned.download": ["DynamoDB.GetItem", *["S3.GetObject"] * 4],
     }
 
 
