@@ -136,8 +136,8 @@ def report_outcome(outcome: CacheOutcome) -> None:
 class Tracing(Protocol):
     """Where a repository's operation spans go."""
 
-    def active(self) -> bool:
-        """Whether spans are recorded now (an SDK configured): else calls are untouched."""
+    def provider(self) -> TracerProvider | None:
+        """Where spans are recorded now; ``None``: nowhere (no SDK set), calls untouched."""
         ...
 
     def operation(
@@ -158,7 +158,7 @@ class _OpenTelemetryTracing:
         #: a provider the API makes from the environment, at its first lookup
         self._from_environment = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
-    def _current_provider(self) -> TracerProvider | None:
+    def provider(self) -> TracerProvider | None:
         if self._given is not None:
             return self._given
         trace: Any = sys.modules.get("opentelemetry.trace")  # loaded by the application
@@ -177,16 +177,13 @@ class _OpenTelemetryTracing:
             return None
         return provider
 
-    def active(self) -> bool:
-        return self._current_provider() is not None
-
     @contextmanager
     def operation(
         self, name: str, owner: object, attributes: dict[str, str | int]
     ) -> Iterator[_Operation]:
         from opentelemetry.trace import SpanKind  # noqa: PLC0415 - the optional API
 
-        provider = self._current_provider()
+        provider = self.provider()
         if provider is not self._provider:
             assert provider is not None
             self._tracer = provider.get_tracer(SCOPE, __version__)
@@ -274,7 +271,7 @@ def _traced(
 
     async def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         telemetry: Tracing = self._tracing  # type: ignore[attr-defined]
-        if not telemetry.active():
+        if telemetry.provider() is None:
             return await method(self, *args, **kwargs)
         current = _current.get()
         if current is not None and current.owner is self and current.name == name:
@@ -299,7 +296,7 @@ async def traced_poll(
 ) -> _R:
     """One poll of ``watch_alias`` as its own short span, ``versioned.watch_alias``: a
     watch lasts as long as the service, so each poll is a trace of its own."""
-    if not telemetry.active():
+    if telemetry.provider() is None:
         return await read
     with telemetry.operation("versioned.watch_alias", owner, dict(attributes)):
         return await read
