@@ -84,6 +84,10 @@ class Repository(ArtifactRepository):
 
     ``transfer_config`` (a :class:`~versioned_async.TransferConfig`): how content
     above 16 MiB moves, in parts of 8 MiB, ten in flight by default.
+
+    ``tracer_provider`` (an OpenTelemetry ``TracerProvider``): where each call's span
+    goes; by default the global provider, once the application has set one up
+    (``docs/opentelemetry.md``). Without OpenTelemetry, nothing is traced.
     """
 
     _SERVICES = ("s3", "dynamodb")
