@@ -26,6 +26,7 @@ from benchmarks import (
     routing,
     scaling,
     startup,
+    telemetry,
     transfer,
     verify_on_read,
     warm_hits,
@@ -55,6 +56,8 @@ SCENARIOS = {
     "restart": restart.run,
     "transfer": transfer.run,
     "dask": dask_routing.run,
+    # last: it measures a warm hit before anything imports OpenTelemetry
+    "telemetry": telemetry.run,
 }
 #: scenarios that bring their own server (SeaweedFS) and need no moto
 OWN_SERVER = frozenset({"transfer"})

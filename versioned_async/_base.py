@@ -18,9 +18,9 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from . import _codec, _layout
+from . import _codec, _layout, _telemetry
 from ._arguments import aware, download_target, purge_rules, search_arguments, upload_arguments
 from ._aws.clients import AwsClients
 from ._catalog import Binding, Catalog, Written
@@ -29,6 +29,7 @@ from ._layout import VersionLike
 from ._policy import routing as _routing
 from ._policy.alias_change import alias_target
 from ._settings import ClientSettings
+from ._telemetry import traced, traced_as
 from ._watch import check_polling, watch
 from .cache import LocalCache
 from .cache.cached_reader import content_reader
@@ -42,6 +43,9 @@ from .exc import (
     RepositoryClosedError,
 )
 from .models import Alias, Artifact, bind
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["ArtifactRepository", "BaseRepository"]
 
@@ -57,9 +61,16 @@ class ArtifactRepository:
 
     #: the AWS services this layout talks to; one client each
     _SERVICES: ClassVar[tuple[str, ...]] = ("s3",)
+    #: the layout, as the CLI's ``--backend`` names it: the spans' ``versioned.backend``
+    _backend: ClassVar[str] = "s3"
 
     def __init__(
-        self, catalog: Catalog, settings: ClientSettings, cache: LocalCache | None, table_name: str
+        self,
+        catalog: Catalog,
+        settings: ClientSettings,
+        cache: LocalCache | None,
+        table_name: str,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         layout = catalog.layout
         self.aws_region = settings.aws_region
@@ -84,6 +95,8 @@ class ArtifactRepository:
             cache, catalog.content_source(), identity, self._alias
         )
         self._aws_clients: AwsClients | None = None
+        #: where the operations' spans go (a no-op until an OpenTelemetry SDK is set)
+        self._tracing = _telemetry.tracing(tracer_provider)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -119,11 +132,13 @@ class ArtifactRepository:
     def is_open(self) -> bool:
         return self._aws_clients is not None
 
+    @traced
     async def bootstrap(self) -> None:
         """Create what the repository needs when missing (the bucket; in the DynamoDB
         layout the table too, on-demand). Idempotent."""
         await self._catalog.bootstrap(self.aws_region)
 
+    @traced
     async def check_table(self) -> bool:
         """Whether the DynamoDB table records that it serves this repository (its bucket
         and prefix). In the S3-only layout, which has no table: ``False``, no request.
@@ -147,6 +162,7 @@ class ArtifactRepository:
 
     # -- reading content: façade -> reader -> catalog -----------------------------------
 
+    @traced
     async def get_content(self, name: str, version: VersionLike = None) -> bytes:
         """The content of a version (LATEST by default), checked against its sha256.
 
@@ -158,6 +174,7 @@ class ArtifactRepository:
         stored = _layout.encode_version(version)
         return await self._content(self._reader.get_content(name, stored))
 
+    @traced
     async def get_alias_content(
         self, name: str, alias: str, routing_key: str | bytes | None = None
     ) -> bytes:
@@ -183,6 +200,7 @@ class ArtifactRepository:
             await self._catalog.check_serves()
             raise
 
+    @traced
     async def download(
         self,
         name: str,
@@ -218,6 +236,7 @@ class ArtifactRepository:
         )
         await self._reader.download(name, stored, target)
 
+    @traced
     async def resolve_alias(self, name: str, alias: str) -> Alias:
         """The alias as the read path sees it: from the cache within the TTL, and the
         last known one when AWS is down (stale-if-error). Without a cache, ``get_alias``.
@@ -246,20 +265,27 @@ class ArtifactRepository:
         _layout.validate_alias(alias)
         item = await self._reader.alias_item(name, alias)
         primary, secondary = item.version, item.secondary_version
-        return _routing.choose(
+        chosen = _routing.choose(
             name, alias, primary, secondary, item.secondary_version_weight, routing_key
         )
+        _telemetry.annotate(_telemetry.ARTIFACT_VERSION, chosen, _layout.decode_version)
+        return chosen
 
+    @traced_as("Artifact.get_content")
     async def _read_verified(self, artifact: Artifact) -> bytes:
         """Content of a model read earlier, checked against its own sha256."""
+        _telemetry.annotate(_telemetry.ARTIFACT_NAME, artifact.name)
+        _telemetry.annotate(_telemetry.ARTIFACT_VERSION, artifact.version)
         return await self._reader.read_artifact(artifact)
 
     # -- artifacts -------------------------------------------------------------------
 
+    @traced
     async def list_artifact_names(self) -> list[str]:
         """Names of every artifact with content in the repository, sorted."""
         return sorted(await self._catalog.artifact_names())
 
+    @traced
     async def put_artifact(
         self,
         name: str,
@@ -281,6 +307,7 @@ class ArtifactRepository:
         upload = upload_arguments(name, content, content_type, metadata, tags)
         return await self._written(await self._catalog.put_latest(upload))
 
+    @traced
     async def get_artifact_version(self, name: str, version: VersionLike = None) -> Artifact:
         """One version (LATEST by default); ``ArtifactNotFoundError`` when missing or deleted.
 
@@ -293,6 +320,7 @@ class ArtifactRepository:
         stored = _layout.encode_version(version)
         return self._artifact(await self._catalog.version(name, stored))
 
+    @traced
     async def list_artifact_versions(self, name: str) -> list[Artifact]:
         """Every visible version: LATEST first, then newest to oldest. ``[]`` for none.
 
@@ -305,6 +333,7 @@ class ArtifactRepository:
         _layout.validate_name(name)
         return [self._artifact(item) for item in await self._catalog.versions(name)]
 
+    @traced
     async def find_artifact_versions(
         self,
         name: str | None = None,
@@ -342,6 +371,7 @@ class ArtifactRepository:
         found = await self._catalog.find(name, wanted, include_latest, limit)
         return [self._artifact(item) for item in found]
 
+    @traced
     async def publish_artifact_version(self, name: str) -> Artifact:
         """Snapshot LATEST as the next immutable version and return it. A number
         never names two contents, and the recorded sha256 is read from the new
@@ -373,6 +403,7 @@ class ArtifactRepository:
         _layout.validate_name(name)
         return await self._written(await self._catalog.publish(name))
 
+    @traced
     async def delete_artifact_version(self, name: str, version: VersionLike = None) -> None:
         """Delete a version: get and list no longer find it; deleting a version that
         does not exist changes nothing.
@@ -399,6 +430,7 @@ class ArtifactRepository:
 
     # -- retention -------------------------------------------------------------------
 
+    @traced
     async def purge_artifact_versions(
         self,
         name: str,
@@ -441,18 +473,21 @@ class ArtifactRepository:
         binding = Binding(self._artifact, self._alias, self._reader.forget_version)
         return await self._catalog.purge_versions(name, rules, binding)
 
+    @traced
     async def purge_artifact(self, name: str) -> None:
         """Delete an artifact for good: every object, item and alias (in the DynamoDB
         layout, the aliases' history and holds too)."""
         _layout.validate_name(name)
         await self._catalog.purge_artifact(name)
 
+    @traced
     async def purge_all(self) -> None:
         """Delete every artifact under the prefix (and every item in the table)."""
         await self._catalog.purge_all()
 
     # -- aliases ---------------------------------------------------------------------
 
+    @traced
     async def get_alias(self, name: str, alias: str) -> Alias:
         """The alias; ``AliasNotFoundError`` when it does not exist."""
         _layout.validate_name(name)
@@ -463,12 +498,14 @@ class ArtifactRepository:
         await self._reader.remember_alias(record)
         return self._alias(record)
 
+    @traced
     async def list_aliases(self, name: str) -> list[Alias]:
         """Every alias of ``name``, sorted by alias name (in the S3-only layout: a
         listing, then a GetObject each)."""
         _layout.validate_name(name)
         return [self._alias(record) for record in await self._catalog.aliases(name)]
 
+    @traced
     async def put_alias(
         self,
         name: str,
@@ -496,6 +533,7 @@ class ArtifactRepository:
             name, alias, await self._catalog.put_alias(name, alias, target, expected)
         )
 
+    @traced
     async def delete_alias(
         self, name: str, alias: str, *, if_update_at: datetime | None = None
     ) -> None:
@@ -535,8 +573,12 @@ class ArtifactRepository:
         _layout.validate_name(name)
         _layout.validate_alias(alias)
         interval, jitter = check_polling(interval, jitter)
+        poll = {_telemetry.ARTIFACT_NAME: name, _telemetry.ALIAS_NAME: alias}
+        poll[_telemetry.BACKEND] = self._backend
         return watch(
-            lambda: self._catalog.alias_item(name, alias),
+            lambda: _telemetry.traced_poll(
+                self._tracing, self, poll, self._catalog.alias_item(name, alias)
+            ),
             self._alias,
             self._reader.remember_alias,
             lambda: self.is_open,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -30,6 +31,7 @@ from ._policy.alias_change import AliasTarget, ChangeRequest, alias_target
 from ._recorded import RolloutRun, change_model
 from ._redact import redact_url
 from ._settings import ClientSettings
+from ._telemetry import traced
 from ._wording import ACTOR, REASON
 from .cache import LocalCache
 from .exc import (
@@ -39,6 +41,9 @@ from .exc import (
 )
 from .models import Alias, AliasChange, AliasHistoryPage, Hold, RolloutResult
 from .transfer_config import TransferConfig
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["Repository"]
 
@@ -79,9 +84,14 @@ class Repository(ArtifactRepository):
 
     ``transfer_config`` (a :class:`~versioned_async.TransferConfig`): how content
     above 16 MiB moves, in parts of 8 MiB, ten in flight by default.
+
+    ``tracer_provider`` (an OpenTelemetry ``TracerProvider``): where each call's span
+    goes; by default the global provider, once the application has set one up
+    (``docs/opentelemetry.md``). Without OpenTelemetry, nothing is traced.
     """
 
     _SERVICES = ("s3", "dynamodb")
+    _backend = "dynamodb"
     _catalog: TableCatalog
 
     def __init__(
@@ -103,6 +113,7 @@ class Repository(ArtifactRepository):
         actor: str | None = None,
         reservation_timeout_secs: float = retention.RESERVATION_TIMEOUT_SECS,
         transfer_config: TransferConfig | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(dynamodb_table_name, str):
             raise InvalidArgumentTypeError(
@@ -132,7 +143,7 @@ class Repository(ArtifactRepository):
             security,
             transfer_config,
         )
-        super().__init__(catalog, settings, cache, dynamodb_table_name)
+        super().__init__(catalog, settings, cache, dynamodb_table_name, tracer_provider)
         self.dynamodb_table_name = dynamodb_table_name
 
     @property
@@ -162,6 +173,7 @@ class Repository(ArtifactRepository):
             f"suffix={self.suffix!r}, endpoint_url={redact_url(self.endpoint_url)!r})"
         )
 
+    @traced
     async def bootstrap(
         self,
         dynamodb_write_capacity_units: int | None = None,
@@ -187,6 +199,7 @@ class Repository(ArtifactRepository):
 
     # -- which repository the table serves -------------------------------------------
 
+    @traced
     async def adopt_table(self) -> bool:
         """Record in the table that it serves this repository, when it records none.
 
@@ -205,6 +218,7 @@ class Repository(ArtifactRepository):
 
     # -- aliases, recorded in their history -------------------------------------------
 
+    @traced
     async def put_alias(
         self,
         name: str,
@@ -248,6 +262,7 @@ class Repository(ArtifactRepository):
         assert moved is not None
         return moved
 
+    @traced
     async def get_alias(self, name: str, alias: str, *, as_of: datetime | None = None) -> Alias:
         """The alias; ``AliasNotFoundError`` when it does not exist.
 
@@ -268,6 +283,7 @@ class Repository(ArtifactRepository):
         _layout.validate_alias(alias)
         return self._alias(await alias_as_of(self._catalog, name, alias, aware(as_of, "as_of")))
 
+    @traced
     async def delete_alias(
         self,
         name: str,
@@ -291,6 +307,7 @@ class Repository(ArtifactRepository):
             reason=reason,
         )
 
+    @traced
     async def rollback_alias(
         self,
         name: str,
@@ -324,6 +341,7 @@ class Repository(ArtifactRepository):
             reason=reason,
         )
 
+    @traced
     async def list_alias_history(
         self, name: str, alias: str, *, limit: int = 50, page_token: str | None = None
     ) -> AliasHistoryPage:
@@ -389,6 +407,7 @@ class Repository(ArtifactRepository):
             await self._reader.forget_alias(name, alias)
         return None
 
+    @traced
     async def rollout(
         self,
         name: str,
@@ -455,6 +474,7 @@ class Repository(ArtifactRepository):
 
     # -- holds -----------------------------------------------------------------------
 
+    @traced
     async def protect(self, name: str, version: VersionLike, *, reason: str | None = None) -> Hold:
         """Hold a published version: purges and :meth:`delete_artifact_version` leave it
         alone until :meth:`unprotect`. ``reason`` is a note kept with the hold.
@@ -474,11 +494,13 @@ class Repository(ArtifactRepository):
             raise ArtifactNotFoundError(name, _layout.decode_version(stored))
         return _codec.item_to_hold(record, name)
 
+    @traced
     async def unprotect(self, name: str, version: VersionLike) -> None:
         """Release the hold on a version; releasing one that is not held changes nothing."""
         _layout.validate_name(name)
         await self._catalog.release_hold(name, retention.holdable_version(version))
 
+    @traced
     async def list_protected(self, name: str) -> list[Hold]:
         """Every hold on ``name``'s versions, lowest version first."""
         _layout.validate_name(name)

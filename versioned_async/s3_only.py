@@ -16,6 +16,8 @@ the comparison of the two backends in docs/s3-only.md.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
@@ -28,6 +30,9 @@ from ._s3_only_layout import S3OnlyLayout
 from ._settings import ClientSettings
 from .cache import LocalCache
 from .transfer_config import TransferConfig
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["S3OnlyRepository"]
 
@@ -71,6 +76,7 @@ class S3OnlyRepository(ArtifactRepository):
         sse_kms_key_id: str | None = None,
         expected_bucket_owner: str | None = None,
         transfer_config: TransferConfig | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         check_location(s3_bucket, s3_prefix, suffix)
         layout = S3OnlyLayout(bucket=s3_bucket, prefix=s3_prefix, suffix=suffix)
@@ -84,7 +90,8 @@ class S3OnlyRepository(ArtifactRepository):
             security,
             transfer_config,
         )
-        super().__init__(ObjectCatalog(layout, s3_bucket), settings, cache, "")
+        catalog = ObjectCatalog(layout, s3_bucket)
+        super().__init__(catalog, settings, cache, "", tracer_provider)
 
     def __repr__(self) -> str:
         return (

@@ -33,6 +33,7 @@ TITLES = (
     "### 9. Restart on a filled cache",
     "### 11a. Routing per core",
     "### 11b. Routing on Dask",
+    "### 12. OpenTelemetry on a warm hit",
 )
 SCENARIOS = (
     "server",
@@ -47,6 +48,7 @@ SCENARIOS = (
     "restart",
     "routing-per-core",
     "dask",
+    "telemetry",
 )
 
 

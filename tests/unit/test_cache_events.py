@@ -26,6 +26,7 @@ ONE_OF_EACH: list[CacheEvent] = [
     ev.ContentDamaged("sha-3"),
     ev.LeaseTakenOver("v1 machine 123 - token"),
     ev.CacheError("damaged"),
+    ev.Evicted("sha-4"),
 ]
 
 
@@ -52,6 +53,7 @@ def test_the_stats_are_the_tally_of_the_events() -> None:
         damaged_content=1,
         lease_takeovers=1,
         cache_errors=1,
+        evictions=1,
     )
 
 

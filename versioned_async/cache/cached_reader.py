@@ -35,6 +35,7 @@ import attrs
 from .. import _codec, _layout, _staging
 from .._codec import AliasItem, VersionItem
 from .._policy.freshness import Freshness, freshness, may_serve_stale
+from .._telemetry import CacheOutcome, report_outcome
 from ..exc import (
     AliasNotFoundError,
     ArtifactNotFoundError,
@@ -68,6 +69,8 @@ class ContentRef:
     size: int | None  # as recorded; a cached file of another size is corrupt
     #: the content itself when it could not be stored (the cache failed): serve this
     body: bytes | None = None
+    #: how the cache served it, reported by each caller (single flight shares the ref)
+    outcome: CacheOutcome = CacheOutcome.HIT
 
 
 def size_to_record(sha256: str, item_size: int | None, known: Entry | None) -> int | None:
@@ -132,6 +135,7 @@ class CachedContentReader:
         content = self._content
         for _attempt in range(2):
             ref = await self._cached_content(name, stored)
+            report_outcome(CacheOutcome.MISS if ref is None else ref.outcome)
             if ref is None:  # larger than the cache may hold, or the cache is failing
                 return await self._direct.get_content(name, stored)
             if ref.body is not None:  # downloaded, verified, not stored: from memory
@@ -145,6 +149,7 @@ class CachedContentReader:
             except DamagedContent:
                 log.warning("cached content %s is damaged; fetching it again", ref.sha256)
                 await content.discard(ref.sha256)
+        report_outcome(CacheOutcome.MISS)
         return await self._direct.get_content(name, stored)
 
     async def download(self, name: str, stored: str, target: Path) -> None:
@@ -155,6 +160,7 @@ class CachedContentReader:
 
     async def _fill(self, name: str, stored: str, part: Path) -> None:
         ref = await self._cached_content(name, stored)
+        report_outcome(CacheOutcome.MISS if ref is None else ref.outcome)
         if ref is not None and ref.body is not None:
             # downloaded and verified, but the cache could not store it (its staged
             # file is gone): write what is in memory, never fetch it a second time
@@ -169,6 +175,7 @@ class CachedContentReader:
             except DamagedContent:
                 log.warning("cached content %s is damaged; fetching it again", ref.sha256)
                 await self._content.discard(ref.sha256)
+        report_outcome(CacheOutcome.MISS)
         await self._direct.stream_verified(name, stored, part)
 
     async def _cached_content(self, name: str, stored: str) -> ContentRef | None:
@@ -235,7 +242,7 @@ class CachedContentReader:
                 f"{key.name!r} version {_layout.decode_version(key.version)}", entry, err
             )
             self._emit(CacheHit(known_sha))
-            return ContentRef(known_sha, known_path, entry[1][1])
+            return ContentRef(known_sha, known_path, entry[1][1], outcome=CacheOutcome.STALE)
         except ArtifactNotFoundError:
             await self._lookups.forget(key)
             raise
@@ -247,11 +254,11 @@ class CachedContentReader:
         await self._lookups.remember(key, (item.sha256, size))
         if item.sha256 == known_sha:
             self._emit(CacheHit(known_sha))
-            return ContentRef(known_sha, known_path, size)
+            return ContentRef(known_sha, known_path, size, outcome=CacheOutcome.REVALIDATED)
         path = await content.path(item.sha256)
         if path is not None:
             self._emit(CacheHit(item.sha256))
-            return ContentRef(item.sha256, path, size)
+            return ContentRef(item.sha256, path, size, outcome=CacheOutcome.REVALIDATED)
         return await self._fetch_into_cache(key, expected=item.sha256)
 
     async def _fetch_into_cache(self, key: VersionKey, expected: str | None) -> ContentRef | None:
@@ -301,8 +308,9 @@ class CachedContentReader:
                         if size > _SERVE_UNSTORED_BYTES:
                             return None  # a caller streams it from S3 instead
                         body = await asyncio.to_thread(part.read_bytes)
-                        return ContentRef(sha, str(part), size, body)
-                    return None if path is None else ContentRef(sha, path, size)
+                        return ContentRef(sha, str(part), size, body, CacheOutcome.MISS)
+                    miss = CacheOutcome.MISS
+                    return None if path is None else ContentRef(sha, path, size, outcome=miss)
                 finally:
                     part.unlink(missing_ok=True)
 
@@ -332,21 +340,25 @@ class CachedContentReader:
         state = freshness(None if entry is None else entry[0], settings.clock(), settings.ttl)
         if state is Freshness.FRESH and entry is not None:
             self._emit(LookupHit())
+            report_outcome(CacheOutcome.HIT)
             item = self._alias_items.get(key)
             if item is None or item[0] != entry[0]:  # structured once per lookup
                 item = (entry[0], _structure_alias(entry[1]))
                 self._alias_items[key] = item
             return item
         try:
-            return await self._store.flights.run(("alias", key), partial(self._fetch_alias, key))
+            fetched = await self._store.flights.run(("alias", key), partial(self._fetch_alias, key))
         except BackendUnavailableError as err:
             if entry is None or not may_serve_stale(state, stale_if_error=settings.stale_if_error):
                 raise
             self._serve_stale(f"alias {key.alias!r} of {key.name!r}", entry, err)
+            report_outcome(CacheOutcome.STALE)
             return entry[0], _structure_alias(entry[1])
         except AliasNotFoundError:
             await lookups.forget(key)
             raise
+        report_outcome(CacheOutcome.MISS if entry is None else CacheOutcome.REVALIDATED)
+        return fetched
 
     async def _fetch_alias(self, key: AliasKey) -> tuple[float, AliasItem]:
         record = await self._source.alias_item(key.name, key.alias)

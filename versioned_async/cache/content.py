@@ -35,7 +35,7 @@ import diskcache
 from .. import _staging
 from .._policy import cache_safety as _cache_safety
 from .._policy.cache_safety import Fingerprint
-from .events import ContentDamaged, Events
+from .events import ContentDamaged, Events, Evicted
 from .eviction import evict
 from .keys import ContentKey, PathHintKey
 from .settings import CacheSettings
@@ -467,6 +467,7 @@ class ContentStore:
         for sha in plan.evict:
             self._paths.pop(sha, None)
             self._forget_fingerprint(sha)
+            self._events.emit(Evicted(sha))
         if plan.pinned_exceed(self._settings.size_limit) and not self._warned_pinned_over:
             self._warned_pinned_over = True
             log.warning(

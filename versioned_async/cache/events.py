@@ -44,6 +44,8 @@ class CacheStats:
     #: times the cache itself failed (its database locked or damaged, its disk full)
     #: and a read went to S3 (or was served from memory) instead; each is logged
     cache_errors: int = 0
+    #: content files removed to bring the cache under its ``size_limit``
+    evictions: int = 0
 
 
 # -- the events: each counts toward one counter (see COUNTERS) ----------------------------
@@ -130,6 +132,13 @@ class CacheError:
     fault: str
 
 
+@attrs.frozen
+class Evicted:
+    """Content was removed to bring the cache under its ``size_limit``."""
+
+    sha256: str
+
+
 CacheEvent: TypeAlias = (
     CacheHit
     | CacheMiss
@@ -141,6 +150,7 @@ CacheEvent: TypeAlias = (
     | ContentDamaged
     | LeaseTakenOver
     | CacheError
+    | Evicted
 )
 Subscriber: TypeAlias = Callable[[CacheEvent], object]
 
@@ -156,6 +166,7 @@ COUNTERS: dict[type[CacheEvent], str] = {
     ContentDamaged: "damaged_content",
     LeaseTakenOver: "lease_takeovers",
     CacheError: "cache_errors",
+    Evicted: "evictions",
 }
 
 

@@ -22,9 +22,11 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
+from .. import _telemetry
 from .._coalesce import SingleFlight
 from .content import ContentStore
 from .database import Database
@@ -33,6 +35,9 @@ from .events import CacheStats, Events, Subscriber
 from .leases import Leases
 from .lookups import Lookups
 from .settings import CacheSettings, Setting
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = ["LocalCache", "Store"]
 
@@ -77,6 +82,10 @@ class LocalCache:
         with the inode, size and mtime kept (a disk error, or someone who can
         write as this user), at the cost measured by
         ``python -m benchmarks --only verify-on-read``.
+    :param meter_provider: where the cache's OpenTelemetry metrics go (hits,
+        misses, stale serves, evictions, bytes downloaded, integrity failures;
+        see ``docs/opentelemetry.md``); by default the global provider, once the
+        application has set one.
 
     The directory must be this user's alone, as OpenSSH's StrictModes asks of
     ``~/.ssh``: a folder in it that another user owns, or that is a symbolic
@@ -97,6 +106,7 @@ class LocalCache:
         stale_if_error: bool = True,
         clock: Callable[[], float] = time.time,
         verify_on_read: bool = False,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         #: what the cache was made with or set to since; its parts read it when they use it
         self._settings = CacheSettings(
@@ -112,6 +122,8 @@ class LocalCache:
         # the resolved path that was checked, not one a symlink could re-point
         self.directory = secure_directory(Path(directory), ("staging", "content", "lookups"))
         events = Events()
+        # its events on OpenTelemetry counters: a no-op unless the metrics API is loaded
+        events.subscribe(_telemetry.cache_metrics(meter_provider))
         flights = SingleFlight()
         database = Database(self.directory, settings, events)
         content = ContentStore(database, self.directory / "staging", settings, events)
