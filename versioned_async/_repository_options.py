@@ -24,6 +24,7 @@ from aiobotocore.config import AioConfig
 
 from . import _layout
 from ._base import ArtifactRepository
+from ._settings import DEFAULT_MAX_POOL_CONNECTIONS
 from ._wording import Words
 from .cache import LocalCache
 from .exc import InvalidArgumentError
@@ -201,6 +202,7 @@ class RepositoryOptions:
             if self.max_attempts is None
             else AioConfig(retries={"mode": "standard", "total_max_attempts": self.max_attempts})
         )
+        transfer = self.transfer_config()
         return {
             "aws_region": self.region,
             "s3_bucket": self.bucket,
@@ -208,7 +210,9 @@ class RepositoryOptions:
             "suffix": self.suffix,
             "endpoint_url": self.endpoint_url,
             "client_config": config,
-            "transfer_config": self.transfer_config(),
+            "transfer_config": transfer,
+            # no pool option here: the pool holds what --max-concurrency asks for
+            "max_pool_connections": max(DEFAULT_MAX_POOL_CONNECTIONS, transfer.max_concurrency),
         }
 
     def dynamodb_repository(self, cache: LocalCache | None) -> Repository:

@@ -20,10 +20,13 @@ from ._layout import Layout
 from ._redact import redact_url
 from ._s3_options import S3Options
 from .cache.keys import RepositoryId
-from .exc import InvalidArgumentTypeError
+from .exc import InvalidArgumentError, InvalidArgumentTypeError
 from .transfer_config import TransferConfig
 
-__all__ = ["ClientSettings"]
+__all__ = ["DEFAULT_MAX_POOL_CONNECTIONS", "ClientSettings"]
+
+#: the connections each client keeps (``max_pool_connections=`` of both layouts)
+DEFAULT_MAX_POOL_CONNECTIONS = 64
 
 
 @attrs.frozen
@@ -55,6 +58,7 @@ class ClientSettings:
     ) -> ClientSettings:
         """From a repository's arguments; ``security`` is its ``server_side_encryption``,
         ``sse_kms_key_id`` and ``expected_bucket_owner``."""
+        given = transfer_config is not None
         if transfer_config is None:
             transfer_config = TransferConfig()
         elif not isinstance(transfer_config, TransferConfig):
@@ -63,6 +67,7 @@ class ClientSettings:
                 f"{type(transfer_config).__name__}"
             )
         defaults = default_config(max_pool_connections, endpoint_url)
+        transfer_config = _fit_to_pool(transfer_config, given, defaults, client_config)
         return cls(
             aws_region,
             endpoint_url,
@@ -97,3 +102,30 @@ class ClientSettings:
             suffix=layout.suffix,
             table=table_name or "s3-only",
         )
+
+
+def _fit_to_pool(
+    transfer: TransferConfig, given: bool, defaults: AioConfig, client_config: AioConfig | None
+) -> TransferConfig:
+    """The transfer settings, with no more parts in flight than a client's pool holds.
+
+    aiobotocore lends at most ``max_pool_connections`` connections at once: parts
+    beyond them would wait, and a ``max_concurrency`` the caller asked for would be
+    capped without a word, so that is refused, naming both. The default
+    ``TransferConfig`` asked for nothing: under a smaller pool (a caller limiting its
+    connections) it uses the pool. The pool counted is the one the clients get:
+    ``client_config`` merged over ours.
+    """
+    effective = defaults if client_config is None else defaults.merge(client_config)
+    pool: int = effective.max_pool_connections
+    if transfer.max_concurrency <= pool:
+        return transfer
+    if not given:
+        return attrs.evolve(transfer, max_concurrency=pool)
+    wanted = transfer.max_concurrency
+    raise InvalidArgumentError(
+        f"transfer_config has max_concurrency={wanted} parts in flight, more than the "
+        f"connection pool holds (max_pool_connections={pool}): the rest would wait for a "
+        f"connection. Pass max_pool_connections={wanted} (or more), or a smaller "
+        "max_concurrency"
+    )
