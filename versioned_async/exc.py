@@ -307,17 +307,23 @@ class BackendUnavailableError(BackendError):
 
 
 class CacheDirectoryError(VersionedError):
-    """The cache directory, or a folder in it, is not safe to use: another user owns it,
-    or it is a symbolic link. Nothing was read from it or written to it.
+    """The cache directory, or a folder in it, is not safe to use (another user owns it,
+    or it is a symbolic link), or cannot be used at all (a file where a folder should
+    be, a folder that cannot be created). Nothing was read from it or written to it.
 
     ``directory`` is the cache directory given to ``LocalCache``, ``path`` the
     folder refused and ``reason`` why.
     """
 
-    def __init__(self, directory: str, path: str, reason: str, advice: str | Words) -> None:
+    def __init__(
+        self, directory: str, path: str, reason: str, advice: str | Words, unsafe: bool = True
+    ) -> None:
         self.directory = directory
         self.path = path
         self.reason = reason
+        #: whether another user could swap the content (else the path is just unusable:
+        #: a file where a folder should be, a folder that cannot be created)
+        self.unsafe = unsafe
         #: what to do, in Python's words (``advice`` may also say it for the command line)
         self.advice = advice if isinstance(advice, str) else advice.python
         self._advice = advice
@@ -325,6 +331,8 @@ class CacheDirectoryError(VersionedError):
         refused = (
             f"LocalCache refuses the cache directory {directory}: {where} {reason}, so another "
             "user could swap the content it serves; "
+            if unsafe
+            else f"LocalCache cannot use the cache directory {directory}: {where} {reason}; "
         )
         if isinstance(advice, str):
             super().__init__(refused + advice)
@@ -332,7 +340,7 @@ class CacheDirectoryError(VersionedError):
             super().__init__(refused, advice)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.directory, self.path, self.reason, self._advice))
+        return (type(self), (self.directory, self.path, self.reason, self._advice, self.unsafe))
 
 
 class CacheUnavailableError(VersionedError):

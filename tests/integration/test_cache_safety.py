@@ -364,6 +364,55 @@ def test_an_ancestor_of_another_user_is_refused(shared_tmp: Path) -> None:
     assert list(theirs.iterdir()) == []
 
 
+def test_a_file_above_the_cache_directory_is_named_as_a_path_problem(tmp_path: Path) -> None:
+    """A file where a folder should be is a mistyped path, not another user's swap: the
+    error says so and what to pass, in Python's words and in the CLI's."""
+    a_file = tmp_path / "settings.toml"
+    a_file.write_text("")
+    with pytest.raises(exc.CacheDirectoryError) as raised:
+        LocalCache(a_file / "cache")
+    message = str(raised.value)
+    assert raised.value.path == str(a_file)
+    assert not raised.value.unsafe
+    assert f"cannot use the cache directory {a_file / 'cache'}: {a_file} is not a directory" in (
+        message
+    )
+    assert "swap" not in message
+    assert "a folder of your own" not in message
+    assert "whose path has folders only" in message
+    cli = _cli("--cache-dir", str(a_file / "cache"))
+    assert cli.returncode != 0
+    assert "pass a --cache-dir whose path has folders only" in cli.stderr
+
+
+def test_a_cache_directory_that_cannot_be_created_says_so(tmp_path: Path) -> None:
+    """mkdir failing (here: procfs, where no folder can be made, even by root) was a bare
+    ``[Errno 2] No such file or directory`` from the CLI: now the error names the cache
+    directory and what to do."""
+    nowhere = Path("/proc/versioned-async-test-cache")
+    with pytest.raises(exc.CacheDirectoryError) as raised:
+        LocalCache(nowhere)
+    message = str(raised.value)
+    assert not raised.value.unsafe
+    assert f"cannot use the cache directory {nowhere}: it cannot be created (" in message
+    assert "give LocalCache a cache directory this process can create" in message
+    cli = _cli("--cache-dir", str(nowhere))
+    assert cli.returncode != 0
+    assert "pass a --cache-dir this process can create" in cli.stderr
+    assert "[Errno" not in cli.stderr
+
+
+def _cli(*options: str) -> subprocess.CompletedProcess[str]:
+    """The CLI's ``cache stats`` with ``options``: it opens the cache and nothing else."""
+    return subprocess.run(
+        [sys.executable, "-m", "versioned_async", "--bucket", BUCKET, *options, "cache", "stats"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_an_open_ancestor_without_the_sticky_bit_is_warned_about_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

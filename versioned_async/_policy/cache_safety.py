@@ -51,10 +51,16 @@ class FolderVerdict:
 
     tighten_to: int | None = None  #: the mode to chmod to before use
     refuse: str | None = None  #: why it cannot be used; the error message's middle
+    #: whether ``refuse`` is a risk of another user's swap, or the path is just unusable
+    unsafe: bool = True
 
     @property
     def ok(self) -> bool:
         return self.tighten_to is None and self.refuse is None
+
+
+#: why a path that should be a folder is refused when it is a file (or anything else)
+NOT_A_DIRECTORY = "is not a directory"
 
 
 def judge_folder(mode: int, uid: int, *, me: int, top: bool) -> FolderVerdict:
@@ -72,7 +78,7 @@ def judge_folder(mode: int, uid: int, *, me: int, top: bool) -> FolderVerdict:
     if stat.S_ISLNK(mode):
         return FolderVerdict(refuse="is a symbolic link (the cache never follows links)")
     if not stat.S_ISDIR(mode):
-        return FolderVerdict(refuse="is not a directory")
+        return FolderVerdict(refuse=NOT_A_DIRECTORY, unsafe=False)
     if uid != me:
         return FolderVerdict(refuse=f"is owned by uid {uid}, not by uid {me} running this process")
     perms = stat.S_IMODE(mode)
@@ -91,6 +97,8 @@ class AncestorVerdict:
 
     warn: str | None = None  #: the risk, for a log line (after the folder's name)
     refuse: str | None = None  #: why the cache directory cannot be used below it
+    #: whether ``refuse`` is a risk of another user's swap, or the path is just unusable
+    unsafe: bool = True
 
     @property
     def ok(self) -> bool:
@@ -115,7 +123,7 @@ def judge_ancestor(mode: int, uid: int, *, me: int) -> AncestorVerdict:
     if stat.S_ISLNK(mode):
         return AncestorVerdict(refuse="is a symbolic link (the cache directory was resolved)")
     if not stat.S_ISDIR(mode):
-        return AncestorVerdict(refuse="is not a directory")
+        return AncestorVerdict(refuse=NOT_A_DIRECTORY, unsafe=False)
     if uid not in (me, 0):
         return AncestorVerdict(
             refuse=f"is owned by uid {uid}, who could rename the cache directory away "
@@ -135,6 +143,11 @@ _NOTHING_TO_SAY = AncestorVerdict()
 def folder_advice(path: str, me: int, refuse: str, *, ancestor: bool = False) -> Words:
     """What the person running the service can do about a refused folder (``ancestor``:
     one above the cache directory), in Python's words and the command line's."""
+    if ancestor and refuse == NOT_A_DIRECTORY:
+        return Words(
+            f"give LocalCache a cache directory whose path has folders only ({path} is not one)",
+            f"pass a --cache-dir whose path has folders only ({path} is not one)",
+        )
     if ancestor:
         return Words(
             f"give LocalCache a cache directory inside a folder of your own (uid {me})",

@@ -10,7 +10,6 @@ folders above it are judged too. The decisions are pure
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import stat
@@ -45,8 +44,21 @@ def secure_directory(directory: Path, folders: Sequence[str]) -> Path:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         return directory
     _judge_ancestors(directory, me)
-    with contextlib.suppress(FileExistsError):
+    try:
         directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    except OSError as err:  # a read-only disk, no permission, a place folders cannot be
+        raise CacheDirectoryError(
+            str(directory),
+            str(directory),
+            f"cannot be created ({err.strerror or err})",
+            Words(
+                "give LocalCache a cache directory this process can create, or create it first",
+                "pass a --cache-dir this process can create, or create it first",
+            ),
+            unsafe=False,
+        ) from err
     # a symlink given as the directory itself is the caller's choice: judge its target
     top = os.path.realpath(directory)
 
@@ -54,7 +66,9 @@ def secure_directory(directory: Path, folders: Sequence[str]) -> Path:
         verdict = _cache_safety.judge_folder(st.st_mode, st.st_uid, me=me, top=is_top)
         if verdict.refuse is not None:
             advice = _cache_safety.folder_advice(folder, me, verdict.refuse)
-            raise CacheDirectoryError(str(directory), folder, verdict.refuse, advice)
+            raise CacheDirectoryError(
+                str(directory), folder, verdict.refuse, advice, unsafe=verdict.unsafe
+            )
         if verdict.tighten_to is not None:
             try:
                 os.chmod(folder, verdict.tighten_to, follow_symlinks=False)
@@ -127,7 +141,9 @@ def _judge_ancestors(directory: Path, me: int) -> None:
         verdict = _cache_safety.judge_ancestor(st.st_mode, st.st_uid, me=me)
         if verdict.refuse is not None:
             advice = _cache_safety.folder_advice(path, me, verdict.refuse, ancestor=True)
-            raise CacheDirectoryError(str(directory), path, verdict.refuse, advice)
+            raise CacheDirectoryError(
+                str(directory), path, verdict.refuse, advice, unsafe=verdict.unsafe
+            )
         if verdict.warn is not None and path not in _warned_ancestors:
             _warned_ancestors.add(path)
             log.warning(
