@@ -221,9 +221,23 @@ def test_put_from_file_publish_versions_names(cli: Run, endpoint_url: str, tmp_p
     assert in_repo(endpoint_url, lambda r: r.get_content("model", 1)) == b"model v1"
 
 
-def test_empty_listings(cli: Run) -> None:
+def test_empty_listings(cli: Run, tmp_path: Path) -> None:
     assert as_json(cli("names", "--json")) == []
-    assert as_json(cli("alias", "list", "nothing", "--json")) == []
+    body = tmp_path / "body"
+    body.write_bytes(b"v1")
+    cli("put", "unaliased", str(body))
+    assert as_json(cli("alias", "list", "unaliased", "--json")) == []
+    assert cli("alias", "list", "unaliased").stderr == "'unaliased' has no aliases\n"
+
+
+def test_aliases_of_a_missing_artifact_exit_3_like_its_versions(cli: Run) -> None:
+    """A mistyped name is not an artifact without aliases: it is one that is not there."""
+    for args in (("alias", "list", "nothing"), ("alias", "list", "nothing", "--json")):
+        result = cli(*args, code=ExitCode.NOT_FOUND)
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "error: artifact 'nothing' not found: `versioned-async put nothing FILE` creates it"
+        ]
 
 
 def test_versions_of_a_missing_artifact_exits_3_like_get(cli: Run) -> None:
@@ -439,7 +453,8 @@ def test_purge_all_asks_first(cli: Run) -> None:
 
     cli("purge", "gone", "--all", input="y\n")
     assert as_json(cli("names", "--json")) == []
-    assert as_json(cli("alias", "list", "gone", "--json")) == []
+    # gone with its aliases: an alias left behind would be listed (exit 0)
+    cli("alias", "list", "gone", "--json", code=ExitCode.NOT_FOUND)
 
     cli("put", "gone2", input=b"x")
     assert as_json(cli("purge", "gone2", "--all", "--yes", "--json")) == {

@@ -13,6 +13,8 @@ from typing import IO
 
 import click
 
+from .. import exc
+from .._base import ArtifactRepository
 from ..models import Alias, AliasChange
 from ..repository import Repository
 from . import streams
@@ -88,8 +90,17 @@ def alias_get(settings: Settings, name: str, alias: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def alias_list(settings: Settings, name: str, as_json: bool) -> None:
-    """List the aliases of NAME."""
-    found = settings.run(lambda repo: repo.list_aliases(name))
+    """List the aliases of NAME; a NAME that does not exist is exit code 3, as for
+    `versions` of it."""
+
+    async def aliases(repo: ArtifactRepository) -> list[Alias]:
+        found = await repo.list_aliases(name)
+        # none: a mistyped name, or an artifact without aliases? one more read tells
+        if not found and not await repo.list_artifact_versions(name):
+            raise exc.ArtifactNotFoundError(name)
+        return found
+
+    found = settings.run(aliases)
     emit(found, as_json, lambda found: _show_aliases(name, found), f"{name!r} has no aliases")
 
 
