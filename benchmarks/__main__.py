@@ -141,6 +141,25 @@ async def server_baseline(ctx: Context) -> None:
     )
 
 
+def run_settings(args: argparse.Namespace, selected: list[str], *, needs_moto: bool) -> str:
+    """The header line: the settings the selected scenarios use, and only those (the
+    transfer benchmark has its own size, rounds and caps; the RTT and the big size are
+    the moto scenarios')."""
+    parts = [f"rounds {args.rounds}", f"quick={args.quick}"]
+    if needs_moto:
+        parts[:0] = [f"RTT {args.rtt_ms:g} ms (latency proxy)"]
+        parts.append(f"big size {args.big_size:,} B")
+    line = ", ".join(parts)
+    if "transfer" in selected:
+        aggregate = args.transfer_aggregate_mib_s
+        line += (
+            f"; transfer: {args.transfer_size:,} B, {args.transfer_rounds} rounds, "
+            f"{args.transfer_cap_mib_s:g} MiB/s per connection, "
+            + (f"{aggregate:g} MiB/s in all" if aggregate else "no cap in all")
+        )
+    return line
+
+
 async def amain(args: argparse.Namespace, workdir: Path) -> int:
     info = machine_info()
     print("# versioned_async benchmarks\n")
@@ -159,19 +178,15 @@ async def amain(args: argparse.Namespace, workdir: Path) -> int:
             ],
         )
     )
-    print(
-        f"\nRTT {args.rtt_ms:g} ms (latency proxy), rounds {args.rounds}, "
-        f"quick={args.quick}, big size {args.big_size:,} B\n",
-        flush=True,
-    )
+    selected = args.only or list(SCENARIOS)
+    needs_moto = not (OWN_SERVER | NO_SERVER).issuperset(selected)
+    print(f"\n{run_settings(args, selected, needs_moto=needs_moto)}\n", flush=True)
     results: dict[str, Any] = {"machine": info, "options": {}, "scenarios": {}}
     results["options"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     moto = MotoProcess(workdir / "moto.log")
     proxy: ProxyProcess | None = None
     failures: list[str] = []
     started = time.monotonic()
-    selected = args.only or list(SCENARIOS)
-    needs_moto = not (OWN_SERVER | NO_SERVER).issuperset(selected)
     try:
         if needs_moto:
             moto.start()
