@@ -14,70 +14,54 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
-#: the title that starts each scenario's table, by the name ``--only`` takes
-TITLES = {
-    "startup": ("### 1a. Start-up, cold", "### 1b. Start-up, warm"),
-    "per-op": ("### 2. Per-operation latency",),
-    "warm-hit": ("### 3. Warm hit cost",),
-    "big": ("### 4. A 32 MiB artifact",),
-    "routing": ("### 5. Batch routing",),
-    "scaling": ("### 6. Scaling",),
-    "backends": (
-        "### 7a. Backends: set-up",
-        "### 7b. Backends: list_artifact_versions",
-        "### 7c. Backends: per operation",
-    ),
-    "verify-on-read": ("### 8. verify_on_read",),
-    "restart": ("### 9. Restart on a filled cache",),
-    "dask": ("### 11a. Routing per core", "### 11b. Routing on Dask"),
-    "telemetry": ("### 12. OpenTelemetry on a warm hit",),
-}
-#: the keys each scenario's results are written under, by the name ``--only`` takes
-RESULT_KEYS = {
-    "startup": ("startup",),
-    "per-op": ("per_operation",),
-    "warm-hit": ("warm_hit",),
-    "big": ("big_artifact",),
-    "routing": ("routing",),
-    "scaling": ("scaling",),
-    "backends": ("backends",),
-    "verify-on-read": ("verify_on_read",),
-    "restart": ("restart",),
-    "dask": ("routing-per-core", "dask"),
-    "telemetry": ("telemetry",),
-}
-#: the quick run in two halves of about 20 s each, so xdist runs them side by side
-#: (one run of every scenario was the suite's longest test); telemetry stays last in
-#: its half: it measures a warm hit before anything imports OpenTelemetry
-HALVES = (
-    ("startup", "per-op", "warm-hit", "big", "routing"),
-    ("scaling", "backends", "verify-on-read", "restart", "dask", "telemetry"),
+#: the title that starts each scenario's table
+TITLES = (
+    "### 0. The server itself",
+    "### 1a. Start-up, cold",
+    "### 1b. Start-up, warm",
+    "### 2. Per-operation latency",
+    "### 3. Warm hit cost",
+    "### 4. A 32 MiB artifact",
+    "### 5. Batch routing",
+    "### 6. Scaling",
+    "### 7a. Backends: set-up",
+    "### 7b. Backends: list_artifact_versions",
+    "### 7c. Backends: per operation",
+    "### 8. verify_on_read",
+    "### 9. Restart on a filled cache",
+    "### 11a. Routing per core",
+    "### 11b. Routing on Dask",
+    "### 12. OpenTelemetry on a warm hit",
 )
+SCENARIOS = (
+    "server",
+    "startup",
+    "per_operation",
+    "warm_hit",
+    "big_artifact",
+    "routing",
+    "scaling",
+    "backends",
+    "verify_on_read",
+    "restart",
+    "routing-per-core",
+    "dask",
+    "telemetry",
+)
+
 
 #: the scenarios that bring their own server, smoke-tested on their own below
 OWN_SERVER = ("transfer",)
 
 
-def test_the_halves_run_every_scenario_once() -> None:
+def test_quick_benchmark_run_prints_every_table_and_writes_json(tmp_path: Path) -> None:
     from benchmarks.__main__ import SCENARIOS as CLI_NAMES  # noqa: PLC0415
 
-    run = [name for half in HALVES for name in half]
-    assert sorted(run) == sorted(name for name in CLI_NAMES if name not in OWN_SERVER)
-    assert set(TITLES) == set(RESULT_KEYS) == set(run)
-    assert HALVES[-1][-1] == "telemetry"
-
-
-@pytest.mark.parametrize("half", HALVES, ids=["first-half", "second-half"])
-def test_quick_benchmark_run_prints_every_table_and_writes_json(
-    tmp_path: Path, half: tuple[str, ...]
-) -> None:
     output = tmp_path / "latest.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    only = [f"--only={name}" for name in half]
+    only = [f"--only={name}" for name in CLI_NAMES if name not in OWN_SERVER]
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", *only, "--output", str(output)],
         cwd=ROOT,
@@ -88,25 +72,22 @@ def test_quick_benchmark_run_prints_every_table_and_writes_json(
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    titles = ["### 0. The server itself", *(t for name in half for t in TITLES[name])]
-    for title in titles:
+    for title in TITLES:
         assert title in proc.stdout, f"no table {title!r} in:\n{proc.stdout}"
     assert "cores" in proc.stdout.splitlines()[2]  # the machine, at the top
     results = json.loads(output.read_text())
     assert results["failures"] == []
     assert results["machine"]["cores"] >= 1
-    for key in ["server", *(key for name in half for key in RESULT_KEYS[name])]:
+    for key in SCENARIOS:
         tables = results["scenarios"][key]["tables"]
         assert tables, key
         for table in tables:
             assert table["rows"], (key, table["title"])
             assert all(len(row) == len(table["headers"]) for row in table["rows"])
-    if "backends" in half:
-        assert_backend_requests(results["scenarios"]["backends"]["data"])
-    if "dask" in half:
-        clusters = results["scenarios"]["dask"]["data"]["clusters"]
-        assert clusters
-        assert all(measured["equal"] is True for measured in clusters.values())
+    assert_backend_requests(results["scenarios"]["backends"]["data"])
+    clusters = results["scenarios"]["dask"]["data"]["clusters"]
+    assert clusters
+    assert all(measured["equal"] is True for measured in clusters.values())
 
 
 def assert_backend_requests(data: dict[str, Any]) -> None:
