@@ -85,6 +85,17 @@ def alias_get(settings: Settings, name: str, alias: str, as_json: bool) -> None:
     emit(found, as_json, lambda found: _show_aliases(name, [found]))
 
 
+async def _exists(repo: ArtifactRepository, name: str) -> bool:
+    """Whether NAME has a visible version: a mistyped name, or an artifact without
+    aliases? Its LATEST answers in one read; only without one are the versions listed
+    (in the S3-only layout a listing costs a HeadObject per version)."""
+    try:
+        await repo.get_artifact_version(name)
+    except exc.ArtifactNotFoundError:
+        return bool(await repo.list_artifact_versions(name))
+    return True
+
+
 @alias_group.command("list")
 @click.argument("name")
 @json_option
@@ -95,8 +106,7 @@ def alias_list(settings: Settings, name: str, as_json: bool) -> None:
 
     async def aliases(repo: ArtifactRepository) -> list[Alias]:
         found = await repo.list_aliases(name)
-        # none: a mistyped name, or an artifact without aliases? one more read tells
-        if not found and not await repo.list_artifact_versions(name):
+        if not found and not await _exists(repo, name):
             raise exc.ArtifactNotFoundError(name)
         return found
 
